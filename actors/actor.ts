@@ -1,0 +1,32 @@
+// What an actor is and what it may do. An actor owns its state and its keys in LMDB, runs one
+// message at a time, and talks to the world only through its context (so output commit holds).
+import type { Database, Key } from 'lmdb';
+import type { Logger } from 'pino';
+import type { StorageEnv } from '../storage/env.js';
+import type { ActorMessage } from './envelope.js';
+
+export interface ActorContext {
+  readonly shard: number;
+  readonly storage: StorageEnv;
+  readonly log: Logger;
+  /** Queue a write in this tick's transaction; outputs emitted after it wait for its commit. */
+  put<V, K extends Key>(db: Database<V, K>, key: K, value: V): void;
+  remove<V, K extends Key>(db: Database<V, K>, key: K): void;
+  /** Fire and forget to another actor (released after this tick's commit). */
+  tell(to: string, msg: ActorMessage): void;
+  /** Encoded frame to sockets on a gateway (released after this tick's commit); u = 0 if ephemeral. */
+  push(gateway: number, conns: number | number[], frame: Uint8Array, u: number): void;
+  /** Run `fn` in this thread once this tick's writes are durable (bookkeeping, not output). */
+  afterCommit(fn: () => void): void;
+  /** Close a socket on a gateway with a protocol close code. */
+  kick(gateway: number, conn: number, code: number, reason: string): void;
+}
+
+export interface Actor {
+  /** Handles one message. For an ask, the return value is the reply; a throw becomes an error reply. */
+  receive(msg: ActorMessage): unknown;
+  /** May this activation be dropped now? (no sockets, no unconfirmed work) */
+  canPassivate(): boolean;
+}
+
+export type ActorFactory = (id: string, ctx: ActorContext) => Actor;

@@ -1,0 +1,134 @@
+// The gateway's side of the actor runtime: starts the shard workers, gives every pair of
+// threads a MessageChannel, and offers tell/ask to actors plus the pushes actors send back.
+import { MessageChannel, Worker, type MessagePort, type TransferListItem } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import type { Logger } from 'pino';
+import type { Durability, LogLevel } from '../src/config.js';
+import { PendingAsks } from './asks.js';
+import { Kind, type ActorMessage, type Envelope } from './envelope.js';
+import { GATEWAY_THREAD, Router } from './router.js';
+import type { ShardControl } from './shard-worker.js';
+import type { ShardStats } from './shard.js';
+import { Transport } from './transport.js';
+
+export interface ShardWorkerData {
+  index: number;
+  shardCount: number;
+  dataDir: string;
+  durability: Durability;
+  logLevel: LogLevel;
+  /** [peer thread index, port] for the gateway and every other shard */
+  peers: [number, MessagePort][];
+  control: MessagePort;
+}
+
+export interface ClusterOptions {
+  shards: number;
+  dataDir: string;
+  durability: Durability;
+  logLevel: LogLevel;
+  askTimeoutMs: number;
+  log: Logger;
+}
+
+/** What the gateway does with envelopes actors address to it. */
+export interface GatewaySink {
+  push(conns: number | number[], frame: Uint8Array, u: number): void;
+  kick(conn: number, code: number, reason: string): void;
+}
+
+export class ShardCluster {
+  readonly router: Router;
+  private readonly transport: Transport;
+  private readonly asks: PendingAsks;
+  private readonly workers: Worker[] = [];
+  private readonly controls: Comlink.Remote<ShardControl>[] = [];
+  private sink: GatewaySink | null = null;
+
+  constructor(private readonly opts: ClusterOptions) {
+    this.router = new Router(opts.shards);
+    this.asks = new PendingAsks(opts.askTimeoutMs);
+    this.transport = new Transport(GATEWAY_THREAD, (_from, envelopes) => this.onBatch(envelopes));
+  }
+
+  /** Starts every shard and resolves when all have opened storage and run recovery. */
+  async start(sink: GatewaySink): Promise<void> {
+    this.sink = sink;
+    const n = this.opts.shards;
+    const peers: [number, MessagePort][][] = Array.from({ length: n + 1 }, () => []);
+    for (let a = 0; a <= n; a++) {
+      for (let b = a + 1; b <= n; b++) {
+        const { port1, port2 } = new MessageChannel();
+        peers[a].push([b, port1]);
+        peers[b].push([a, port2]);
+      }
+    }
+    for (const [peer, port] of peers[GATEWAY_THREAD]) this.transport.connect(peer, port);
+    const started: Promise<void>[] = [];
+    for (let index = 1; index <= n; index++) {
+      const control = new MessageChannel();
+      const data: ShardWorkerData = {
+        index, shardCount: n, dataDir: this.opts.dataDir, durability: this.opts.durability,
+        logLevel: this.opts.logLevel, peers: peers[index], control: control.port2,
+      };
+      const transferList: TransferListItem[] = [...peers[index].map(([, p]) => p), control.port2];
+      const worker = new Worker(new URL('./shard-worker.js', import.meta.url), { workerData: data, transferList });
+      this.workers.push(worker);
+      this.controls.push(Comlink.wrap<ShardControl>(nodeEndpoint(control.port1)));
+      started.push(
+        new Promise((resolve, reject) => {
+          worker.once('message', () => resolve());
+          worker.once('error', reject);
+          worker.once('exit', (code) => reject(new Error(`shard ${index} exited with ${code} while starting`)));
+        }),
+      );
+      worker.on('error', (err) => {
+        // A shard that dies loses its in-memory actors; the logs are safe. Fail loudly.
+        this.opts.log.fatal({ err, shard: index }, 'shard crashed');
+        process.exitCode = 1;
+        process.kill(process.pid, 'SIGTERM');
+      });
+    }
+    await Promise.all(started);
+  }
+
+  tell(to: string, msg: ActorMessage): void {
+    this.transport.send(this.router.threadOf(to), [Kind.tell, to, msg]);
+  }
+
+  /** Asks an actor; rejects with ProtocolError (its code) or `unavailable` after the timeout. */
+  ask<T>(to: string, msg: ActorMessage): Promise<T> {
+    const { id, promise } = this.asks.open<T>(`${msg.op} to ${to}`);
+    this.transport.send(this.router.threadOf(to), [Kind.ask, to, msg, GATEWAY_THREAD, id]);
+    return promise;
+  }
+
+  async stats(): Promise<ShardStats[]> {
+    return Promise.all(this.controls.map((c) => c.stats()));
+  }
+
+  /** Lets every shard finish and release its outputs, closes their storage, ends the workers. */
+  async stop(): Promise<void> {
+    this.transport.flush();
+    await Promise.all(this.controls.map((c) => c.drain()));
+    // Outputs released by the drain (last replies) still need delivering to sockets.
+    await new Promise((resolve) => setImmediate(resolve));
+    this.asks.close('server stopping');
+    for (const c of this.controls) c[Comlink.releaseProxy]();
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.transport.close();
+  }
+
+  private onBatch(envelopes: Envelope[]): void {
+    const sink = this.sink!;
+    for (const env of envelopes) {
+      switch (env[0]) {
+        case Kind.push: sink.push(env[1], env[2], env[3]); break;
+        case Kind.reply: this.asks.settle(env[1], env[2], env[3], env[4]); break;
+        case Kind.kick: sink.kick(env[1], env[2], env[3]); break;
+        default: this.opts.log.error({ kind: env[0] }, 'gateway got an envelope it does not handle');
+      }
+    }
+  }
+}

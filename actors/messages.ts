@@ -1,0 +1,44 @@
+// The messages actors understand: the internal protocol between the gateway and the actors,
+// and between actors. Client commands arrive as `ClientCommand`, already validated.
+import type { StoredMessage } from '../storage/env.js';
+
+/** Who is asking, for client commands routed by the gateway. */
+export interface Caller {
+  user: string;
+  device: string;
+  /** the client's request number, when it wants an answer */
+  r?: number;
+}
+
+/** A validated client frame routed to an actor, answered with an encoded ok/err frame (or null). */
+export interface ClientCommand {
+  op: 'cmd';
+  caller: Caller;
+  frame: { t: string; [field: string]: unknown };
+  [field: string]: unknown;
+}
+
+// ---- user actor ----
+/** A device socket comes online; answered with AttachResult. */
+export interface Attach { op: 'attach'; device: string; gateway: number; conn: number; [f: string]: unknown }
+export interface AttachResult { head: number; cursor: number }
+/** The socket closed. */
+export interface Detach { op: 'detach'; device: string; gateway: number; conn: number; [f: string]: unknown }
+/** The device has stored every event up to u. */
+export interface Ack { op: 'ack'; device: string; u: number; [f: string]: unknown }
+/** The device was logged out: close its sockets with 4003. */
+export interface Revoke { op: 'revoke'; device: string; [f: string]: unknown }
+/** Append a thread message to this user's log (idempotent by thread + seq). */
+export interface Deliver {
+  op: 'deliver'; thread: string; msg: StoredMessage;
+  [f: string]: unknown;
+}
+
+// ---- thread actor ----
+/** The member's log has the thread's messages up to seq (fan-out confirmation). */
+export interface Delivered { op: 'delivered'; user: string; seq: number; [f: string]: unknown }
+/** Re-run unconfirmed fan-out (sent to threads with a pending fan-out after a restart). */
+export interface Recover { op: 'recover'; [f: string]: unknown }
+
+export type UserActorMessage = ClientCommand | Attach | Detach | Ack | Revoke | Deliver;
+export type ThreadActorMessage = ClientCommand | Delivered | Recover;

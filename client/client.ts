@@ -1,0 +1,683 @@
+// ParleyClient: one device's WebSocket session — hello/welcome/replay/synced, exactly-once durable
+// events by `u`, acks, heartbeat, request/answer matching, the send outbox and reconnection.
+import { CloseCode, Command, ErrorCode, ServerFrame } from '../src/protocol/codes.js';
+import { decodeFrame, encodeFrame } from '../src/protocol/wire.js';
+import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js';
+import { Emitter } from './emitter.js';
+import { ClientErrorCode, ParleyError, errorFromFrame } from './errors.js';
+import { randomId } from './ids.js';
+import { Outbox, isRetryable } from './outbox.js';
+import { cleanFields, newPending, type Pending, type PendingKind, type Timer } from './pending.js';
+import type {
+  ClientEvents,
+  ClientState,
+  CloseInfo,
+  ConnectResult,
+  HistoryParams,
+  HistoryResult,
+  KickEvent,
+  SendParams,
+  SendResult,
+} from './types.js';
+
+export interface ClientOptions {
+  /** ws://host:port/v1/ws */
+  url: string;
+  token: string;
+  /** WebSocket constructor; default globalThis.WebSocket. Node tests pass `ws`'s WebSocket. */
+  WebSocket?: typeof globalThis.WebSocket | any;
+  /** Stored cursor to resume from; omitted → the server's per-device cursor. */
+  since?: number;
+  /** Default true: exponential backoff with jitter, 250 ms .. 10 s. */
+  reconnect?: boolean | { minMs?: number; maxMs?: number };
+  /** Default 15000. */
+  requestTimeoutMs?: number;
+  /** Default true: ack dispatched durable events, coalesced (one ack per ~50 ms). */
+  autoAck?: boolean;
+}
+
+/** The subset of the WebSocket API we use; both the DOM WebSocket and `ws` provide it. */
+interface SocketLike {
+  binaryType: string;
+  readyState: number;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  /** `ws` only: drop at once, without waiting up to 30 s for a close handshake from a dead peer. */
+  terminate?(): void;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: any) => void) | null;
+}
+
+const OPEN = 1; // WebSocket.OPEN; the injected constructor may not carry the static
+/** Standard "closed abnormally" code, reported for sockets we drop ourselves. */
+const ABNORMAL_CLOSE = 1006;
+const DEFAULT_HEARTBEAT_S = 25;
+const DEFAULT_TIMEOUT_MS = 15_000;
+const ACK_DELAY_MS = 50;
+/** How long close() waits for the close handshake before dropping the socket. */
+const CLOSE_GRACE_MS = 3_000;
+/** Resyncs at the same cursor before accepting a gap (e.g. a log trimmed by retention) instead of looping. */
+const MAX_GAP_RESYNCS = 3;
+/** Events emitted under their own name as well as 'event'. */
+const NAMED_EVENTS: ReadonlySet<string> = new Set([
+  ServerFrame.msg,
+  ServerFrame.receipt,
+  ServerFrame.thread,
+  ServerFrame.presence,
+  ServerFrame.typing,
+  ServerFrame.cmsg,
+  ServerFrame.kick,
+]);
+
+type Frame = { t: string; [k: string]: any };
+
+export class ParleyClient {
+  private readonly url: string;
+  private readonly token: string;
+  private readonly Ctor: new (url: string) => SocketLike;
+  private readonly backoff: BackoffOptions | undefined;
+  private readonly timeoutMs: number;
+  private readonly autoAck: boolean;
+  private readonly em = new Emitter<ClientEvents>();
+
+  private _state: ClientState = 'idle';
+  private _user?: string;
+  private _device?: string;
+  /** Highest durable u dispatched; undefined until known (no opts.since, nothing replayed yet). */
+  private _lastU?: number;
+  private syncedU = 0;
+
+  private ws?: SocketLike;
+  /** welcome received on this.ws: requests may be written. */
+  private ready = false;
+  private closing = false;
+  private closePromise?: Promise<void>;
+  private closeWaiters: Array<() => void> = [];
+  private kick?: KickEvent;
+  private attempt = 0;
+  private gapAt = -1;
+  private gapCount = 0;
+
+  private hbMs = DEFAULT_HEARTBEAT_S * 1000;
+  private lastRecv = 0;
+  private hbTimer?: ReturnType<typeof setInterval>;
+  private handshakeTimer?: Timer;
+  private reconnectTimer?: Timer;
+  private closeGraceTimer?: Timer;
+  private ackTimer?: Timer;
+  /** Highest u the app wants acked, and highest u acked on the current socket. */
+  private ackWanted = -1;
+  private ackedU = -1;
+
+  private nextR = 1;
+  private nextSeq = 1;
+  /** Not yet written, in issue order. */
+  private readonly queue: Pending[] = [];
+  private readonly inflight = new Map<number, Pending>();
+  private readonly outbox = new Outbox();
+  /** Pings written on this socket, oldest first; null = a heartbeat ping nobody awaits. */
+  private pings: Array<Pending | null> = [];
+  private connectWaiter?: { promise: Promise<ConnectResult>; resolve(v: ConnectResult): void; reject(e: Error): void };
+  /** Cancellers of pending next() calls, run when the client closes for good. */
+  private readonly waiters = new Set<(err: Error) => void>();
+
+  constructor(opts: ClientOptions) {
+    this.url = opts.url;
+    this.token = opts.token;
+    const Ctor = opts.WebSocket ?? (globalThis as any).WebSocket;
+    if (typeof Ctor !== 'function') throw new TypeError('ParleyClient: no WebSocket implementation; pass opts.WebSocket');
+    this.Ctor = Ctor;
+    this.backoff =
+      opts.reconnect === false
+        ? undefined
+        : { ...DEFAULT_BACKOFF, ...(typeof opts.reconnect === 'object' ? stripUndefined(opts.reconnect) : {}) };
+    this.timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.autoAck = opts.autoAck ?? true;
+    this._lastU = opts.since;
+  }
+
+  get user(): string | undefined {
+    return this._user;
+  }
+
+  get device(): string | undefined {
+    return this._device;
+  }
+
+  /** Highest durable u dispatched (the cursor to store); 0 until known. */
+  get lastU(): number {
+    return this._lastU ?? 0;
+  }
+
+  get state(): ClientState {
+    return this._state;
+  }
+
+  /** Opens the session; resolves at the first `synced` (after the replay). */
+  connect(): Promise<ConnectResult> {
+    if (this._state === 'live' && this.ready) {
+      return Promise.resolve({ user: this._user!, device: this._device!, u: this.syncedU });
+    }
+    if (this.connectWaiter) return this.connectWaiter.promise;
+    // A close() still in progress finishes first, so its waiters see their socket closed.
+    if (this.closePromise) return this.closePromise.then(() => this.connect());
+    let resolve!: (v: ConnectResult) => void;
+    let reject!: (e: Error) => void;
+    const promise = new Promise<ConnectResult>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.connectWaiter = { promise, resolve, reject };
+    // Otherwise already (re)connecting: the waiter resolves at the next synced.
+    if (this._state === 'idle' || this._state === 'closed') {
+      this.closing = false;
+      this.kick = undefined;
+      this.attempt = 0;
+      this.open();
+    }
+    return promise;
+  }
+
+  /** Sends a command with `r`; resolves with the ok frame minus t/r. Waits for a connection if needed. */
+  request<T = any>(t: string, fields?: object): Promise<T> {
+    if (t === Command.send) return this.send((fields ?? {}) as SendParams) as Promise<any>;
+    return this.issue('req', t, cleanFields(fields)).promise;
+  }
+
+  /** Sends a message through the outbox: resent with the same cid after reconnections until answered. */
+  send(p: SendParams): Promise<SendResult> {
+    const fields = cleanFields(p);
+    const cid = typeof fields.cid === 'string' && fields.cid ? fields.cid : randomId();
+    fields.cid = cid;
+    // Same cid still pending: the server would answer it once anyway; share the answer.
+    const existing = this.outbox.get(cid);
+    if (existing && !existing.done) return existing.promise;
+    const pending = this.issue('send', Command.send, fields, cid);
+    if (!pending.done) this.outbox.add(pending as Pending & { cid: string });
+    return pending.promise;
+  }
+
+  history(p: HistoryParams): Promise<HistoryResult> {
+    return this.request<HistoryResult>(Command.history, p);
+  }
+
+  /** Sends {t:'ping'}; resolves with the pong's ts. */
+  ping(): Promise<number> {
+    return this.issue('ping', Command.ping, {}).promise;
+  }
+
+  /** Acknowledges every durable event up to u (for autoAck: false; harmless otherwise). */
+  ack(u: number): void {
+    if (!Number.isSafeInteger(u) || u < 0) throw new TypeError(`ack: bad u ${u}`);
+    if (u > this.ackWanted) this.ackWanted = u;
+    if (this.ready) this.flushAck();
+  }
+
+  on<K extends keyof ClientEvents>(event: K, fn: (ev: ClientEvents[K]) => void): () => void {
+    return this.em.on(event, fn);
+  }
+
+  /** Resolves with the next matching event emitted after this call; rejects on timeout or final close. */
+  next<K extends keyof ClientEvents>(
+    event: K,
+    predicate?: (ev: ClientEvents[K]) => boolean,
+    timeoutMs = 5000,
+  ): Promise<ClientEvents[K]> {
+    return new Promise((resolve, reject) => {
+      const finish = () => {
+        clearTimeout(timer);
+        off();
+        this.waiters.delete(cancel);
+      };
+      const cancel = (err: Error) => {
+        finish();
+        reject(err);
+      };
+      const timer = setTimeout(
+        () => cancel(new ParleyError(ClientErrorCode.timeout, `no '${String(event)}' event within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const off = this.em.on(event, (ev) => {
+        let match: boolean;
+        try {
+          match = predicate ? predicate(ev) : true;
+        } catch (err) {
+          cancel(err as Error);
+          return;
+        }
+        if (!match) return;
+        finish();
+        resolve(ev);
+      });
+      this.waiters.add(cancel);
+    });
+  }
+
+  /** Closes with 1000 and stops reconnecting; pending requests reject with 'unavailable'. */
+  close(): Promise<void> {
+    if (this.closePromise) return this.closePromise;
+    this.closing = true;
+    this.clearTimer('reconnectTimer');
+    const ws = this.ws;
+    if (!ws) {
+      // Idle, already closed, or waiting to reconnect.
+      const wasActive = this._state === 'connecting';
+      this._state = 'closed';
+      if (wasActive) this.em.emit('close', { code: CloseCode.normal, reason: 'client closed', willReconnect: false });
+      this.shutdown(closedError());
+      return Promise.resolve();
+    }
+    this.closePromise = new Promise<void>((res) => this.closeWaiters.push(res));
+    if (this.ready) this.flushAck(); // leave the server cursor where the app is
+    try {
+      ws.close(CloseCode.normal, 'client closed');
+    } catch {
+      // already closing
+    }
+    this.closeGraceTimer = setTimeout(() => {
+      this.closeGraceTimer = undefined;
+      if (this.ws === ws) this.drop(ABNORMAL_CLOSE, 'close timeout', true);
+    }, CLOSE_GRACE_MS);
+    return this.closePromise;
+  }
+
+  // ---- socket lifecycle ----
+
+  private open(): void {
+    this._state = 'connecting';
+    let ws: SocketLike;
+    try {
+      ws = new this.Ctor(this.url);
+    } catch (err) {
+      // A bad URL will not get better by retrying.
+      this._state = 'closed';
+      this.shutdown(new ParleyError(ErrorCode.unavailable, `cannot open ${this.url}: ${(err as Error)?.message ?? err}`));
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    this.ready = false;
+    this.lastRecv = Date.now();
+    ws.onopen = () => {
+      if (ws !== this.ws) return;
+      const hello: Frame = { t: Command.hello, token: this.token };
+      if (this._lastU !== undefined) hello.since = this._lastU;
+      this.write(hello);
+    };
+    ws.onmessage = (ev) => {
+      if (ws !== this.ws) return;
+      this.lastRecv = Date.now();
+      this.onData(ev.data);
+    };
+    ws.onclose = (ev) => {
+      if (ws !== this.ws) return; // a socket we already dropped
+      this.ws = undefined;
+      this.onDisconnected(ev.code, ev.reason ?? '');
+    };
+    ws.onerror = () => {
+      // A close event always follows; `ws` would throw on an error event without a listener.
+    };
+    // The server closes a silent hello after 10 s, but a stalled network would never tell us.
+    this.handshakeTimer = setTimeout(() => {
+      this.handshakeTimer = undefined;
+      if (this.ws === ws && !this.ready) this.drop(ABNORMAL_CLOSE, 'handshake timeout', true);
+    }, this.timeoutMs);
+  }
+
+  /** Detaches the current socket now (its late events are ignored) and handles the disconnection. */
+  private drop(code: number, reason: string, dead: boolean, reconnectDelay?: number): void {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = undefined;
+    try {
+      if (dead && typeof ws.terminate === 'function') ws.terminate();
+      else ws.close(CloseCode.normal, reason);
+    } catch {
+      // already closing
+    }
+    this.onDisconnected(code, reason, reconnectDelay);
+  }
+
+  private onDisconnected(code: number, reason: string, reconnectDelay?: number): void {
+    this.ready = false;
+    this.clearTimer('handshakeTimer');
+    this.clearTimer('ackTimer');
+    this.clearTimer('closeGraceTimer');
+    if (this.hbTimer !== undefined) clearInterval(this.hbTimer);
+    this.hbTimer = undefined;
+
+    const lost = () => new ParleyError(ErrorCode.unavailable, `connection lost (${code}${reason ? ' ' + reason : ''})`);
+    const pings = this.pings;
+    this.pings = [];
+    for (const p of pings) if (p) this.settle(p, lost());
+    // Written but unanswered: sends are idempotent by cid and go again; the rest fail.
+    const inflight = Array.from(this.inflight.values());
+    this.inflight.clear();
+    for (const p of inflight) {
+      p.r = undefined;
+      if (p.kind === 'send') {
+        this.clearPendingTimer(p);
+        p.written = false;
+        this.enqueue(p, false);
+      } else {
+        this.settle(p, lost());
+      }
+    }
+
+    const authFailed = code === CloseCode.notAuthenticated || code === CloseCode.revoked;
+    const willReconnect = !this.closing && !authFailed && this.backoff !== undefined;
+    this._state = willReconnect ? 'connecting' : 'closed';
+    const info: CloseInfo = { code, reason, willReconnect };
+    this.em.emit('close', info);
+
+    if (!willReconnect) {
+      const err = this.closing
+        ? closedError()
+        : authFailed
+          ? new ParleyError(ErrorCode.unauthorized, this.kick?.reason || reason || `session closed (${code})`)
+          : new ParleyError(ErrorCode.unavailable, `connection closed (${code}${reason ? ' ' + reason : ''})`);
+      this.shutdown(err);
+      return;
+    }
+    if (this.closing) return; // a 'close' listener called close(), which already shut down
+    const delay = reconnectDelay ?? backoffDelay(this.attempt++, this.backoff!);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.closing) this.open();
+    }, delay);
+  }
+
+  /** Final close: fail everything still waiting, clear every timer. */
+  private shutdown(err: Error): void {
+    this.ready = false;
+    this._state = 'closed';
+    for (const k of ['reconnectTimer', 'handshakeTimer', 'ackTimer', 'closeGraceTimer'] as const) this.clearTimer(k);
+    if (this.hbTimer !== undefined) clearInterval(this.hbTimer);
+    this.hbTimer = undefined;
+
+    for (const p of this.queue.splice(0)) this.settle(p, err);
+    for (const p of Array.from(this.inflight.values())) this.settle(p, err);
+    this.inflight.clear();
+    for (const p of this.pings) if (p) this.settle(p, err);
+    this.pings = [];
+    for (const p of this.outbox.entries()) this.settle(p, err); // those waiting to retry
+    const cw = this.connectWaiter;
+    this.connectWaiter = undefined;
+    cw?.reject(err);
+    for (const cancel of Array.from(this.waiters)) cancel(err);
+    const closed = this.closeWaiters.splice(0);
+    this.closePromise = undefined;
+    for (const res of closed) res();
+  }
+
+  // ---- incoming frames ----
+
+  private onData(data: unknown): void {
+    let bytes: Uint8Array;
+    if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+    else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    else return this.protocolError('non-binary frame from server');
+    let f: any;
+    try {
+      f = decodeFrame(bytes);
+    } catch (err) {
+      return this.protocolError(`undecodable frame: ${(err as Error)?.message ?? err}`);
+    }
+    if (!f || typeof f !== 'object' || typeof f.t !== 'string') return this.protocolError('frame without t');
+    this.onFrame(f as Frame);
+  }
+
+  private protocolError(msg: string): void {
+    this.em.emit('error', new ParleyError(ErrorCode.bad_frame, msg));
+  }
+
+  private onFrame(f: Frame): void {
+    switch (f.t) {
+      case ServerFrame.ok:
+      case ServerFrame.err:
+        return this.onReply(f);
+      case ServerFrame.welcome:
+        return this.onWelcome(f);
+      case ServerFrame.synced:
+        return this.onSynced(f);
+      case ServerFrame.pong:
+        return this.onPong(f);
+      case ServerFrame.kick:
+        this.kick = f as KickEvent;
+        return this.dispatch(f);
+    }
+    // Any frame with `u` is durable (§2), even a kind this client version does not know:
+    // skipping its u would look like a gap.
+    if (typeof f.u === 'number') this.onDurable(f);
+    else this.dispatch(f);
+  }
+
+  private onWelcome(f: Frame): void {
+    this.clearTimer('handshakeTimer');
+    this.ready = true;
+    this.ackedU = -1; // a new socket: whatever was acked on the old one may not have arrived
+    this._user = f.user;
+    this._device = f.device;
+    this.hbMs = (typeof f.heartbeat === 'number' && f.heartbeat > 0 ? f.heartbeat : DEFAULT_HEARTBEAT_S) * 1000;
+    this._state = 'syncing';
+    this.startHeartbeat();
+    this.flush();
+    this.em.emit('welcome', f as ClientEvents['welcome']);
+  }
+
+  private onSynced(f: Frame): void {
+    const u = typeof f.u === 'number' ? f.u : 0;
+    // Nothing replayed from the server-side cursor: we stand at the log's end.
+    if (this._lastU === undefined) this._lastU = u;
+    this.syncedU = u;
+    this.attempt = 0;
+    this._state = 'live';
+    if (this.autoAck && this._lastU > this.ackWanted) this.ackWanted = this._lastU;
+    if (this.ackWanted > 0) this.scheduleAck(); // re-ack on every new socket
+    const cw = this.connectWaiter;
+    this.connectWaiter = undefined;
+    cw?.resolve({ user: this._user!, device: this._device!, u });
+    this.em.emit('synced', f as ClientEvents['synced']);
+  }
+
+  private onDurable(f: Frame): void {
+    const u: number = f.u;
+    const last = this._lastU;
+    if (last !== undefined) {
+      if (u <= last) return; // already dispatched (replay/live overlap, or a resend)
+      if (u > last + 1) {
+        if (this.gapAt === last && this.gapCount >= MAX_GAP_RESYNCS) {
+          this.em.emit(
+            'error',
+            new ParleyError(ErrorCode.internal, `event gap after u=${last} (got ${u}) persists after ${this.gapCount} resyncs; accepting`),
+          );
+        } else {
+          this.gapCount = this.gapAt === last ? this.gapCount + 1 : 1;
+          this.gapAt = last;
+          // Reconnect with since=lastU so the server replays what is missing; immediately the first time.
+          this.drop(CloseCode.normal, 'resync', false, this.gapCount === 1 ? 0 : undefined);
+          return;
+        }
+      }
+    }
+    this._lastU = u;
+    this.dispatch(f);
+    if (this.autoAck) {
+      if (u > this.ackWanted) this.ackWanted = u;
+      this.scheduleAck();
+    }
+  }
+
+  private dispatch(f: Frame): void {
+    if (NAMED_EVENTS.has(f.t)) this.em.emit(f.t as keyof ClientEvents, f as any);
+    this.em.emit('event', f as ClientEvents['event']);
+  }
+
+  private onReply(f: Frame): void {
+    if (typeof f.r !== 'number') {
+      // Failure of a command sent without r (ack, typing, ...), or a protocol complaint.
+      if (f.t === ServerFrame.err) this.em.emit('error', errorFromFrame(f));
+      return;
+    }
+    const p = this.inflight.get(f.r);
+    if (!p) return; // timed out already
+    this.inflight.delete(f.r);
+    p.r = undefined;
+    if (f.t === ServerFrame.ok) {
+      const { t: _t, r: _r, ...result } = f;
+      this.settle(p, undefined, p.kind === 'send' ? { ...result, cid: p.cid } : result);
+      return;
+    }
+    const err = errorFromFrame(f);
+    if (p.kind === 'send' && isRetryable(err.code)) this.retryLater(p, err);
+    else this.settle(p, err);
+  }
+
+  private onPong(f: Frame): void {
+    const p = this.pings.shift(); // the server answers pings in order
+    if (p) this.settle(p, undefined, typeof f.ts === 'number' ? f.ts : Date.now());
+  }
+
+  // ---- outgoing ----
+
+  private issue(kind: PendingKind, t: string, fields: Record<string, unknown>, cid?: string): Pending {
+    const p = newPending(this.nextSeq++, kind, t, fields);
+    if (cid !== undefined) p.cid = cid;
+    if (this._state === 'closed' || this.closing) {
+      this.settle(p, new ParleyError(ErrorCode.unavailable, 'client is closed'));
+      return p;
+    }
+    // A send's clock runs per write (it may wait out an outage); others time out from the call.
+    if (kind !== 'send') p.timer = setTimeout(() => this.settle(p, timeoutError(t, this.timeoutMs)), this.timeoutMs);
+    this.enqueue(p, true);
+    return p;
+  }
+
+  /** Queues p in issue order and writes what can be written. */
+  private enqueue(p: Pending, flush: boolean): void {
+    let i = this.queue.length;
+    while (i > 0 && this.queue[i - 1]!.seq > p.seq) i--;
+    this.queue.splice(i, 0, p);
+    if (flush) this.flush();
+  }
+
+  private flush(): void {
+    if (!this.ready || this.queue.length === 0) return;
+    for (const p of this.queue.splice(0)) this.writePending(p);
+  }
+
+  private writePending(p: Pending): void {
+    p.written = true;
+    if (p.kind === 'ping') {
+      this.pings.push(p);
+      this.write({ t: Command.ping });
+      return;
+    }
+    const r = this.nextR++;
+    p.r = r;
+    this.inflight.set(r, p);
+    if (p.kind === 'send') p.timer = setTimeout(() => this.settle(p, timeoutError(p.t, this.timeoutMs)), this.timeoutMs);
+    this.write({ ...p.fields, t: p.t, r });
+  }
+
+  /** rate_limited: wait `retry`; unavailable/internal: back off; then resend with the same cid. */
+  private retryLater(p: Pending, err: ParleyError): void {
+    this.clearPendingTimer(p);
+    p.written = false;
+    const delay = err.retry ?? backoffDelay(p.attempts, this.backoff ?? DEFAULT_BACKOFF);
+    p.attempts++;
+    p.retryTimer = setTimeout(() => {
+      p.retryTimer = undefined;
+      if (!p.done) this.enqueue(p, true);
+    }, delay);
+  }
+
+  private write(frame: Frame): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return; // lost; onclose will requeue or fail what needs it
+    try {
+      ws.send(encodeFrame(frame));
+    } catch (err) {
+      this.em.emit('error', new ParleyError(ErrorCode.internal, `cannot send: ${(err as Error)?.message ?? err}`));
+    }
+  }
+
+  private scheduleAck(): void {
+    if (this.ackTimer !== undefined || !this.ready) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      this.flushAck();
+    }, ACK_DELAY_MS);
+  }
+
+  private flushAck(): void {
+    this.clearTimer('ackTimer');
+    if (!this.ready || this.ackWanted <= this.ackedU || this.ackWanted < 0) return;
+    this.ackedU = this.ackWanted;
+    this.write({ t: Command.ack, u: this.ackWanted });
+  }
+
+  private startHeartbeat(): void {
+    if (this.hbTimer !== undefined) clearInterval(this.hbTimer);
+    this.lastRecv = Date.now();
+    this.hbTimer = setInterval(() => {
+      // Every ping gets a pong, so silence this long means a dead peer or network.
+      if (Date.now() - this.lastRecv > 2 * this.hbMs) {
+        this.drop(ABNORMAL_CLOSE, 'heartbeat timeout', true);
+        return;
+      }
+      this.pings.push(null);
+      this.write({ t: Command.ping });
+    }, this.hbMs);
+  }
+
+  // ---- bookkeeping ----
+
+  private settle(p: Pending, err?: Error, value?: unknown): void {
+    if (p.done) return;
+    p.done = true;
+    this.clearPendingTimer(p);
+    if (p.retryTimer !== undefined) clearTimeout(p.retryTimer);
+    p.retryTimer = undefined;
+    if (p.r !== undefined) {
+      this.inflight.delete(p.r);
+      p.r = undefined;
+    }
+    if (!p.written) {
+      const i = this.queue.indexOf(p);
+      if (i >= 0) this.queue.splice(i, 1);
+    }
+    if (p.kind === 'ping') {
+      const i = this.pings.indexOf(p);
+      if (i >= 0) this.pings[i] = null; // keep the slot: pongs match pings by position
+    }
+    this.outbox.remove(p);
+    if (err) p.reject(err);
+    else p.resolve(value);
+  }
+
+  private clearPendingTimer(p: Pending): void {
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    p.timer = undefined;
+  }
+
+  private clearTimer(k: 'reconnectTimer' | 'handshakeTimer' | 'ackTimer' | 'closeGraceTimer'): void {
+    const t = this[k];
+    if (t !== undefined) clearTimeout(t);
+    this[k] = undefined;
+  }
+}
+
+function closedError(): ParleyError {
+  return new ParleyError(ErrorCode.unavailable, 'client closed');
+}
+
+function timeoutError(t: string, ms: number): ParleyError {
+  return new ParleyError(ClientErrorCode.timeout, `'${t}' not answered within ${ms} ms`);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

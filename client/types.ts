@@ -1,0 +1,243 @@
+// Shapes of frames, events and results from PROTOCOL.md §3–5, as the client sees them.
+import type { ServerFrame } from '../src/protocol/codes.js';
+import type { ParleyError } from './errors.js';
+
+/** An uploaded file attached to a message (§4 `media`). */
+export interface Media {
+  id: string;
+  mime: string;
+  size: number;
+  sha256: string;
+  name?: string;
+}
+
+/** A message as stored in a thread (§4 `msg`). */
+export interface Msg {
+  thread: string;
+  seq: number;
+  id: string;
+  from: string;
+  device: string;
+  body?: string;
+  media?: Media;
+  reply?: string;
+  ts: number;
+}
+
+/** A thread as listed by `inbox` / `thread.get` (§4 `threadRow`). */
+export interface ThreadRow {
+  thread: string;
+  kind: 'direct' | 'group';
+  title: string;
+  nickname?: string;
+  members: string[];
+  admins?: string[];
+  muted: boolean;
+  unread: number;
+  last?: Msg;
+  updated: number;
+  readSeq: number;
+}
+
+// ---- events (§5) ----
+
+export interface MsgEvent extends Msg {
+  t: typeof ServerFrame.msg;
+  u: number;
+  /** Only on the sender's own devices. */
+  cid?: string;
+}
+
+export interface ReceiptEvent {
+  t: typeof ServerFrame.receipt;
+  u: number;
+  thread: string;
+  user: string;
+  delivered?: number;
+  read?: number;
+}
+
+export type ThreadEventKind = 'created' | 'added' | 'removed' | 'left' | 'title';
+
+export interface ThreadEvent {
+  t: typeof ServerFrame.thread;
+  u: number;
+  thread: string;
+  event: ThreadEventKind;
+  by: string;
+  users?: string[];
+  title?: string;
+}
+
+export interface PresenceEvent {
+  t: typeof ServerFrame.presence;
+  user: string;
+  online: boolean;
+  last: number;
+}
+
+export interface TypingEvent {
+  t: typeof ServerFrame.typing;
+  thread: string;
+  user: string;
+}
+
+export interface CmsgEvent {
+  t: typeof ServerFrame.cmsg;
+  channel: string;
+  seq: number;
+  id: string;
+  from: string;
+  body: string;
+  ts: number;
+}
+
+export interface KickEvent {
+  t: typeof ServerFrame.kick;
+  code: number;
+  reason: string;
+}
+
+/** Events that carry `u` and are replayed after reconnection. */
+export type DurableEvent = MsgEvent | ReceiptEvent | ThreadEvent;
+export type ServerEvent = DurableEvent | PresenceEvent | TypingEvent | CmsgEvent | KickEvent;
+/** What the 'event' listener gets: any server event, loosely typed (unknown fields are allowed, §2). */
+export type AnyServerEvent = ServerEvent & Record<string, any>;
+
+// ---- session frames (§3) ----
+
+export interface WelcomeFrame {
+  t: typeof ServerFrame.welcome;
+  user: string;
+  device: string;
+  u: number;
+  heartbeat: number;
+}
+
+export interface SyncedFrame {
+  t: typeof ServerFrame.synced;
+  u: number;
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+  willReconnect: boolean;
+}
+
+export type ClientState = 'idle' | 'connecting' | 'syncing' | 'live' | 'closed';
+
+/** Event name → payload for ParleyClient.on / next. */
+export interface ClientEvents {
+  msg: MsgEvent;
+  receipt: ReceiptEvent;
+  thread: ThreadEvent;
+  presence: PresenceEvent;
+  typing: TypingEvent;
+  cmsg: CmsgEvent;
+  kick: KickEvent;
+  welcome: WelcomeFrame;
+  synced: SyncedFrame;
+  close: CloseInfo;
+  error: ParleyError;
+  event: AnyServerEvent;
+}
+export type ClientEventName = keyof ClientEvents;
+
+// ---- command parameters and results (§4) ----
+
+export interface ConnectResult {
+  user: string;
+  device: string;
+  /** `u` of the first `synced`: the user's log position when the replay ended. */
+  u: number;
+}
+
+export interface SendParams {
+  to?: string;
+  thread?: string;
+  body?: string;
+  media?: object;
+  reply?: string;
+  /** Client message id (≤ 64 chars); generated when absent. */
+  cid?: string;
+}
+
+export interface SendResult {
+  thread: string;
+  seq: number;
+  id: string;
+  ts: number;
+  cid: string;
+}
+
+export interface HistoryParams {
+  thread: string;
+  before?: number;
+  after?: number;
+  limit?: number;
+}
+
+export interface HistoryResult {
+  messages: Msg[];
+  more: boolean;
+}
+
+export interface InboxResult {
+  threads: ThreadRow[];
+  cursor?: string;
+}
+
+export interface ContactRow {
+  user: string;
+  name: string;
+  online: boolean;
+  last: number;
+}
+
+export interface PresenceRow {
+  user: string;
+  online: boolean;
+  last: number;
+}
+
+// ---- HTTP API (§7) ----
+
+export interface RegisterBody {
+  username: string;
+  password: string;
+  name?: string;
+}
+
+export interface LoginBody {
+  username: string;
+  password: string;
+  /** A device name. */
+  device: string;
+}
+
+export interface LoginResult {
+  token: string;
+  user: string;
+  device: string;
+}
+
+export interface SessionRow {
+  device: string;
+  name: string;
+  created: number;
+  lastSeen: number;
+}
+
+export interface MediaBody {
+  mime: string;
+  size: number;
+  sha256: string;
+  name?: string;
+}
+
+export interface MediaUpload {
+  media: string;
+  upload: string;
+  expires: number;
+}

@@ -1,0 +1,117 @@
+// The one typed configuration object: every field has a default, an env var and a CLI flag,
+// is validated at start-up with a clear message, and is printed (no secrets) when the server starts.
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+
+export type Durability = 'fsync' | 'relaxed';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  shards: number;
+  durability: Durability;
+  logLevel: LogLevel;
+  maxFrameBytes: number;
+  maxBodyBytes: number;
+  heartbeatSeconds: number;
+  helloTimeoutMs: number;
+  slowConsumerBytes: number;
+  passwordCost: number;
+  askTimeoutMs: number;
+}
+
+interface Field<K extends keyof Config> {
+  key: K;
+  env: string;
+  flag: string;
+  help: string;
+  parse: (raw: string) => Config[K];
+  default: () => Config[K];
+}
+
+class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function int(min: number, max: number) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`must be an integer from ${min} to ${max}, got "${raw}"`);
+    return n;
+  };
+}
+
+function oneOf<T extends string>(...values: T[]) {
+  return (raw: string): T => {
+    if (!(values as string[]).includes(raw)) throw new ConfigError(`must be one of ${values.join(', ')}, got "${raw}"`);
+    return raw as T;
+  };
+}
+
+function nonEmpty(raw: string): string {
+  if (raw.trim() === '') throw new ConfigError('must not be empty');
+  return raw;
+}
+
+const fields: { [K in keyof Config]: Field<K> } = {
+  port: { key: 'port', env: 'PORT', flag: 'port', help: 'HTTP and WebSocket port (0 = any free port)', parse: int(0, 65535), default: () => 8080 },
+  host: { key: 'host', env: 'HOST', flag: 'host', help: 'address to listen on', parse: nonEmpty, default: () => '0.0.0.0' },
+  dataDir: { key: 'dataDir', env: 'DATA_DIR', flag: 'data-dir', help: 'LMDB data directory', parse: nonEmpty, default: () => './data' },
+  shards: { key: 'shards', env: 'SHARDS', flag: 'shards', help: 'actor shards (worker threads)', parse: int(1, 256), default: () => availableParallelism() },
+  durability: {
+    key: 'durability', env: 'DURABILITY', flag: 'durability',
+    help: 'fsync: ok means flushed to disk; relaxed: ok means committed (survives a process crash, not a power loss)',
+    parse: oneOf<Durability>('fsync', 'relaxed'), default: () => 'fsync',
+  },
+  logLevel: {
+    key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', help: 'fatal, error, warn, info, debug, trace or silent',
+    parse: oneOf<LogLevel>('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'), default: () => 'info',
+  },
+  maxFrameBytes: { key: 'maxFrameBytes', env: 'MAX_FRAME_BYTES', flag: 'max-frame-bytes', help: 'largest WebSocket frame; larger closes with 1009', parse: int(1024, 16 << 20), default: () => 128 * 1024 },
+  maxBodyBytes: { key: 'maxBodyBytes', env: 'MAX_BODY_BYTES', flag: 'max-body-bytes', help: 'largest JSON HTTP body; larger gets 413', parse: int(1024, 16 << 20), default: () => 64 * 1024 },
+  heartbeatSeconds: { key: 'heartbeatSeconds', env: 'HEARTBEAT_SECONDS', flag: 'heartbeat-seconds', help: 'client ping interval; a socket silent for twice this is closed', parse: int(1, 3600), default: () => 25 },
+  helloTimeoutMs: { key: 'helloTimeoutMs', env: 'HELLO_TIMEOUT_MS', flag: 'hello-timeout-ms', help: 'time allowed between connect and hello (then close 4001)', parse: int(100, 600_000), default: () => 10_000 },
+  slowConsumerBytes: { key: 'slowConsumerBytes', env: 'SLOW_CONSUMER_BYTES', flag: 'slow-consumer-bytes', help: 'send buffer above which live pushes stop until the socket drains', parse: int(16 * 1024, 1 << 30), default: () => 1 << 20 },
+  passwordCost: { key: 'passwordCost', env: 'PASSWORD_COST', flag: 'password-cost', help: 'scrypt cost as log2(N); 15 = 32 MiB per hash', parse: int(10, 20), default: () => 15 },
+  askTimeoutMs: { key: 'askTimeoutMs', env: 'ASK_TIMEOUT_MS', flag: 'ask-timeout-ms', help: 'how long a request to an actor may take before the client gets unavailable', parse: int(100, 600_000), default: () => 10_000 },
+};
+
+export function configHelp(): string {
+  const lines = ['Usage: parley [options]', '', 'Every option is also an environment variable.', ''];
+  for (const f of Object.values(fields)) {
+    lines.push(`  --${f.flag.padEnd(22)} ${f.env.padEnd(20)} ${f.help} (default: ${String(f.default())})`);
+  }
+  lines.push(`  --${'help'.padEnd(22)} ${''.padEnd(20)} print this help`);
+  return lines.join('\n');
+}
+
+/**
+ * Builds the config from defaults, then env, then flags, then `overrides` (tests).
+ * Throws ConfigError naming the option on any invalid value or unknown flag.
+ */
+export function loadConfig(argv: string[] = [], env: NodeJS.ProcessEnv = {}, overrides: Partial<Config> = {}): Config {
+  const options = Object.fromEntries(Object.values(fields).map((f) => [f.flag, { type: 'string' as const }]));
+  let values: Record<string, string | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { cause: err });
+  }
+  const config = {} as Record<keyof Config, unknown>;
+  for (const f of Object.values(fields) as Field<keyof Config>[]) {
+    const fromFlag = values[f.flag];
+    const fromEnv = env[f.env];
+    const raw = fromFlag ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined);
+    try {
+      config[f.key] = raw === undefined ? f.default() : f.parse(raw);
+    } catch (err) {
+      const source = fromFlag !== undefined ? `--${f.flag}` : f.env;
+      throw new ConfigError(`invalid ${source}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return { ...(config as unknown as Config), ...overrides };
+}
+
+export { ConfigError };

@@ -1,0 +1,329 @@
+// The WebSocket gateway (PROTOCOL.md §3): sessions, replay from the user log, live pushes, and
+// routing of validated commands to actors. It keeps per-socket delivery state only — the
+// newest u each socket has been sent — and no domain state.
+import type { Logger } from 'pino';
+import type { ShardCluster } from '../../actors/cluster.js';
+import type { AttachResult, ClientCommand } from '../../actors/messages.js';
+import { threadAddress, userAddress, GATEWAY_THREAD } from '../../actors/router.js';
+import type { StorageEnv } from '../../storage/env.js';
+import { readUserLog } from '../../storage/user-log.js';
+import type { Accounts } from '../auth/accounts.js';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
+import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { directThreadId } from '../protocol/ids.js';
+import { bodyTooLarge, checkSend, frameCheckers, type FrameOf } from '../protocol/validate.js';
+import { decodeFrame, encodeFrame, wireTime } from '../protocol/wire.js';
+import type { UWS } from './uws.js';
+
+const enum Phase { awaitingHello, authenticating, syncing, live, closed }
+
+/** Per-socket state, kept small: it is most of what an idle connection costs. */
+interface Conn {
+  id: number;
+  phase: Phase;
+  user: string;
+  device: string;
+  /** newest u written to this socket: pushes at or below it are duplicates */
+  sentU: number;
+  /** live pushes paused until the send buffer drains; the log catches the socket up */
+  lagging: boolean;
+  badFrames: number;
+  helloDeadline: number;
+}
+
+type Socket = UWS.WebSocket<Conn>;
+
+/** Read after an await: the close handler may have run meanwhile. */
+const isClosed = (conn: Conn): boolean => conn.phase === Phase.closed;
+
+const MAX_BAD_FRAMES = 3;
+const REPLAY_CHUNK = 256;
+/** Commands of PROTOCOL.md this server does not implement yet (answered bad_frame, by name). */
+const NOT_YET = new Set<string>(Object.values(Command).filter((t) => !frameCheckers.has(t)));
+
+export class SocketGateway {
+  private readonly sockets = new Map<number, Socket>();
+  private readonly awaitingHello = new Set<Socket>();
+  private nextId = 1;
+  private readonly helloSweep: NodeJS.Timeout;
+  private accepting = true;
+
+  constructor(
+    private readonly config: Config,
+    private readonly cluster: ShardCluster,
+    private readonly storage: StorageEnv,
+    private readonly accounts: Accounts,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    this.helloSweep = setInterval(() => this.closeLateHellos(), 500);
+    this.helloSweep.unref();
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** uWS WebSocket behavior for `app.ws('/v1/ws', ...)`. */
+  behavior(): UWS.WebSocketBehavior<Conn> {
+    const idle = Math.max(8, Math.ceil((2 * this.config.heartbeatSeconds) / 4) * 4);
+    return {
+      // uWS drops a socket whose frame exceeds maxPayloadLength without a close frame (1006).
+      // Accepting up to twice our limit lets us close an oversized frame properly with 1009;
+      // beyond that uWS cuts the connection, which bounds what a client can make us buffer.
+      maxPayloadLength: this.config.maxFrameBytes * 2,
+      idleTimeout: idle,
+      sendPingsAutomatically: true,
+      // We pause pushes at slowConsumerBytes and close with 4009 at 4× that (see write), so uWS's
+      // own limit (which drops frames silently) must never be the one that acts.
+      maxBackpressure: Number.MAX_SAFE_INTEGER,
+      upgrade: (res, req, context) => {
+        if (!this.accepting) {
+          res.writeStatus('503 Service Unavailable').end('shutting down');
+          return;
+        }
+        const conn: Conn = { id: 0, phase: Phase.awaitingHello, user: '', device: '', sentU: 0, lagging: false, badFrames: 0, helloDeadline: 0 };
+        res.upgrade(conn, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+      },
+      open: (ws) => {
+        const conn = ws.getUserData();
+        conn.id = this.nextId++;
+        conn.helloDeadline = Date.now() + this.config.helloTimeoutMs;
+        this.sockets.set(conn.id, ws);
+        this.awaitingHello.add(ws);
+        this.metrics.connections.inc();
+      },
+      message: (ws, data, isBinary) => this.onMessage(ws, data, isBinary),
+      drain: (ws) => {
+        const conn = ws.getUserData();
+        if (conn.lagging && ws.getBufferedAmount() < this.config.slowConsumerBytes / 2) this.catchUp(ws, conn);
+      },
+      close: (ws) => this.onClose(ws),
+    };
+  }
+
+  // ---- from actors ----
+
+  /** An encoded event for some of our sockets. u > 0: durable, in the user log at u. */
+  push(conns: number | number[], frame: Uint8Array, u: number): void {
+    if (typeof conns === 'number') this.pushOne(conns, frame, u);
+    else for (const id of conns) this.pushOne(id, frame, u);
+  }
+
+  kick(connId: number, code: number, reason: string): void {
+    const ws = this.sockets.get(connId);
+    if (ws) this.close(ws, code, reason);
+  }
+
+  /** Shutdown: no new sockets; every open one gets 1001. */
+  closeAll(): void {
+    this.accepting = false;
+    clearInterval(this.helloSweep);
+    for (const ws of [...this.sockets.values()]) this.close(ws, CloseCode.goingAway, 'server shutting down');
+  }
+
+  private pushOne(connId: number, frame: Uint8Array, u: number): void {
+    const ws = this.sockets.get(connId);
+    if (!ws) return;
+    const conn = ws.getUserData();
+    if (conn.phase !== Phase.live || conn.lagging) return; // the log will catch it up
+    if (u === 0) {
+      this.write(ws, frame);
+      return;
+    }
+    if (u <= conn.sentU) return;
+    if (u > conn.sentU + 1) {
+      // A push went missing (dropped while lagging): the log has everything up to u.
+      this.catchUp(ws, conn);
+      return;
+    }
+    if (ws.getBufferedAmount() > this.config.slowConsumerBytes) {
+      conn.lagging = true;
+      this.metrics.slowConsumers.inc();
+      return;
+    }
+    this.write(ws, frame);
+    conn.sentU = u;
+  }
+
+  // ---- from clients ----
+
+  private onMessage(ws: Socket, data: ArrayBuffer, isBinary: boolean): void {
+    const conn = ws.getUserData();
+    this.metrics.framesIn.inc();
+    if (data.byteLength > this.config.maxFrameBytes) return this.close(ws, CloseCode.tooLarge, 'frame too large');
+    if (!isBinary) return this.badFrame(ws, conn, undefined, 'frames must be binary msgpack');
+    let frame: unknown;
+    try {
+      frame = decodeFrame(new Uint8Array(data));
+    } catch {
+      return this.badFrame(ws, conn, undefined, 'frame is not valid msgpack');
+    }
+    if (frame === null || typeof frame !== 'object' || Array.isArray(frame) || typeof (frame as { t?: unknown }).t !== 'string') {
+      return this.badFrame(ws, conn, undefined, 'a frame is a msgpack map with a string t');
+    }
+    const f = frame as { t: string; r?: unknown };
+    const r = typeof f.r === 'number' && Number.isInteger(f.r) && f.r >= 0 ? f.r : undefined;
+    const check = frameCheckers.get(f.t);
+    if (!check) {
+      const why = NOT_YET.has(f.t) ? `command ${f.t} is not supported by this server yet` : `unknown command ${f.t}`;
+      return this.badFrame(ws, conn, r, why);
+    }
+    const problem = check(frame);
+    if (problem) return this.badFrame(ws, conn, r, `${f.t}: ${problem}`);
+
+    if (f.t === Command.hello) return void this.hello(ws, conn, frame as FrameOf<'hello'>, r);
+    if (f.t === Command.ping) return this.send(ws, { t: ServerFrame.pong, ts: wireTime(Date.now()), ...(r !== undefined ? { r } : {}) });
+    if (conn.phase === Phase.awaitingHello || conn.phase === Phase.authenticating) {
+      return this.error(ws, r, ErrorCode.unauthorized, 'send hello first');
+    }
+    switch (f.t) {
+      case Command.ack: {
+        const { u } = frame as FrameOf<'ack'>;
+        this.cluster.tell(userAddress(conn.user), { op: 'ack', device: conn.device, u });
+        if (r !== undefined) this.send(ws, { t: ServerFrame.ok, r });
+        return;
+      }
+      case Command.send: return this.sendMessage(ws, conn, frame as FrameOf<'send'>, r);
+      case Command.history: return this.command(ws, conn, threadAddress((frame as FrameOf<'history'>).thread), frame as ClientCommand['frame'], r);
+    }
+  }
+
+  private async hello(ws: Socket, conn: Conn, frame: FrameOf<'hello'>, r: number | undefined): Promise<void> {
+    if (conn.phase !== Phase.awaitingHello) return this.badFrame(ws, conn, r, 'hello was already sent');
+    conn.phase = Phase.authenticating;
+    this.awaitingHello.delete(ws);
+    const session = this.accounts.authenticate(frame.token);
+    if (!session) {
+      this.close(ws, CloseCode.notAuthenticated, 'invalid or revoked token');
+      return;
+    }
+    conn.user = session.user;
+    conn.device = session.device;
+    let attached: AttachResult;
+    try {
+      attached = await this.cluster.ask<AttachResult>(userAddress(session.user), { op: 'attach', device: session.device, gateway: GATEWAY_THREAD, conn: conn.id });
+    } catch (err) {
+      if (isClosed(conn)) return;
+      const code = err instanceof ProtocolError && err.code === ErrorCode.unauthorized ? CloseCode.notAuthenticated : CloseCode.goingAway;
+      if (code === CloseCode.goingAway) this.log.error({ err }, 'attach failed');
+      this.close(ws, code, code === CloseCode.notAuthenticated ? 'invalid or revoked token' : 'try again later');
+      return;
+    }
+    if (isClosed(conn)) {
+      // Closed while we waited: the close handler could not detach what was not attached yet.
+      this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
+      return;
+    }
+    conn.sentU = Math.min(frame.since ?? attached.cursor, attached.head);
+    conn.phase = Phase.syncing;
+    this.send(ws, { t: ServerFrame.welcome, user: conn.user, device: conn.device, u: attached.head, heartbeat: this.config.heartbeatSeconds, ...(r !== undefined ? { r } : {}) });
+    this.catchUp(ws, conn);
+  }
+
+  /**
+   * Writes log entries after sentU until the log ends or the send buffer fills. Finishing the
+   * first time ends the replay (`synced`); live pushes resume from there, deduplicated by u.
+   */
+  private catchUp(ws: Socket, conn: Conn): void {
+    this.storage.refresh();
+    ws.cork(() => {
+      for (;;) {
+        const entries = readUserLog(this.storage, conn.user, conn.sentU, REPLAY_CHUNK);
+        for (const e of entries) {
+          if (ws.getBufferedAmount() > this.config.slowConsumerBytes) {
+            // Full: the rest waits for the drain event.
+            conn.lagging = true;
+            return;
+          }
+          this.write(ws, e.frame);
+          conn.sentU = e.u;
+        }
+        if (entries.length < REPLAY_CHUNK) break;
+      }
+      conn.lagging = false;
+      if (conn.phase === Phase.syncing) {
+        conn.phase = Phase.live;
+        this.send(ws, { t: ServerFrame.synced, u: conn.sentU });
+      }
+    });
+  }
+
+  private sendMessage(ws: Socket, conn: Conn, frame: FrameOf<'send'>, r: number | undefined): void {
+    const problem = checkSend(frame);
+    if (problem) return this.badFrame(ws, conn, r, `send: ${problem}`);
+    if (bodyTooLarge(frame.body)) return this.error(ws, r, ErrorCode.too_large, 'body is larger than 16 KiB');
+    if (frame.media !== undefined) return this.error(ws, r, ErrorCode.not_found, 'no such media');
+    const thread = frame.thread ?? directThreadId(conn.user, frame.to!);
+    if (thread.length > 40) return this.error(ws, r, ErrorCode.not_found, 'no such user');
+    this.command(ws, conn, threadAddress(thread), frame as ClientCommand['frame'], r);
+  }
+
+  /** Routes a command to its actor; the actor's encoded answer goes to the socket unchanged. */
+  private command(ws: Socket, conn: Conn, address: string, frame: ClientCommand['frame'], r: number | undefined): void {
+    const msg: ClientCommand = { op: 'cmd', caller: { user: conn.user, device: conn.device, r }, frame };
+    const id = conn.id;
+    this.cluster.ask<Uint8Array | null>(address, msg).then(
+      (answer) => {
+        if (answer && this.sockets.has(id)) this.write(ws, answer);
+      },
+      (err: unknown) => {
+        if (!this.sockets.has(id)) return;
+        const e = err instanceof ProtocolError ? err : new ProtocolError(ErrorCode.internal, 'internal error', { cause: err });
+        if (e.code === ErrorCode.internal) this.log.error({ err }, 'command failed');
+        this.error(ws, r, e.code, e.message);
+      },
+    );
+  }
+
+  private onClose(ws: Socket): void {
+    const conn = ws.getUserData();
+    const attached = conn.phase === Phase.syncing || conn.phase === Phase.live;
+    conn.phase = Phase.closed;
+    this.sockets.delete(conn.id);
+    this.awaitingHello.delete(ws);
+    this.metrics.connections.dec();
+    if (attached) this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
+  }
+
+  private closeLateHellos(): void {
+    const now = Date.now();
+    for (const ws of this.awaitingHello) {
+      if (ws.getUserData().helloDeadline <= now) this.close(ws, CloseCode.notAuthenticated, 'no hello in time');
+    }
+  }
+
+  // ---- writing ----
+
+  private badFrame(ws: Socket, conn: Conn, r: number | undefined, why: string): void {
+    this.error(ws, r, ErrorCode.bad_frame, why);
+    if (++conn.badFrames >= MAX_BAD_FRAMES) this.close(ws, CloseCode.protocolError, 'too many bad frames');
+  }
+
+  private error(ws: Socket, r: number | undefined, code: string, msg: string): void {
+    this.send(ws, r === undefined ? { t: ServerFrame.err, code, msg } : { t: ServerFrame.err, r, code, msg });
+  }
+
+  private send(ws: Socket, frame: object): void {
+    this.write(ws, encodeFrame(frame));
+  }
+
+  private write(ws: Socket, bytes: Uint8Array): void {
+    if (ws.getUserData().phase === Phase.closed) return;
+    ws.send(bytes, true);
+    this.metrics.framesOut.inc();
+    // Pushes pause at slowConsumerBytes; what still piles up is answers to a client that keeps
+    // asking without reading. Past 4× the pause point it is cut off (it replays on reconnect).
+    if (ws.getBufferedAmount() > this.config.slowConsumerBytes * 4) this.close(ws, CloseCode.slowConsumer, 'slow consumer');
+  }
+
+  /** Sends kick {code, reason} and closes. */
+  private close(ws: Socket, code: number, reason: string): void {
+    const conn = ws.getUserData();
+    if (conn.phase === Phase.closed) return;
+    ws.send(encodeFrame({ t: ServerFrame.kick, code, reason }), true);
+    ws.end(code, reason);
+  }
+}

@@ -1,0 +1,91 @@
+// The one table of wire codes (PROTOCOL.md §2): frame types, error codes, close codes.
+// Everything else imports names from here; no bare strings or numbers for these elsewhere.
+
+/** Commands a client may send (`t` of a client frame). */
+export const Command = {
+  hello: 'hello',
+  ping: 'ping',
+  ack: 'ack',
+  send: 'send',
+  history: 'history',
+  read: 'read',
+  typing: 'typing',
+  inbox: 'inbox',
+  threadGet: 'thread.get',
+  threadSet: 'thread.set',
+  groupCreate: 'group.create',
+  groupAdd: 'group.add',
+  groupRemove: 'group.remove',
+  groupLeave: 'group.leave',
+  groupTitle: 'group.title',
+  contactsAdd: 'contacts.add',
+  contactsRemove: 'contacts.remove',
+  contactsList: 'contacts.list',
+  presenceSub: 'presence.sub',
+  presenceUnsub: 'presence.unsub',
+  channelCreate: 'channel.create',
+  channelJoin: 'channel.join',
+  channelLeave: 'channel.leave',
+  channelPost: 'channel.post',
+  channelHistory: 'channel.history',
+} as const;
+export type Command = (typeof Command)[keyof typeof Command];
+
+/** Frames the server sends (`t` of a server frame). */
+export const ServerFrame = {
+  ok: 'ok',
+  err: 'err',
+  welcome: 'welcome',
+  synced: 'synced',
+  pong: 'pong',
+  msg: 'msg',
+  receipt: 'receipt',
+  thread: 'thread',
+  presence: 'presence',
+  typing: 'typing',
+  cmsg: 'cmsg',
+  kick: 'kick',
+} as const;
+export type ServerFrame = (typeof ServerFrame)[keyof typeof ServerFrame];
+
+/** Error codes of `err` frames and HTTP error bodies, with their HTTP status. */
+export const ErrorCode = {
+  bad_frame: 'bad_frame',
+  unauthorized: 'unauthorized',
+  forbidden: 'forbidden',
+  not_found: 'not_found',
+  conflict: 'conflict',
+  too_large: 'too_large',
+  rate_limited: 'rate_limited',
+  unavailable: 'unavailable',
+  internal: 'internal',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export const HttpStatusOf: Record<ErrorCode, number> = {
+  bad_frame: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+/** WebSocket close codes (PROTOCOL.md §2). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  tooLarge: 1009,
+  protocolError: 4000,
+  notAuthenticated: 4001,
+  revoked: 4003,
+  rateLimited: 4008,
+  slowConsumer: 4009,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** Events that carry `u` and are stored in the user log. */
+export const DurableEvents: ReadonlySet<string> = new Set([ServerFrame.msg, ServerFrame.receipt, ServerFrame.thread]);

@@ -1,0 +1,51 @@
+// Identifier formats (PROTOCOL.md §1): opaque strings of at most 40 characters from
+// [A-Za-z0-9_:-]. Message ids are time-ordered so that sorting them sorts by time.
+import { randomBytes } from 'node:crypto';
+
+export const ID_PATTERN = '^[A-Za-z0-9_:-]{1,40}$';
+const ID_RE = new RegExp(ID_PATTERN);
+export const isId = (s: unknown): s is string => typeof s === 'string' && ID_RE.test(s);
+
+const b36 = (n: number, width: number) => n.toString(36).padStart(width, '0');
+const randomB36 = (chars: number) => {
+  let s = '';
+  for (const byte of randomBytes(chars)) s += (byte % 36).toString(36);
+  return s;
+};
+
+/** `u` + 8 time chars + 4 random: short enough that two fit a direct thread id. */
+export const newUserId = (): string => `u${b36(Date.now(), 8)}${randomB36(4)}`;
+export const newDeviceId = (): string => `d${b36(Date.now(), 8)}${randomB36(4)}`;
+/** 32 random bytes, base64url: the bearer secret; only its sha256 is stored. */
+export const newToken = (): string => randomBytes(32).toString('base64url');
+
+/** The 1:1 thread of two users is named by them, so `send {to}` needs no lookup to find it. */
+export function directThreadId(a: string, b: string): string {
+  return a < b ? `d:${a}:${b}` : `d:${b}:${a}`;
+}
+
+/** The two members of a direct thread id, or null when `thread` is not one. */
+export function directMembers(thread: string): [string, string] | null {
+  if (!thread.startsWith('d:')) return null;
+  const parts = thread.split(':');
+  if (parts.length !== 3 || !parts[1] || !parts[2]) return null;
+  return [parts[1], parts[2]];
+}
+
+/** Snowflake-style ids: 9 chars of ms time, 2 of shard, 3 of a per-ms counter (base36). */
+export class MessageIdGenerator {
+  private lastMs = 0;
+  private counter = 0;
+  constructor(private readonly shard: number) {}
+  next(now = Date.now()): string {
+    if (now > this.lastMs) {
+      this.lastMs = now;
+      this.counter = 0;
+    } else if (++this.counter >= 36 ** 3) {
+      // More than 46,656 ids in one ms on one shard: borrow the next ms to stay ordered.
+      this.lastMs++;
+      this.counter = 0;
+    }
+    return b36(this.lastMs, 9) + b36(this.shard % 1296, 2) + b36(this.counter, 3);
+  }
+}

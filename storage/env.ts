@@ -1,0 +1,102 @@
+// The LMDB environment: one data directory, opened by every thread, with one named database
+// per log or table. Also owns the commit barrier that output commit waits on.
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Durability } from '../src/config.js';
+
+/** Every named database. Keys are lmdb-js ordered keys; values msgpack unless noted. */
+export interface Databases {
+  /** user → UserRecord */
+  users: Database<UserRecord, string>;
+  /** username → user */
+  usernames: Database<string, string>;
+  /** user → Credential */
+  credentials: Database<Credential, string>;
+  /** sha256(token) as hex → SessionRecord */
+  sessions: Database<SessionRecord, string>;
+  /** [user, device] → DeviceRecord (written by auth at the edge) */
+  devices: Database<DeviceRecord, [string, string]>;
+  /** [user, device] → CursorRecord (written by the user actor only) */
+  cursors: Database<CursorRecord, [string, string]>;
+  /** [user, u] → the encoded event frame, exactly the bytes a device receives (binary) */
+  userLog: Database<Buffer, [string, number]>;
+  /** [thread, seq] → StoredMessage */
+  threadLog: Database<StoredMessage, [string, number]>;
+  /** thread → ThreadMeta */
+  threads: Database<ThreadMeta, string>;
+  /** [user, cid] → SendResult: client-id dedupe, per user */
+  dedupe: Database<DedupeRecord, [string, string]>;
+  /** thread → first seq whose fan-out to member logs is not yet confirmed */
+  fanout: Database<number, string>;
+  /** [user, thread] → InboxRow (written by the user actor only) */
+  inbox: Database<InboxRow, [string, string]>;
+}
+
+export interface UserRecord { user: string; username: string; name: string; created: number }
+export interface Credential { salt: Buffer; hash: Buffer; cost: number }
+export interface SessionRecord { user: string; device: string; created: number }
+export interface DeviceRecord { name: string; created: number; tokenHash: string }
+export interface CursorRecord { u: number; lastSeen: number }
+export interface StoredMessage {
+  seq: number; id: string; from: string; device: string; ts: number;
+  body?: string; media?: unknown; reply?: string;
+  /** the sender's client id; shown only to the sender */
+  cid?: string;
+}
+export interface ThreadMeta {
+  thread: string; kind: 'direct' | 'group'; members: string[]; admins: string[];
+  title: string; created: number;
+}
+export interface DedupeRecord { thread: string; seq: number; id: string; ts: number }
+export interface InboxRow { thread: string; lastSeq: number; updated: number }
+
+export interface StorageEnv {
+  readonly root: RootDatabase;
+  readonly db: Databases;
+  readonly durability: Durability;
+  /**
+   * Resolves when every write issued so far by this thread is committed (relaxed) or also
+   * flushed to disk (fsync). Output commit releases replies only after this.
+   */
+  barrier(): Promise<unknown>;
+  /** Moves this thread's read snapshot to the newest commit (writes from other threads). */
+  refresh(): void;
+  close(): Promise<void>;
+}
+
+export function openStorage(dataDir: string, durability: Durability): StorageEnv {
+  mkdirSync(dataDir, { recursive: true });
+  const root = open({
+    path: dataDir,
+    maxDbs: 32,
+    // A large map: LMDB reserves address space, not memory. 64 GiB is far from any limit here.
+    mapSize: 64 * 1024 ** 3,
+    // relaxed: no fsync at all. A killed process loses nothing (the OS has the pages); a power
+    // loss may lose the last commits. fsync: lmdb-js default overlappingSync + waiting on `flushed`.
+    noSync: durability === 'relaxed',
+  });
+  const sub = <V, K extends import('lmdb').Key>(name: string, encoding?: 'binary') =>
+    root.openDB<V, K>({ name, ...(encoding ? { encoding } : {}) });
+  const db: Databases = {
+    users: sub('users'),
+    usernames: sub('usernames'),
+    credentials: sub('credentials'),
+    sessions: sub('sessions'),
+    devices: sub('devices'),
+    cursors: sub('cursors'),
+    userLog: sub('user-log', 'binary'),
+    threadLog: sub('thread-log'),
+    threads: sub('threads'),
+    dedupe: sub('dedupe'),
+    fanout: sub('fanout'),
+    inbox: sub('inbox'),
+  };
+  return {
+    root,
+    db,
+    durability,
+    barrier: () => (durability === 'fsync' ? root.flushed : root.committed) as unknown as Promise<unknown>,
+    refresh: () => root.resetReadTxn(),
+    close: () => root.close(),
+  };
+}

@@ -1,0 +1,22 @@
+// The user log: per user, strictly increasing u from 1, each entry the encoded event frame the
+// user's devices receive. Appended only by the user actor; read by the gateway for replay.
+import type { StorageEnv } from './env.js';
+
+const MAX = Number.MAX_SAFE_INTEGER;
+
+/** The newest u of `user` (0 when the log is empty). */
+export function userLogHead(storage: StorageEnv, user: string): number {
+  for (const key of storage.db.userLog.getKeys({ start: [user, MAX], end: [user, 0], reverse: true, limit: 1 })) {
+    return (key as [string, number])[1];
+  }
+  return 0;
+}
+
+/** Up to `limit` entries with u > after, oldest first. */
+export function readUserLog(storage: StorageEnv, user: string, after: number, limit: number): { u: number; frame: Buffer }[] {
+  const out: { u: number; frame: Buffer }[] = [];
+  for (const { key, value } of storage.db.userLog.getRange({ start: [user, after + 1], end: [user, MAX], limit })) {
+    out.push({ u: (key as [string, number])[1], frame: value });
+  }
+  return out;
+}

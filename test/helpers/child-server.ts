@@ -1,0 +1,47 @@
+// Runs the real server binary (`node dist/src/main.js`) as a child process, for tests that
+// kill it (-9) or signal it, and restarts it on the same data directory.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+
+export interface ChildServer {
+  proc: ChildProcess;
+  port: number;
+  base: string;
+  wsUrl: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: string[];
+}
+
+export function startChildServer(dataDir: string, env: Record<string, string> = {}, timeoutMs = 15_000): Promise<ChildServer> {
+  const proc = spawn(process.execPath, [MAIN], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, PASSWORD_COST: '10', SHARDS: '2', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stderr: string[] = [];
+  proc.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`server did not become ready: ${stderr.join('')}`));
+    }, timeoutMs);
+    void exited.then(({ code }) => reject(new Error(`server exited with ${code} before ready: ${stderr.join('')}`)));
+    // The server logs JSON lines; the `ready` line carries the port it got.
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      let entry: { msg?: string; port?: number };
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (entry.msg === 'ready' && entry.port) {
+        clearTimeout(timer);
+        const port = entry.port;
+        resolve({ proc, port, base: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/v1/ws`, exited, stderr });
+      }
+    });
+  });
+}
