@@ -4,6 +4,7 @@
 // log confirms it, so a crash between the two commits is repaired on restart.
 import { Command, ErrorCode } from '../src/protocol/codes.js';
 import { directMembers, MessageIdGenerator } from '../src/protocol/ids.js';
+import { wireTime } from '../src/protocol/wire.js';
 import type { DedupeRecord, StoredMessage, ThreadMeta } from '../storage/env.js';
 import { readThreadLog, threadLogHead } from '../storage/thread-log.js';
 import type { Actor, ActorContext } from './actor.js';
@@ -49,7 +50,13 @@ export class ThreadActor implements Actor {
     }
   }
 
-  private send({ caller, frame }: ClientCommand): DedupeRecord {
+  private send(cmd: ClientCommand): object {
+    const { thread, seq, id, ts } = this.append(cmd);
+    return { thread, seq, id, ts: wireTime(ts) };
+  }
+
+  /** Appends a message once per user + cid; a resend gets the first result. */
+  private append({ caller, frame }: ClientCommand): DedupeRecord {
     const cid = frame.cid as string;
     const dedupeKey = `${caller.user}\u0000${cid}`;
     const seen = this.uncommitted.get(dedupeKey) ?? this.ctx.storage.db.dedupe.get([caller.user, cid]);
@@ -90,7 +97,8 @@ export class ThreadActor implements Actor {
       limit: (frame.limit as number | undefined) ?? 50,
     });
     // A cid is the sender's own business (PROTOCOL.md §5): only the sender sees it.
-    const messages = page.messages.map(({ cid, ...m }) => (m.from === caller.user ? { thread: this.thread, ...m, cid } : { thread: this.thread, ...m }));
+    const messages = page.messages.map(({ cid, ts, ...m }) =>
+      m.from === caller.user ? { thread: this.thread, ...m, ts: wireTime(ts), cid } : { thread: this.thread, ...m, ts: wireTime(ts) });
     return { messages, more: page.more };
   }
 

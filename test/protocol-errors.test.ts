@@ -113,3 +113,23 @@ t.test('a second hello is a bad frame', async (t) => {
   sock.send({ t: 'hello', r: 2, token: d.token });
   t.match(await sock.next((f) => f.r === 2), { t: 'err', code: 'bad_frame', msg: /already/ });
 });
+
+t.test('timestamps are msgpack integers on the wire, not floats', async (t) => {
+  const s = await startTestServer(t);
+  const d = await newDevice(s, await newUser(s));
+  const sock = await rawSocket(t, s.wsUrl);
+  const raw: Uint8Array[] = [];
+  sock.ws.on('message', (data: ArrayBuffer) => raw.push(new Uint8Array(data)));
+  sock.send({ t: 'hello', token: d.token });
+  await sock.next((f) => f.t === 'synced');
+  sock.send({ t: 'send', r: 1, cid: 'c', to: d.user, body: 'x' });
+  const ok = await sock.next((f) => f.r === 1);
+  await sock.next((f) => f.t === 'msg');
+  sock.send({ t: 'history', r: 2, thread: ok.thread });
+  await sock.next((f) => f.r === 2);
+  // "ts" as a msgpack fixstr (a2 74 73) followed by int64 (d3), never float64 (cb).
+  const tsThen = (bytes: Uint8Array, marker: number) => Buffer.from(bytes).includes(Buffer.from([0xa2, 0x74, 0x73, marker]));
+  const withTs = raw.filter((b) => tsThen(b, 0xd3) || tsThen(b, 0xcb));
+  t.equal(withTs.length, 3, 'ok, msg and history carry ts');
+  t.equal(withTs.filter((b) => tsThen(b, 0xcb)).length, 0, 'none as float64');
+});
