@@ -7,6 +7,8 @@ import type { ActorMessage } from './envelope.js';
 
 export interface ActorContext {
   readonly shard: number;
+  /** This run of the server: presence written by an earlier run is stale. */
+  readonly boot: string;
   readonly storage: StorageEnv;
   readonly log: Logger;
   /** Queue a write in this tick's transaction; outputs emitted after it wait for its commit. */
@@ -18,6 +20,8 @@ export interface ActorContext {
   push(gateway: number, conns: number | number[], frame: Uint8Array, u: number): void;
   /** Run `fn` in this thread once this tick's writes are durable (bookkeeping, not output). */
   afterCommit(fn: () => void): void;
+  /** Run `fn` once at the end of the current batch of messages (to coalesce per batch). */
+  defer(fn: () => void): void;
   /** Close a socket on a gateway with a protocol close code. */
   kick(gateway: number, conn: number, code: number, reason: string): void;
 }
@@ -27,6 +31,8 @@ export interface Actor {
   receive(msg: ActorMessage): unknown;
   /** May this activation be dropped now? (no sockets, no unconfirmed work) */
   canPassivate(): boolean;
+  /** Live registrations this actor holds, for leak checks in /metrics. */
+  registrations?(): { sockets: number; watchers: number };
 }
 
 export type ActorFactory = (id: string, ctx: ActorContext) => Actor;

@@ -18,6 +18,7 @@ export interface ShardWorkerData {
   dataDir: string;
   durability: Durability;
   logLevel: LogLevel;
+  boot: string;
   /** [peer thread index, port] for the gateway and every other shard */
   peers: [number, MessagePort][];
   control: MessagePort;
@@ -29,7 +30,11 @@ export interface ClusterOptions {
   durability: Durability;
   logLevel: LogLevel;
   askTimeoutMs: number;
+  /** Identifies this run of the server (presence from earlier runs is stale). */
+  boot: string;
   log: Logger;
+  /** A shard died: its in-memory actors are gone (the logs are safe). The server must stop. */
+  onFatal: (err: unknown) => void;
 }
 
 /** What the gateway does with envelopes actors address to it. */
@@ -45,6 +50,7 @@ export class ShardCluster {
   private readonly workers: Worker[] = [];
   private readonly controls: Comlink.Remote<ShardControl>[] = [];
   private sink: GatewaySink | null = null;
+  private stopping = false;
 
   constructor(private readonly opts: ClusterOptions) {
     this.router = new Router(opts.shards);
@@ -70,7 +76,7 @@ export class ShardCluster {
       const control = new MessageChannel();
       const data: ShardWorkerData = {
         index, shardCount: n, dataDir: this.opts.dataDir, durability: this.opts.durability,
-        logLevel: this.opts.logLevel, peers: peers[index], control: control.port2,
+        logLevel: this.opts.logLevel, boot: this.opts.boot, peers: peers[index], control: control.port2,
       };
       const transferList: TransferListItem[] = [...peers[index].map(([, p]) => p), control.port2];
       const worker = new Worker(new URL('./shard-worker.js', import.meta.url), { workerData: data, transferList });
@@ -84,10 +90,8 @@ export class ShardCluster {
         }),
       );
       worker.on('error', (err) => {
-        // A shard that dies loses its in-memory actors; the logs are safe. Fail loudly.
         this.opts.log.fatal({ err, shard: index }, 'shard crashed');
-        process.exitCode = 1;
-        process.kill(process.pid, 'SIGTERM');
+        if (!this.stopping) this.opts.onFatal(err);
       });
     }
     await Promise.all(started);
@@ -108,12 +112,21 @@ export class ShardCluster {
     return Promise.all(this.controls.map((c) => c.stats()));
   }
 
-  /** Lets every shard finish and release its outputs, closes their storage, ends the workers. */
+  /**
+   * Lets every shard finish: shards keep telling each other (fan-out confirmations), so drain
+   * all of them until a whole round runs no new turn. Then close their storage, end the workers.
+   */
   async stop(): Promise<void> {
+    this.stopping = true;
     this.transport.flush();
-    await Promise.all(this.controls.map((c) => c.drain()));
-    // Outputs released by the drain (last replies) still need delivering to sockets.
-    await new Promise((resolve) => setImmediate(resolve));
+    let previous = '';
+    for (let round = 0; round < 50; round++) {
+      const turns = (await Promise.all(this.controls.map((c) => c.drain()))).join(',');
+      if (turns === previous) break;
+      previous = turns;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await Promise.all(this.controls.map((c) => c.close()));
     this.asks.close('server stopping');
     for (const c of this.controls) c[Comlink.releaseProxy]();
     await Promise.all(this.workers.map((w) => w.terminate()));

@@ -1,6 +1,6 @@
 // The messages actors understand: the internal protocol between the gateway and the actors,
 // and between actors. Client commands arrive as `ClientCommand`, already validated.
-import type { StoredMessage } from '../storage/env.js';
+import type { StoredMessage, ThreadEvent } from '../storage/env.js';
 
 /** Who is asking, for client commands routed by the gateway. */
 export interface Caller {
@@ -18,7 +18,7 @@ export interface ClientCommand {
   [field: string]: unknown;
 }
 
-// ---- user actor ----
+// ---- to the user actor ----
 /** A device socket comes online; answered with AttachResult. */
 export interface Attach { op: 'attach'; device: string; gateway: number; conn: number; [f: string]: unknown }
 export interface AttachResult { head: number; cursor: number }
@@ -29,16 +29,26 @@ export interface Ack { op: 'ack'; device: string; u: number; [f: string]: unknow
 /** The device was logged out: close its sockets with 4003. */
 export interface Revoke { op: 'revoke'; device: string; [f: string]: unknown }
 /** Append a thread message to this user's log (idempotent by thread + seq). */
-export interface Deliver {
-  op: 'deliver'; thread: string; msg: StoredMessage;
-  [f: string]: unknown;
-}
+export interface Deliver { op: 'deliver'; thread: string; msg: StoredMessage; [f: string]: unknown }
+/** Append a thread event to this user's log (idempotent by thread + eseq). */
+export interface EventDeliver { op: 'event'; thread: string; event: ThreadEvent; [f: string]: unknown }
+/** A member's watermarks moved: append a receipt event. */
+export interface Receipt { op: 'receipt'; thread: string; user: string; delivered: number; read: number; [f: string]: unknown }
+/** Someone is typing in a thread: tell online devices (ephemeral). */
+export interface Typing { op: 'typing'; thread: string; user: string; [f: string]: unknown }
+/** A socket wants presence events of this user until unwatch or disconnect. */
+export interface Watch { op: 'watch' | 'unwatch'; gateway: number; conn: number; [f: string]: unknown }
+/** Timer-driven: announce the presence state if it changed (coalesces flapping). */
+export interface PresenceFlush { op: 'presence-flush'; [f: string]: unknown }
 
-// ---- thread actor ----
-/** The member's log has the thread's messages up to seq (fan-out confirmation). */
-export interface Delivered { op: 'delivered'; user: string; seq: number; [f: string]: unknown }
+// ---- to the thread actor ----
+/** The member's log has the thread's messages up to seq and events up to eseq. */
+export interface Logged { op: 'logged'; user: string; seq: number; eseq: number; [f: string]: unknown }
+/** A device of the member acked messages of the thread up to seq (delivered receipt). */
+export interface DeliveredTo { op: 'delivered-to'; user: string; seq: number; [f: string]: unknown }
 /** Re-run unconfirmed fan-out (sent to threads with a pending fan-out after a restart). */
 export interface Recover { op: 'recover'; [f: string]: unknown }
 
-export type UserActorMessage = ClientCommand | Attach | Detach | Ack | Revoke | Deliver;
-export type ThreadActorMessage = ClientCommand | Delivered | Recover;
+export type UserActorMessage =
+  | ClientCommand | Attach | Detach | Ack | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush;
+export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover;

@@ -20,6 +20,8 @@ import { UserActor } from './user-actor.js';
 export interface ShardStats {
   shard: number;
   actors: { user: number; thread: number };
+  /** sockets attached to user actors, and presence watchers, across this shard */
+  registrations: { sockets: number; watchers: number };
   pendingOutputGroups: number;
   transport: Transport['stats'];
   turns: number;
@@ -40,12 +42,14 @@ export class Shard {
   private readonly ids: MessageIdGenerator;
   private readonly sweeper: NodeJS.Timeout;
   private turns = 0;
+  private readonly deferred = new Set<() => void>();
 
   constructor(
     readonly index: number,
     private readonly router: Router,
     private readonly storage: StorageEnv,
     private readonly log: Logger,
+    private readonly boot: string,
   ) {
     this.ids = new MessageIdGenerator(index);
     this.outputs = new OutputCommit(storage.barrier, (err) => {
@@ -73,11 +77,17 @@ export class Shard {
 
   stats(): ShardStats {
     const actors = { user: 0, thread: 0 };
-    for (const address of this.activations.keys()) {
+    const registrations = { sockets: 0, watchers: 0 };
+    for (const [address, { actor }] of this.activations) {
       const kind = parseAddress(address).kind as keyof typeof actors;
       if (kind in actors) actors[kind]++;
+      const r = actor.registrations?.();
+      if (r) {
+        registrations.sockets += r.sockets;
+        registrations.watchers += r.watchers;
+      }
     }
-    return { shard: this.index, actors, pendingOutputGroups: this.outputs.pendingGroups, transport: { ...this.transport.stats }, turns: this.turns };
+    return { shard: this.index, actors, registrations, pendingOutputGroups: this.outputs.pendingGroups, transport: { ...this.transport.stats }, turns: this.turns };
   }
 
   /** Resolves when every output produced so far is released and sent. */
@@ -105,6 +115,14 @@ export class Shard {
           this.log.error({ kind: env[0] }, 'shard got an envelope it does not handle');
       }
     }
+    for (const fn of this.deferred) {
+      try {
+        fn();
+      } catch (err) {
+        this.log.error({ err }, 'deferred work failed');
+      }
+    }
+    this.deferred.clear();
   }
 
   private activate(address: string): Actor {
@@ -162,6 +180,7 @@ export class Shard {
     const { outputs, transport, router } = this;
     return {
       shard: this.index,
+      boot: this.boot,
       storage: this.storage,
       log: this.log,
       put<V, K extends Key>(db: Database<V, K>, key: K, value: V) {
@@ -183,6 +202,9 @@ export class Shard {
       },
       afterCommit(fn) {
         outputs.emit(fn);
+      },
+      defer: (fn) => {
+        this.deferred.add(fn);
       },
     };
   }

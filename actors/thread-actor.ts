@@ -1,54 +1,75 @@
-// The thread actor: one conversation (1:1 now, groups later) — members, the message log (seq),
-// client-id dedupe and fan-out of each message to the members' user actors. A fan-out is
-// recorded as pending in the same transaction as the message and cleared once every member's
-// log confirms it, so a crash between the two commits is repaired on restart.
+// The thread actor: one conversation (1:1 or group) — members, admins and title, the message log
+// (seq), the event log of membership changes (eseq), client-id dedupe, delivered/read
+// watermarks, and fan-out of messages, events and receipts to the members' user actors.
+// A fan-out is recorded as pending in the same transaction as what it fans out, and cleared once
+// every member's log has it, so a crash between the two commits is repaired on restart.
 import { Command, ErrorCode } from '../src/protocol/codes.js';
+import { ProtocolError, fail } from '../src/protocol/errors.js';
 import { directMembers, MessageIdGenerator } from '../src/protocol/ids.js';
+import { MAX_GROUP_MEMBERS } from '../src/protocol/validate.js';
 import { wireTime } from '../src/protocol/wire.js';
-import type { DedupeRecord, StoredMessage, ThreadMeta } from '../storage/env.js';
+import type { DedupeRecord, StoredMessage, ThreadEvent, ThreadEventKind, ThreadMeta, Watermarks } from '../storage/env.js';
 import { readThreadLog, threadLogHead } from '../storage/thread-log.js';
+import { threadEventsHead, readThreadEvents } from '../storage/thread-events.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
-import { ProtocolError, fail } from '../src/protocol/errors.js';
-import type { ClientCommand, Delivered, ThreadActorMessage } from './messages.js';
+import type { Caller, ClientCommand, DeliveredTo, Logged, ThreadActorMessage } from './messages.js';
 import { userAddress } from './router.js';
 
 export class ThreadActor implements Actor {
   private meta: ThreadMeta | undefined;
   private lastSeq: number;
-  /** First seq whose fan-out is unconfirmed by some member; 0 when all are confirmed. */
-  private pendingFrom: number;
-  private readonly confirmed = new Map<string, number>();
+  private lastEseq: number;
+  /** First seq / eseq whose fan-out some member has not confirmed; 0 when none. */
+  private pending: { seq: number; eseq: number };
+  private readonly logged = new Map<string, { seq: number; eseq: number }>();
   /** Sends not yet committed, by user + cid: a resend racing its original must not fork. */
   private readonly uncommitted = new Map<string, DedupeRecord>();
+  private readonly marks = new Map<string, Watermarks>();
+  /** Receipt changes of this batch, sent once at its end (coalesced per member): did read move? */
+  private readonly receiptsDue = new Map<string, boolean>();
+  private readonly address: string;
 
   constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
+    this.address = `thread:${thread}`;
     this.meta = ctx.storage.db.threads.get(thread);
     this.lastSeq = threadLogHead(ctx.storage, thread);
-    this.pendingFrom = ctx.storage.db.fanout.get(thread) ?? 0;
+    this.lastEseq = threadEventsHead(ctx.storage, thread);
+    this.pending = ctx.storage.db.fanout.get(thread) ?? { seq: 0, eseq: 0 };
   }
 
   canPassivate(): boolean {
-    return this.pendingFrom === 0 && this.uncommitted.size === 0;
+    return this.pending.seq === 0 && this.pending.eseq === 0 && this.uncommitted.size === 0 && this.receiptsDue.size === 0;
   }
 
   receive(message: ActorMessage): unknown {
     const msg = message as ThreadActorMessage;
     switch (msg.op) {
       case 'cmd': return this.command(msg);
-      case 'delivered': return this.delivered(msg);
+      case 'logged': return this.onLogged(msg);
+      case 'delivered-to': return this.onDelivered(msg);
       case 'recover': return this.recover();
       default: throw new ProtocolError(ErrorCode.bad_frame, `thread actor: unknown op ${(msg as ActorMessage).op}`);
     }
   }
 
   private command(cmd: ClientCommand): unknown {
-    switch (cmd.frame.t) {
+    const { caller, frame } = cmd;
+    switch (frame.t) {
       case Command.send: return this.send(cmd);
-      case Command.history: return this.history(cmd);
-      default: throw new ProtocolError(ErrorCode.bad_frame, `unknown command ${cmd.frame.t}`);
+      case Command.history: return this.history(caller, frame);
+      case Command.read: return this.read(caller, frame.seq as number);
+      case Command.typing: return this.typing(caller);
+      case Command.groupCreate: return this.createGroup(caller, frame.title as string, frame.members as string[]);
+      case Command.groupAdd: return this.addMembers(caller, frame.users as string[]);
+      case Command.groupRemove: return this.removeMembers(caller, frame.users as string[]);
+      case Command.groupLeave: return this.leave(caller);
+      case Command.groupTitle: return this.retitle(caller, frame.title as string);
+      default: throw new ProtocolError(ErrorCode.bad_frame, `unknown command ${frame.t}`);
     }
   }
+
+  // ---- messages ----
 
   private send(cmd: ClientCommand): object {
     const { thread, seq, id, ts } = this.append(cmd);
@@ -63,7 +84,7 @@ export class ThreadActor implements Actor {
     if (seen) return seen;
 
     const meta = this.meta ?? this.createDirect(caller.user, frame.to as string | undefined);
-    if (!meta.members.includes(caller.user)) fail(ErrorCode.forbidden, 'not a member of this thread');
+    this.requireMember(meta, caller.user);
 
     const ts = Date.now();
     const msg: StoredMessage = { seq: ++this.lastSeq, id: this.ids.next(ts), from: caller.user, device: caller.device, ts, cid };
@@ -78,23 +99,19 @@ export class ThreadActor implements Actor {
     this.uncommitted.set(dedupeKey, result);
     // From the commit on, the dedupe table answers.
     this.ctx.afterCommit(() => this.uncommitted.delete(dedupeKey));
-    if (this.pendingFrom === 0) {
-      this.pendingFrom = msg.seq;
-      this.ctx.put(db.fanout, this.thread, msg.seq);
-    }
-    for (const member of meta.members) {
-      this.ctx.tell(userAddress(member), { op: 'deliver', thread: this.thread, msg });
-    }
+    this.markPending(msg.seq, 0);
+    for (const member of meta.members) this.ctx.tell(userAddress(member), { op: 'deliver', thread: this.thread, msg });
     return result;
   }
 
-  private history({ caller, frame }: ClientCommand): { messages: unknown[]; more: boolean } {
+  private history(caller: Caller, frame: ClientCommand['frame']): { messages: unknown[]; more: boolean } {
     const meta = this.meta ?? fail(ErrorCode.not_found, 'no such thread');
-    if (!meta.members.includes(caller.user)) fail(ErrorCode.forbidden, 'not a member of this thread');
+    this.requireMember(meta, caller.user);
     const page = readThreadLog(this.ctx.storage, this.thread, {
       before: frame.before as number | undefined,
       after: frame.after as number | undefined,
       limit: (frame.limit as number | undefined) ?? 50,
+      floor: meta.joined[caller.user] ?? 0,
     });
     // A cid is the sender's own business (PROTOCOL.md §5): only the sender sees it.
     const messages = page.messages.map(({ cid, ts, ...m }) =>
@@ -109,30 +126,210 @@ export class ThreadActor implements Actor {
     const other = pair[0] === sender ? pair[1] : pair[0];
     if (!this.ctx.storage.db.users.get(other)) fail(ErrorCode.not_found, 'no such user');
     const members = pair[0] === pair[1] ? [pair[0]] : [...pair];
-    const meta: ThreadMeta = { thread: this.thread, kind: 'direct', members, admins: [], title: '', created: Date.now() };
-    this.ctx.put(this.ctx.storage.db.threads, this.thread, meta);
-    this.meta = meta;
+    const meta: ThreadMeta = { thread: this.thread, kind: 'direct', members, admins: [], title: '', created: Date.now(), joined: {} };
+    this.saveMeta(meta);
     return meta;
   }
 
-  private delivered({ user, seq }: Delivered): void {
-    if (seq > (this.confirmed.get(user) ?? 0)) this.confirmed.set(user, seq);
-    if (this.pendingFrom === 0 || !this.meta) return;
-    for (const member of this.meta.members) {
-      if ((this.confirmed.get(member) ?? 0) < this.lastSeq) return;
+  // ---- receipts and typing ----
+
+  private read(caller: Caller, seq: number): void {
+    const meta = this.meta ?? fail(ErrorCode.not_found, 'no such thread');
+    this.requireMember(meta, caller.user);
+    const marks = this.watermarksOf(caller.user);
+    const upTo = Math.min(seq, this.lastSeq);
+    // Reading implies delivery; neither ever moves backwards.
+    if (upTo <= marks.read) return;
+    this.saveWatermarks(caller.user, { read: upTo, delivered: Math.max(marks.delivered, upTo) }, true);
+  }
+
+  /** A member's device acked (stored) messages of this thread up to seq. */
+  private onDelivered({ user, seq }: DeliveredTo): void {
+    if (!this.meta?.members.includes(user)) return;
+    const marks = this.watermarksOf(user);
+    const upTo = Math.min(seq, this.lastSeq);
+    if (upTo <= marks.delivered) return;
+    this.saveWatermarks(user, { ...marks, delivered: upTo }, false);
+  }
+
+  private saveWatermarks(user: string, marks: Watermarks, readMoved: boolean): void {
+    this.marks.set(user, marks);
+    this.ctx.put(this.ctx.storage.db.watermarks, [this.thread, user], marks);
+    this.ctx.defer(this.flushReceipts);
+    this.receiptsDue.set(user, readMoved || (this.receiptsDue.get(user) ?? false));
+  }
+
+  /**
+   * One receipt event per changed member per batch, with the newest watermarks, to the other
+   * members — and to the member's own devices when `read` moved, so they all clear unread.
+   */
+  private readonly flushReceipts = (): void => {
+    const members = this.meta?.members ?? [];
+    for (const [user, readMoved] of this.receiptsDue) {
+      const { delivered, read } = this.watermarksOf(user);
+      for (const member of members) {
+        if (member !== user || readMoved) this.ctx.tell(userAddress(member), { op: 'receipt', thread: this.thread, user, delivered, read });
+      }
     }
-    this.pendingFrom = 0;
+    this.receiptsDue.clear();
+  };
+
+  private watermarksOf(user: string): Watermarks {
+    let marks = this.marks.get(user);
+    if (!marks) {
+      marks = this.ctx.storage.db.watermarks.get([this.thread, user]) ?? { delivered: 0, read: 0 };
+      this.marks.set(user, marks);
+    }
+    return marks;
+  }
+
+  private typing(caller: Caller): void {
+    const meta = this.meta ?? fail(ErrorCode.not_found, 'no such thread');
+    this.requireMember(meta, caller.user);
+    for (const member of meta.members) {
+      if (member !== caller.user) this.ctx.tell(userAddress(member), { op: 'typing', thread: this.thread, user: caller.user });
+    }
+  }
+
+  // ---- groups ----
+
+  private createGroup(caller: Caller, title: string, invited: string[]): { thread: string } {
+    if (this.meta) fail(ErrorCode.conflict, 'thread exists');
+    const members = unique([caller.user, ...invited]);
+    if (members.length > MAX_GROUP_MEMBERS) fail(ErrorCode.too_large, `a group has at most ${MAX_GROUP_MEMBERS} members`);
+    this.requireUsersExist(members);
+    const joined = Object.fromEntries(members.map((m) => [m, 0]));
+    this.saveMeta({ thread: this.thread, kind: 'group', members, admins: [caller.user], title, created: Date.now(), joined });
+    this.emitEvent('created', caller.user, members, { users: members, title });
+    return { thread: this.thread };
+  }
+
+  private addMembers(caller: Caller, users: string[]): void {
+    const meta = this.requireAdmin(caller.user);
+    const added = unique(users).filter((u) => !meta.members.includes(u));
+    if (added.length === 0) return;
+    if (meta.members.length + added.length > MAX_GROUP_MEMBERS) fail(ErrorCode.too_large, `a group has at most ${MAX_GROUP_MEMBERS} members`);
+    this.requireUsersExist(added);
+    const joined = { ...meta.joined };
+    for (const u of added) joined[u] = this.lastSeq; // they see history from here on
+    const members = [...meta.members, ...added];
+    this.saveMeta({ ...meta, members, joined });
+    this.emitEvent('added', caller.user, members, { users: added });
+  }
+
+  private removeMembers(caller: Caller, users: string[]): void {
+    const meta = this.requireAdmin(caller.user);
+    const removed = unique(users).filter((u) => meta.members.includes(u));
+    if (removed.length === 0) return;
+    const members = meta.members.filter((m) => !removed.includes(m));
+    this.saveMeta(this.withoutMembers(meta, members, removed));
+    this.emitEvent('removed', caller.user, [...members, ...removed], { users: removed });
+  }
+
+  private leave(caller: Caller): void {
+    const meta = this.requireGroup();
+    this.requireMember(meta, caller.user);
+    const members = meta.members.filter((m) => m !== caller.user);
+    this.saveMeta(this.withoutMembers(meta, members, [caller.user]));
+    this.emitEvent('left', caller.user, [...members, caller.user], {});
+  }
+
+  private retitle(caller: Caller, title: string): void {
+    const meta = this.requireGroup();
+    this.requireMember(meta, caller.user);
+    if (title === meta.title) return;
+    this.saveMeta({ ...meta, title });
+    this.emitEvent('title', caller.user, meta.members, { title });
+  }
+
+  /** Drops members; a group never stays without an admin (the longest-standing member gets it). */
+  private withoutMembers(meta: ThreadMeta, members: string[], gone: string[]): ThreadMeta {
+    const joined = { ...meta.joined };
+    for (const u of gone) delete joined[u];
+    let admins = meta.admins.filter((a) => !gone.includes(a));
+    if (admins.length === 0 && members.length > 0) admins = [members[0]];
+    for (const u of gone) this.marks.delete(u);
+    return { ...meta, members, admins, joined };
+  }
+
+  private emitEvent(event: ThreadEventKind, by: string, to: string[], extra: { users?: string[]; title?: string }): void {
+    const record: ThreadEvent = { eseq: ++this.lastEseq, event, by, ts: Date.now(), to, ...extra };
+    this.ctx.put(this.ctx.storage.db.threadEvents, [this.thread, record.eseq], record);
+    this.markPending(0, record.eseq);
+    for (const user of to) this.ctx.tell(userAddress(user), { op: 'event', thread: this.thread, event: record });
+  }
+
+  // ---- fan-out bookkeeping ----
+
+  private markPending(seq: number, eseq: number): void {
+    const before = this.pending;
+    this.pending = { seq: before.seq || seq, eseq: before.eseq || eseq };
+    if (this.pending.seq !== before.seq || this.pending.eseq !== before.eseq) {
+      this.ctx.put(this.ctx.storage.db.fanout, this.thread, this.pending);
+    }
+  }
+
+  /** A member's user actor has these in its log. */
+  private onLogged({ user, seq, eseq }: Logged): void {
+    const prev = this.logged.get(user) ?? { seq: 0, eseq: 0 };
+    this.logged.set(user, { seq: Math.max(prev.seq, seq), eseq: Math.max(prev.eseq, eseq) });
+    if ((this.pending.seq === 0 && this.pending.eseq === 0) || !this.meta) return;
+    for (const member of this.meta.members) {
+      const l = this.logged.get(member) ?? { seq: 0, eseq: 0 };
+      const joinedAt = this.meta.joined[member] ?? 0;
+      if (this.pending.seq && l.seq < this.lastSeq && joinedAt < this.lastSeq) return;
+      if (this.pending.eseq && l.eseq < this.lastEseq) return;
+    }
+    this.pending = { seq: 0, eseq: 0 };
     this.ctx.remove(this.ctx.storage.db.fanout, this.thread);
   }
 
-  /** After a restart: deliver again everything from the first unconfirmed seq (members skip dupes). */
+  /** After a restart: deliver again everything not confirmed (user actors skip what they have). */
   private recover(): void {
-    if (this.pendingFrom === 0 || !this.meta) return;
-    const page = readThreadLog(this.ctx.storage, this.thread, { after: this.pendingFrom - 1, limit: Number.MAX_SAFE_INTEGER - 1 });
-    for (const msg of page.messages) {
-      for (const member of this.meta.members) {
-        this.ctx.tell(userAddress(member), { op: 'deliver', thread: this.thread, msg });
+    const meta = this.meta;
+    if (!meta) return;
+    if (this.pending.eseq) {
+      for (const event of readThreadEvents(this.ctx.storage, this.thread, this.pending.eseq - 1)) {
+        for (const user of event.to) this.ctx.tell(userAddress(user), { op: 'event', thread: this.thread, event });
+      }
+    }
+    if (this.pending.seq) {
+      const page = readThreadLog(this.ctx.storage, this.thread, { after: this.pending.seq - 1, limit: Number.MAX_SAFE_INTEGER - 1 });
+      for (const msg of page.messages) {
+        for (const member of meta.members) {
+          if ((meta.joined[member] ?? 0) < msg.seq) this.ctx.tell(userAddress(member), { op: 'deliver', thread: this.thread, msg });
+        }
       }
     }
   }
+
+  // ---- checks ----
+
+  private requireMember(meta: ThreadMeta, user: string): void {
+    if (!meta.members.includes(user)) fail(ErrorCode.forbidden, 'not a member of this thread');
+  }
+
+  private requireGroup(): ThreadMeta {
+    const meta = this.meta ?? fail(ErrorCode.not_found, 'no such thread');
+    if (meta.kind !== 'group') fail(ErrorCode.bad_frame, 'not a group');
+    return meta;
+  }
+
+  private requireAdmin(user: string): ThreadMeta {
+    const meta = this.requireGroup();
+    this.requireMember(meta, user);
+    if (!meta.admins.includes(user)) fail(ErrorCode.forbidden, 'only admins may do this');
+    return meta;
+  }
+
+  private requireUsersExist(users: string[]): void {
+    for (const u of users) if (!this.ctx.storage.db.users.get(u)) fail(ErrorCode.not_found, `no such user ${u}`);
+  }
+
+  private saveMeta(meta: ThreadMeta): void {
+    this.meta = meta;
+    this.ctx.put(this.ctx.storage.db.threads, this.thread, meta);
+  }
 }
+
+const unique = (xs: string[]): string[] => [...new Set(xs)];

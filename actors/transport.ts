@@ -18,6 +18,7 @@ export class Transport {
   private readonly ports = new Map<number, MessagePort>();
   private readonly outbox = new Map<number, Envelope[]>();
   private flushScheduled = false;
+  private closed = false;
   readonly stats: TransportStats = { batchesOut: 0, envelopesOut: 0, batchesIn: 0, envelopesIn: 0 };
 
   /**
@@ -41,11 +42,9 @@ export class Transport {
 
   /** Queues an envelope for `dest`; it leaves with the rest of this tick's batch. */
   send(dest: number, envelope: Envelope): void {
-    if (dest === this.self) {
-      // Same thread: still asynchronous, so a turn never re-enters the dispatcher.
-      this.queue(dest, envelope);
-      return;
-    }
+    // After close (shutdown) there is nobody to deliver to; the logs hold what matters.
+    if (this.closed) return;
+    // To ourselves it is queued too: a turn never re-enters the dispatcher.
     this.queue(dest, envelope);
   }
 
@@ -62,6 +61,7 @@ export class Transport {
   /** Sends every queued batch now. */
   readonly flush = (): void => {
     this.flushScheduled = false;
+    if (this.closed) return;
     for (const [dest, envelopes] of this.outbox) {
       if (envelopes.length === 0) continue;
       this.outbox.set(dest, []);
@@ -83,6 +83,8 @@ export class Transport {
   };
 
   close(): void {
+    this.closed = true;
+    this.outbox.clear();
     for (const port of this.ports.values()) port.close();
     this.ports.clear();
   }

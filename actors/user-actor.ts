@@ -1,73 +1,166 @@
-// The user actor: the user's event log (u), the cursors of the user's devices, and the user's
-// online sockets. Every durable event for the user is appended here, then pushed live.
-import { CloseCode, ErrorCode, ServerFrame } from '../src/protocol/codes.js';
-import { encodeFrame, wireTime } from '../src/protocol/wire.js';
-import type { InboxRow } from '../storage/env.js';
-import { userLogHead } from '../storage/user-log.js';
+// The user actor: the user's event log (u) and everything that hangs off it — device cursors,
+// online sockets, inbox rows (unread, mute, nickname), contacts, presence and its watchers, and
+// the delivered receipts that acks imply. Every durable event for the user is appended here,
+// then pushed live.
+import { CloseCode, Command, ErrorCode, ServerFrame } from '../src/protocol/codes.js';
+import { fail, ProtocolError } from '../src/protocol/errors.js';
+import { decodeFrame, encodeFrame, wireTime } from '../src/protocol/wire.js';
+import type { InboxRow, StoredMessage, ThreadMeta } from '../storage/env.js';
+import { presenceOf } from '../storage/presence.js';
+import { readUserLog, userLogHead } from '../storage/user-log.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
-import { ProtocolError } from '../src/protocol/errors.js';
-import type { Ack, Attach, AttachResult, Deliver, Detach, Revoke, UserActorMessage } from './messages.js';
-import { threadAddress } from './router.js';
+import type {
+  Ack, Attach, AttachResult, ClientCommand, Deliver, Detach, EventDeliver, Receipt, Revoke, Typing, UserActorMessage, Watch,
+} from './messages.js';
+import { threadAddress, userAddress } from './router.js';
 
 interface Socket { gateway: number; conn: number; device: string }
+interface Watcher { gateway: number; conn: number }
+
+/** Presence changes are announced at most once per this interval (flapping is one event). */
+export const PRESENCE_COALESCE_MS = 1000;
+const MAX = Number.MAX_SAFE_INTEGER;
 
 export class UserActor implements Actor {
   private head: number;
+  private readonly address: string;
   private readonly sockets: Socket[] = [];
+  private readonly watchers: Watcher[] = [];
   private readonly inbox = new Map<string, InboxRow>();
   private readonly cursors = new Map<string, number>();
+  /** Rows changed in this batch. */
+  private readonly dirty = new Set<string>();
+  /** Per loaded row, the `updated` its inbox-by-time entry is written under (-1: none yet). */
+  private readonly indexedAt = new Map<string, number>();
+  /** Per thread, the newest seq/eseq logged in this batch: confirmed to the thread at its end. */
+  private readonly toConfirm = new Map<string, { seq: number; eseq: number }>();
+  /** The highest u any device acked: delivered receipts are sent up to here. */
+  private deliveredU: number;
+  private announcedOnline: boolean;
+  private lastOffline: number;
+  private presenceTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly user: string, private readonly ctx: ActorContext) {
+    this.address = userAddress(user);
     this.head = userLogHead(ctx.storage, user);
+    let acked = 0;
+    for (const { value } of ctx.storage.db.cursors.getRange({ start: [user, ''], end: [user, '\uffff'] })) acked = Math.max(acked, value.u);
+    this.deliveredU = acked;
+    const p = presenceOf(ctx.storage, ctx.boot, user);
+    this.announcedOnline = p.online;
+    this.lastOffline = p.last;
   }
 
   canPassivate(): boolean {
-    return this.sockets.length === 0;
+    return this.sockets.length === 0 && this.watchers.length === 0 && this.presenceTimer === null && this.dirty.size === 0;
+  }
+
+  registrations(): { sockets: number; watchers: number } {
+    return { sockets: this.sockets.length, watchers: this.watchers.length };
   }
 
   receive(message: ActorMessage): unknown {
     const msg = message as UserActorMessage;
     switch (msg.op) {
       case 'deliver': return this.deliver(msg);
+      case 'event': return this.threadEvent(msg);
+      case 'receipt': return this.receipt(msg);
+      case 'typing': return this.typing(msg);
       case 'attach': return this.attach(msg);
       case 'detach': return this.detach(msg);
       case 'ack': return this.ack(msg);
       case 'revoke': return this.revoke(msg);
-      default: throw new ProtocolError(ErrorCode.bad_frame, `user actor: unknown op ${msg.op}`);
+      case 'watch': return this.watch(msg);
+      case 'unwatch': return this.unwatch(msg);
+      case 'presence-flush': return this.flushPresence();
+      case 'cmd': return this.command(msg);
+      default: throw new ProtocolError(ErrorCode.bad_frame, `user actor: unknown op ${(msg as ActorMessage).op}`);
     }
   }
 
-  /** Appends a thread message to the log once (by thread + seq) and pushes it to online devices. */
+  private command({ frame }: ClientCommand): unknown {
+    switch (frame.t) {
+      case Command.inbox: return this.inboxPage(frame.before as string | undefined, (frame.limit as number | undefined) ?? 50);
+      case Command.threadGet: return this.threadRow(this.existingRow(frame.thread as string));
+      case Command.threadSet: return this.setThread(frame.thread as string, frame.muted as boolean | undefined, frame.nickname as string | undefined);
+      case Command.contactsAdd: return this.addContact(frame.user as string);
+      case Command.contactsRemove: return this.removeContact(frame.user as string);
+      case Command.contactsList: return this.listContacts();
+      default: throw new ProtocolError(ErrorCode.bad_frame, `unknown command ${frame.t}`);
+    }
+  }
+
+  // ---- the log ----
+
+  /** Appends a thread message once (by thread + seq) and pushes it to online devices. */
   private deliver({ thread, msg }: Deliver): void {
     const row = this.inboxRow(thread);
-    if (msg.seq <= row.lastSeq) {
-      // A re-delivery after a restart: already in the log, only confirm again.
-      this.ctx.tell(threadAddress(thread), { op: 'delivered', user: this.user, seq: msg.seq });
-      return;
+    if (msg.seq > row.lastSeq) {
+      const frame: Record<string, unknown> = {
+        t: ServerFrame.msg, thread, seq: msg.seq, id: msg.id, from: msg.from, device: msg.device, ts: wireTime(msg.ts),
+      };
+      if (msg.body !== undefined) frame.body = msg.body;
+      if (msg.media !== undefined) frame.media = msg.media;
+      if (msg.reply !== undefined) frame.reply = msg.reply;
+      if (msg.cid !== undefined && msg.from === this.user) frame.cid = msg.cid;
+      this.append(frame);
+      row.lastSeq = msg.seq;
+      row.last = msg;
+      if (msg.from !== this.user) row.unread++;
+      this.touch(row, msg.ts);
     }
-    const u = ++this.head;
-    const frame: Record<string, unknown> = {
-      t: ServerFrame.msg, u, thread, seq: msg.seq, id: msg.id, from: msg.from, device: msg.device, ts: wireTime(msg.ts),
-    };
-    if (msg.body !== undefined) frame.body = msg.body;
-    if (msg.media !== undefined) frame.media = msg.media;
-    if (msg.reply !== undefined) frame.reply = msg.reply;
-    if (msg.cid !== undefined && msg.from === this.user) frame.cid = msg.cid;
-    const bytes = encodeFrame(frame);
-    this.ctx.put(this.ctx.storage.db.userLog, [this.user, u], bytes as Buffer);
-    const updated: InboxRow = { ...row, lastSeq: msg.seq, updated: msg.ts };
-    this.inbox.set(thread, updated);
-    this.ctx.put(this.ctx.storage.db.inbox, [this.user, thread], updated);
-    this.pushToAll(bytes, u);
-    this.ctx.tell(threadAddress(thread), { op: 'delivered', user: this.user, seq: msg.seq });
+    // Re-deliveries after a restart are confirmed again, so the thread can clear its mark.
+    this.confirm(thread, msg.seq, 0);
   }
 
-  private attach({ device, gateway, conn }: Attach): AttachResult {
-    if (!this.ctx.storage.db.devices.get([this.user, device])) {
-      throw new ProtocolError(ErrorCode.unauthorized, 'session revoked');
+  /** Appends a membership or title change once (by thread + eseq). */
+  private threadEvent({ thread, event }: EventDeliver): void {
+    const row = this.inboxRow(thread);
+    if (event.eseq > row.lastEvent) {
+      const frame: Record<string, unknown> = { t: ServerFrame.thread, thread, event: event.event, by: event.by };
+      if (event.users) frame.users = event.users;
+      if (event.title !== undefined) frame.title = event.title;
+      this.append(frame);
+      row.lastEvent = event.eseq;
+      if (event.event === 'left' && event.by === this.user) row.member = false;
+      else if (event.event === 'removed' && event.users?.includes(this.user)) row.member = false;
+      else if ((event.event === 'added' || event.event === 'created') && event.users?.includes(this.user)) row.member = true;
+      this.touch(row, event.ts);
     }
+    this.confirm(thread, 0, event.eseq);
+  }
+
+  private receipt({ thread, user, delivered, read }: Receipt): void {
+    this.append({ t: ServerFrame.receipt, thread, user, delivered, read });
+    if (user !== this.user) return;
+    // Our own read on some device: every device's row shows it.
+    const row = this.inboxRow(thread);
+    if (read > row.readSeq) {
+      row.readSeq = read;
+      row.unread = this.countUnread(thread, read, row.lastSeq);
+      this.touch(row, row.updated);
+    }
+  }
+
+  /** Encodes the event with the next u, logs it, and pushes it after the commit. */
+  private append(frame: Record<string, unknown>): void {
+    const u = ++this.head;
+    const bytes = encodeFrame({ ...frame, u });
+    this.ctx.put(this.ctx.storage.db.userLog, [this.user, u], bytes as Buffer);
+    this.pushTo(this.sockets, bytes, u);
+  }
+
+  private typing({ thread, user }: Typing): void {
+    if (this.sockets.length > 0) this.pushTo(this.sockets, encodeFrame({ t: ServerFrame.typing, thread, user }), 0);
+  }
+
+  // ---- sockets and cursors ----
+
+  private attach({ device, gateway, conn }: Attach): AttachResult {
+    if (!this.ctx.storage.db.devices.get([this.user, device])) fail(ErrorCode.unauthorized, 'session revoked');
     this.sockets.push({ gateway, conn, device });
+    if (this.sockets.length === 1) this.presenceChanged();
     return { head: this.head, cursor: this.cursorOf(device) };
   }
 
@@ -76,12 +169,28 @@ export class UserActor implements Actor {
     if (i < 0) return;
     this.sockets.splice(i, 1);
     this.saveCursor(device, this.cursorOf(device));
+    if (this.sockets.length === 0) {
+      this.lastOffline = Date.now();
+      this.presenceChanged();
+    }
   }
 
   private ack({ device, u }: Ack): void {
     // A device cannot have stored what does not exist yet.
     const upTo = Math.min(u, this.head);
     if (upTo > this.cursorOf(device)) this.saveCursor(device, upTo);
+    if (upTo > this.deliveredU) this.sendDeliveredReceipts(upTo);
+  }
+
+  /** Messages from others in the newly acked part of the log are delivered: tell their threads. */
+  private sendDeliveredReceipts(upTo: number): void {
+    const newest = new Map<string, number>();
+    for (const { frame } of readUserLog(this.ctx.storage, this.user, this.deliveredU, upTo - this.deliveredU)) {
+      const f = decodeFrame(frame) as { t: string; thread: string; seq: number; from: string };
+      if (f.t === ServerFrame.msg && f.from !== this.user) newest.set(f.thread, Math.max(newest.get(f.thread) ?? 0, f.seq));
+    }
+    this.deliveredU = upTo;
+    for (const [thread, seq] of newest) this.ctx.tell(threadAddress(thread), { op: 'delivered-to', user: this.user, seq });
   }
 
   private revoke({ device }: Revoke): void {
@@ -90,32 +199,6 @@ export class UserActor implements Actor {
     }
     this.cursors.delete(device);
     this.ctx.remove(this.ctx.storage.db.cursors, [this.user, device]);
-  }
-
-  private pushToAll(bytes: Uint8Array, u: number): void {
-    const n = this.sockets.length;
-    if (n === 0) return;
-    if (n === 1) {
-      this.ctx.push(this.sockets[0].gateway, this.sockets[0].conn, bytes, u);
-      return;
-    }
-    // One push per gateway, listing its sockets: the bytes cross the thread boundary once.
-    const byGateway = new Map<number, number[]>();
-    for (const s of this.sockets) {
-      const list = byGateway.get(s.gateway);
-      if (list) list.push(s.conn);
-      else byGateway.set(s.gateway, [s.conn]);
-    }
-    for (const [gateway, conns] of byGateway) this.ctx.push(gateway, conns, bytes, u);
-  }
-
-  private inboxRow(thread: string): InboxRow {
-    let row = this.inbox.get(thread);
-    if (!row) {
-      row = this.ctx.storage.db.inbox.get([this.user, thread]) ?? { thread, lastSeq: 0, updated: 0 };
-      this.inbox.set(thread, row);
-    }
-    return row;
   }
 
   private cursorOf(device: string): number {
@@ -130,5 +213,196 @@ export class UserActor implements Actor {
   private saveCursor(device: string, u: number): void {
     this.cursors.set(device, u);
     this.ctx.put(this.ctx.storage.db.cursors, [this.user, device], { u, lastSeen: Date.now() });
+  }
+
+  // ---- presence ----
+
+  private watch({ gateway, conn }: Watch): void {
+    if (!this.watchers.some((w) => w.gateway === gateway && w.conn === conn)) this.watchers.push({ gateway, conn });
+  }
+
+  private unwatch({ gateway, conn }: Watch): void {
+    const i = this.watchers.findIndex((w) => w.gateway === gateway && w.conn === conn);
+    if (i >= 0) this.watchers.splice(i, 1);
+  }
+
+  /** Online flipped: announce after the coalescing interval, if it is still flipped then. */
+  private presenceChanged(): void {
+    if (this.presenceTimer) return;
+    this.presenceTimer = setTimeout(() => this.ctx.tell(this.address, { op: 'presence-flush' }), PRESENCE_COALESCE_MS);
+  }
+
+  private flushPresence(): void {
+    this.presenceTimer = null;
+    const online = this.sockets.length > 0;
+    if (online === this.announcedOnline) return;
+    this.announcedOnline = online;
+    this.ctx.put(this.ctx.storage.db.presence, this.user, { online, last: this.lastOffline, boot: this.ctx.boot });
+    if (this.watchers.length > 0) {
+      this.pushTo(this.watchers, encodeFrame({ t: ServerFrame.presence, user: this.user, online, last: wireTime(this.lastOffline) }), 0);
+    }
+  }
+
+  // ---- inbox ----
+
+  /** Threads by last update, newest first; `before` is the cursor a previous page returned. */
+  private inboxPage(before: string | undefined, limit: number): { threads: object[]; cursor?: string } {
+    let start: [string, number, string] = [this.user, MAX, '\uffff'];
+    if (before !== undefined) {
+      const dot = before.indexOf('.');
+      const updated = Number(before.slice(0, dot));
+      if (dot < 1 || !Number.isSafeInteger(updated)) fail(ErrorCode.bad_frame, 'before: not a cursor from inbox');
+      start = [this.user, updated, before.slice(dot + 1)];
+    }
+    const keys: [number, string][] = [];
+    for (const key of this.ctx.storage.db.inboxByTime.getKeys({ start, end: [this.user, -1, ''], reverse: true, limit: limit + 2 })) {
+      const [, updated, thread] = key as [string, number, string];
+      // The range starts at the cursor's own row (inclusive): skip it.
+      if (before === undefined || `${updated}.${thread}` !== before) keys.push([updated, thread]);
+    }
+    const page = keys.slice(0, limit);
+    const threads = page.map(([, thread]) => this.threadRow(this.inboxRow(thread)));
+    if (keys.length <= limit) return { threads };
+    const [updated, thread] = page[page.length - 1];
+    return { threads, cursor: `${updated}.${thread}` };
+  }
+
+  private threadRow(row: InboxRow): object {
+    const meta = this.ctx.storage.db.threads.get(row.thread) as ThreadMeta | undefined;
+    const kind = meta?.kind ?? 'direct';
+    const members = meta?.members ?? [];
+    const out: Record<string, unknown> = {
+      thread: row.thread, kind, title: kind === 'group' ? meta?.title ?? '' : this.directTitle(members),
+      members, muted: row.muted, unread: row.unread, updated: wireTime(row.updated), readSeq: row.readSeq,
+    };
+    if (kind === 'group') out.admins = meta?.admins ?? [];
+    if (row.nickname !== undefined) out.nickname = row.nickname;
+    if (row.last) out.last = this.messageShape(row.thread, row.last);
+    if (!row.member) out.member = false;
+    return out;
+  }
+
+  private messageShape(thread: string, m: StoredMessage): object {
+    const { cid, ts, ...rest } = m;
+    return m.from === this.user && cid !== undefined ? { thread, ...rest, ts: wireTime(ts), cid } : { thread, ...rest, ts: wireTime(ts) };
+  }
+
+  /** A 1:1 thread is titled by the other person's name (or one's own, for a note to self). */
+  private directTitle(members: string[]): string {
+    const other = members.find((m) => m !== this.user) ?? this.user;
+    return this.ctx.storage.db.users.get(other)?.name ?? other;
+  }
+
+  private setThread(thread: string, muted: boolean | undefined, nickname: string | undefined): void {
+    const row = this.existingRow(thread);
+    if (muted !== undefined) row.muted = muted;
+    if (nickname !== undefined) {
+      if (nickname === '') delete row.nickname;
+      else row.nickname = nickname;
+    }
+    this.touch(row, row.updated);
+  }
+
+  private existingRow(thread: string): InboxRow {
+    const row = this.inboxRow(thread);
+    if (row.lastSeq === 0 && row.lastEvent === 0) fail(ErrorCode.not_found, 'no such thread in your inbox');
+    return row;
+  }
+
+  private inboxRow(thread: string): InboxRow {
+    let row = this.inbox.get(thread);
+    if (!row) {
+      const stored = this.ctx.storage.db.inbox.get([this.user, thread]);
+      row = stored ?? { thread, lastSeq: 0, lastEvent: 0, updated: 0, unread: 0, readSeq: 0, muted: false, member: true };
+      this.inbox.set(thread, row);
+      this.indexedAt.set(thread, stored ? stored.updated : -1);
+    }
+    return row;
+  }
+
+  /** Marks a row changed; its write and index move happen once, at the end of the batch. */
+  private touch(row: InboxRow, updated: number): void {
+    this.dirty.add(row.thread);
+    this.ctx.defer(this.flush);
+    row.updated = Math.max(row.updated, updated);
+  }
+
+  private confirm(thread: string, seq: number, eseq: number): void {
+    const c = this.toConfirm.get(thread);
+    if (c) {
+      c.seq = Math.max(c.seq, seq);
+      c.eseq = Math.max(c.eseq, eseq);
+    } else {
+      this.toConfirm.set(thread, { seq, eseq });
+      this.ctx.defer(this.flush);
+    }
+  }
+
+  /** End of batch: one write per changed row, one confirmation per thread. */
+  private readonly flush = (): void => {
+    const { db } = this.ctx.storage;
+    for (const thread of this.dirty) {
+      const row = this.inbox.get(thread)!;
+      this.ctx.put(db.inbox, [this.user, thread], row);
+      const indexedAt = this.indexedAt.get(thread) ?? -1;
+      if (indexedAt !== row.updated) {
+        if (indexedAt >= 0) this.ctx.remove(db.inboxByTime, [this.user, indexedAt, thread]);
+        this.ctx.put(db.inboxByTime, [this.user, row.updated, thread], 1);
+        this.indexedAt.set(thread, row.updated);
+      }
+    }
+    this.dirty.clear();
+    for (const [thread, { seq, eseq }] of this.toConfirm) this.ctx.tell(threadAddress(thread), { op: 'logged', user: this.user, seq, eseq });
+    this.toConfirm.clear();
+  };
+
+  private countUnread(thread: string, readSeq: number, lastSeq: number): number {
+    let n = 0;
+    for (const { value } of this.ctx.storage.db.threadLog.getRange({ start: [thread, readSeq + 1], end: [thread, lastSeq + 1] })) {
+      if (value.from !== this.user) n++;
+    }
+    return n;
+  }
+
+  // ---- contacts ----
+
+  private addContact(contact: string): void {
+    if (contact === this.user) fail(ErrorCode.bad_frame, 'you cannot add yourself');
+    if (!this.ctx.storage.db.users.get(contact)) fail(ErrorCode.not_found, 'no such user');
+    this.ctx.put(this.ctx.storage.db.contacts, [this.user, contact], { added: Date.now() });
+  }
+
+  private removeContact(contact: string): void {
+    this.ctx.remove(this.ctx.storage.db.contacts, [this.user, contact]);
+  }
+
+  private listContacts(): { contacts: object[] } {
+    const { db } = this.ctx.storage;
+    const contacts: object[] = [];
+    for (const key of db.contacts.getKeys({ start: [this.user, ''], end: [this.user, '\uffff'] })) {
+      const contact = (key as [string, string])[1];
+      const p = presenceOf(this.ctx.storage, this.ctx.boot, contact);
+      contacts.push({ user: contact, name: db.users.get(contact)?.name ?? contact, online: p.online, last: wireTime(p.last) });
+    }
+    return { contacts };
+  }
+
+  // ---- pushing ----
+
+  private pushTo(targets: readonly { gateway: number; conn: number }[], bytes: Uint8Array, u: number): void {
+    const n = targets.length;
+    if (n === 0) return;
+    if (n === 1) {
+      this.ctx.push(targets[0].gateway, targets[0].conn, bytes, u);
+      return;
+    }
+    // One push per gateway, listing its sockets: the bytes cross the thread boundary once.
+    const byGateway = new Map<number, number[]>();
+    for (const s of targets) {
+      const list = byGateway.get(s.gateway);
+      if (list) list.push(s.conn);
+      else byGateway.set(s.gateway, [s.conn]);
+    }
+    for (const [gateway, conns] of byGateway) this.ctx.push(gateway, conns, bytes, u);
   }
 }

@@ -21,6 +21,15 @@ export class Metrics {
         }
       },
     });
+    const registrations = (name: string, help: string, pick: (s: ShardStats) => number) =>
+      new Gauge({
+        name, help, registers: [registry],
+        async collect() {
+          this.set((await shardStats()).reduce((sum, s) => sum + pick(s), 0));
+        },
+      });
+    registrations('parley_attached_sockets', 'sockets registered with user actors', (s) => s.registrations.sockets);
+    registrations('parley_presence_watchers', 'presence subscriptions registered with user actors', (s) => s.registrations.watchers);
     void actors;
   }
 }

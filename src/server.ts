@@ -1,5 +1,6 @@
 // The Parley server: one port for HTTP and WebSocket (the gateway, this thread), actor shards
 // in worker threads, one LMDB data directory. Lifecycle: starting → ready → draining → stopped.
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ShardCluster } from '../actors/cluster.js';
 import { openStorage } from '../storage/env.js';
@@ -22,35 +23,34 @@ export interface Server {
 
 export async function startServer(config: Config, log: Logger): Promise<Server> {
   let state: ServerState = 'starting';
+  let stopping: Promise<void> | null = null;
+  let listenSocket: unknown = null;
+  const boot = randomUUID();
   const storage = openStorage(config.dataDir, config.durability);
   const passwords = new PasswordHasher(config.passwordCost);
   const accounts = new Accounts(storage, passwords);
   const cluster = new ShardCluster({
     shards: config.shards, dataDir: config.dataDir, durability: config.durability,
-    logLevel: config.logLevel, askTimeoutMs: config.askTimeoutMs, log,
+    logLevel: config.logLevel, askTimeoutMs: config.askTimeoutMs, boot, log,
+    onFatal: () => {
+      // Without the shard its actors cannot run: stop cleanly and let the process exit non-zero.
+      process.exitCode = 1;
+      void stop();
+    },
   });
   const metrics = new Metrics(() => cluster.stats());
-  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log);
+  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, boot);
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());
   mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready' });
 
-  await cluster.start(sockets);
-  const listenSocket = await new Promise<unknown>((resolve, reject) => {
-    app.listen(config.host, config.port, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
-  });
-  const port = uws.us_socket_local_port(listenSocket as never);
-  state = 'ready';
-  log.info({ port }, 'ready');
-
-  let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
       state = 'draining';
       log.info('draining');
       sockets.closeAll();
-      uws.us_listen_socket_close(listenSocket as never);
+      if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
       await cluster.stop();
       await storage.barrier();
       await storage.close();
@@ -58,6 +58,14 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       state = 'stopped';
       log.info('stopped');
     })());
+
+  await cluster.start(sockets);
+  listenSocket = await new Promise<unknown>((resolve, reject) => {
+    app.listen(config.host, config.port, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
+  });
+  const port = uws.us_socket_local_port(listenSocket as never);
+  state = 'ready';
+  log.info({ port }, 'ready');
 
   return {
     port,

@@ -26,10 +26,20 @@ export interface Databases {
   threads: Database<ThreadMeta, string>;
   /** [user, cid] → SendResult: client-id dedupe, per user */
   dedupe: Database<DedupeRecord, [string, string]>;
-  /** thread → first seq whose fan-out to member logs is not yet confirmed */
-  fanout: Database<number, string>;
+  /** thread → the first message seq and event eseq whose fan-out is not yet confirmed */
+  fanout: Database<PendingFanout, string>;
+  /** [thread, eseq] → ThreadEvent: membership and title changes, in order */
+  threadEvents: Database<ThreadEvent, [string, number]>;
+  /** [thread, user] → Watermarks: delivered and read receipts (written by the thread actor) */
+  watermarks: Database<Watermarks, [string, string]>;
   /** [user, thread] → InboxRow (written by the user actor only) */
   inbox: Database<InboxRow, [string, string]>;
+  /** [user, updated, thread] → 1: the inbox ordered by last update */
+  inboxByTime: Database<1, [string, number, string]>;
+  /** [user, contact] → ContactRecord (written by the user actor) */
+  contacts: Database<ContactRecord, [string, string]>;
+  /** user → PresenceRecord: last announced presence (written by the user actor) */
+  presence: Database<PresenceRecord, string>;
 }
 
 export interface UserRecord { user: string; username: string; name: string; created: number }
@@ -46,9 +56,31 @@ export interface StoredMessage {
 export interface ThreadMeta {
   thread: string; kind: 'direct' | 'group'; members: string[]; admins: string[];
   title: string; created: number;
+  /** per member: the last seq before they joined; history and delivery start after it */
+  joined: Record<string, number>;
 }
 export interface DedupeRecord { thread: string; seq: number; id: string; ts: number }
-export interface InboxRow { thread: string; lastSeq: number; updated: number }
+export interface PendingFanout { seq: number; eseq: number }
+export type ThreadEventKind = 'created' | 'added' | 'removed' | 'left' | 'title';
+export interface ThreadEvent {
+  eseq: number; event: ThreadEventKind; by: string; ts: number;
+  users?: string[]; title?: string;
+  /** who gets it: the members after the change, plus whoever was removed or left */
+  to: string[];
+}
+export interface Watermarks { delivered: number; read: number }
+export interface InboxRow {
+  thread: string;
+  /** newest message seq and event eseq in this user's log (makes delivery idempotent) */
+  lastSeq: number; lastEvent: number;
+  updated: number; unread: number; readSeq: number;
+  muted: boolean; nickname?: string;
+  last?: StoredMessage;
+  /** false once the user was removed or left: the row stays, as in every chat app */
+  member: boolean;
+}
+export interface ContactRecord { added: number }
+export interface PresenceRecord { online: boolean; last: number; boot: string }
 
 export interface StorageEnv {
   readonly root: RootDatabase;
@@ -89,7 +121,12 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     threads: sub('threads'),
     dedupe: sub('dedupe'),
     fanout: sub('fanout'),
+    threadEvents: sub('thread-events'),
+    watermarks: sub('watermarks'),
     inbox: sub('inbox'),
+    inboxByTime: sub('inbox-by-time'),
+    contacts: sub('contacts'),
+    presence: sub('presence'),
   };
   return {
     root,

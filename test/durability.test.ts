@@ -82,7 +82,7 @@ t.test('a fan-out interrupted by a crash is completed on restart', async (t) => 
   // pending fan-out, in nobody's user log.
   const storage = openStorage(dataDir, 'fsync');
   await storage.db.threadLog.put([thread, 2], { seq: 2, id: 'crash-test-2', from: ann.user, device: annDevice.device, ts: Date.now(), body: 'two', cid: 'lost-in-crash' });
-  await storage.db.fanout.put(thread, 2);
+  await storage.db.fanout.put(thread, { seq: 2, eseq: 0 });
   await storage.close();
 
   const again = await startChildServer(dataDir);

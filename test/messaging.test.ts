@@ -100,7 +100,8 @@ t.test('a second device gets live messages and the server remembers its cursor',
   const replayed = collect(again, 'msg');
   await again.connect();
   t.same(replayed.map((m) => m.body), ['later1', 'later2', 'later3'], 'only what the device had not acked');
-  t.same(replayed.map((m) => m.u), [6, 7, 8]);
+  const us = replayed.map((m) => m.u);
+  t.ok(us[0] > 5 && us.every((u, i) => i === 0 || u > us[i - 1]), `after the cursor, in log order (${us})`);
 });
 
 t.test('a resend with the same cid returns the first result and creates nothing', async (t) => {
@@ -168,4 +169,25 @@ t.test('a stranger gets forbidden; unknown users and threads get not_found', asy
   const err = await evePhone.send({ thread, body: 'again' }).catch((e: unknown) => e);
   t.ok(err instanceof ParleyError, 'the SDK surfaces a typed error');
   t.equal(await evePhone.ping().then((ts) => typeof ts), 'number', 'the socket keeps working');
+});
+
+t.test('disconnects leave no socket registration behind', async (t) => {
+  const s = await startTestServer(t);
+  const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
+  const clients = [
+    await connect(t, s, await newDevice(s, ann, 'phone')),
+    await connect(t, s, await newDevice(s, ann, 'laptop')),
+    await connect(t, s, await newDevice(s, bob, 'phone')),
+  ];
+  const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${s.base}/metrics`)).text())?.[1]);
+  t.equal(await gauge('parley_attached_sockets'), 3, 'three sockets attached to user actors');
+  t.equal(await gauge('parley_connections'), 3);
+  for (const c of clients) await c.close();
+  let attached = -1;
+  for (let i = 0; i < 50 && attached !== 0; i++) {
+    attached = await gauge('parley_attached_sockets');
+    if (attached !== 0) await new Promise((r) => setTimeout(r, 20));
+  }
+  t.equal(attached, 0, 'every registration is gone');
+  t.equal(await gauge('parley_connections'), 0);
 });

@@ -6,14 +6,15 @@ import type { ShardCluster } from '../../actors/cluster.js';
 import type { AttachResult, ClientCommand } from '../../actors/messages.js';
 import { threadAddress, userAddress, GATEWAY_THREAD } from '../../actors/router.js';
 import type { StorageEnv } from '../../storage/env.js';
+import { presenceOf } from '../../storage/presence.js';
 import { readUserLog } from '../../storage/user-log.js';
 import type { Accounts } from '../auth/accounts.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { directThreadId } from '../protocol/ids.js';
-import { bodyTooLarge, checkSend, frameCheckers, type FrameOf } from '../protocol/validate.js';
+import { directThreadId, newGroupId } from '../protocol/ids.js';
+import { bodyTooLarge, checkSend, frameCheckers, MAX_PRESENCE_SUBS, type FrameOf } from '../protocol/validate.js';
 import { decodeFrame, encodeFrame, wireTime } from '../protocol/wire.js';
 import type { UWS } from './uws.js';
 
@@ -31,6 +32,11 @@ interface Conn {
   lagging: boolean;
   badFrames: number;
   helloDeadline: number;
+  /** typing rate limit: a token bucket (tokens, time of the last refill) */
+  typingTokens: number;
+  typingAt: number;
+  /** users this socket watches with presence.sub; null until it subscribes to any */
+  watching: Set<string> | null;
 }
 
 type Socket = UWS.WebSocket<Conn>;
@@ -39,6 +45,9 @@ type Socket = UWS.WebSocket<Conn>;
 const isClosed = (conn: Conn): boolean => conn.phase === Phase.closed;
 
 const MAX_BAD_FRAMES = 3;
+/** typing: a burst of 5, then one per second per socket, so a client cannot flood a group */
+const TYPING_BURST = 5;
+const TYPING_REFILL_MS = 1000;
 const REPLAY_CHUNK = 256;
 /** Commands of PROTOCOL.md this server does not implement yet (answered bad_frame, by name). */
 const NOT_YET = new Set<string>(Object.values(Command).filter((t) => !frameCheckers.has(t)));
@@ -57,6 +66,8 @@ export class SocketGateway {
     private readonly accounts: Accounts,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** this run of the server, to tell current presence from stale */
+    private readonly boot: string,
   ) {
     this.helloSweep = setInterval(() => this.closeLateHellos(), 500);
     this.helloSweep.unref();
@@ -84,7 +95,10 @@ export class SocketGateway {
           res.writeStatus('503 Service Unavailable').end('shutting down');
           return;
         }
-        const conn: Conn = { id: 0, phase: Phase.awaitingHello, user: '', device: '', sentU: 0, lagging: false, badFrames: 0, helloDeadline: 0 };
+        const conn: Conn = {
+          id: 0, phase: Phase.awaitingHello, user: '', device: '', sentU: 0, lagging: false, badFrames: 0, helloDeadline: 0,
+          typingTokens: TYPING_BURST, typingAt: 0, watching: null,
+        };
         res.upgrade(conn, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
       open: (ws) => {
@@ -187,8 +201,65 @@ export class SocketGateway {
         return;
       }
       case Command.send: return this.sendMessage(ws, conn, frame as FrameOf<'send'>, r);
-      case Command.history: return this.command(ws, conn, threadAddress((frame as FrameOf<'history'>).thread), frame as ClientCommand['frame'], r);
+      case Command.typing:
+        if (!this.takeTypingToken(conn)) return this.error(ws, r, ErrorCode.rate_limited, 'typing too often', TYPING_REFILL_MS);
+        return this.command(ws, conn, threadAddress((frame as FrameOf<'typing'>).thread), frame as ClientCommand['frame'], r);
+      case Command.history:
+      case Command.read:
+      case Command.groupAdd:
+      case Command.groupRemove:
+      case Command.groupLeave:
+      case Command.groupTitle:
+        return this.command(ws, conn, threadAddress((frame as { thread: string }).thread), frame as ClientCommand['frame'], r);
+      case Command.groupCreate:
+        return this.command(ws, conn, threadAddress(newGroupId()), frame as ClientCommand['frame'], r);
+      case Command.inbox:
+      case Command.threadGet:
+      case Command.threadSet:
+      case Command.contactsAdd:
+      case Command.contactsRemove:
+      case Command.contactsList:
+        return this.command(ws, conn, userAddress(conn.user), frame as ClientCommand['frame'], r);
+      case Command.presenceSub: return this.presenceSub(ws, conn, (frame as FrameOf<'presence.sub'>).users, r);
+      case Command.presenceUnsub: return this.presenceUnsub(ws, conn, (frame as FrameOf<'presence.unsub'>).users, r);
     }
+  }
+
+  private takeTypingToken(conn: Conn): boolean {
+    const now = Date.now();
+    conn.typingTokens = Math.min(TYPING_BURST, conn.typingTokens + (now - conn.typingAt) / TYPING_REFILL_MS);
+    conn.typingAt = now;
+    if (conn.typingTokens < 1) return false;
+    conn.typingTokens -= 1;
+    return true;
+  }
+
+  /** Current presence of each user, then presence events on change until unsub or disconnect. */
+  private presenceSub(ws: Socket, conn: Conn, users: string[], r: number | undefined): void {
+    const watching = (conn.watching ??= new Set());
+    const fresh = [...new Set(users)].filter((u) => !watching.has(u));
+    if (watching.size + fresh.length > MAX_PRESENCE_SUBS) {
+      return this.error(ws, r, ErrorCode.too_large, `a socket may watch at most ${MAX_PRESENCE_SUBS} users`);
+    }
+    const missing = fresh.find((u) => !this.storage.db.users.get(u));
+    if (missing) return this.error(ws, r, ErrorCode.not_found, `no such user ${missing}`);
+    for (const u of fresh) {
+      watching.add(u);
+      this.cluster.tell(userAddress(u), { op: 'watch', gateway: GATEWAY_THREAD, conn: conn.id });
+    }
+    if (r === undefined) return;
+    const presence = users.map((u) => {
+      const p = presenceOf(this.storage, this.boot, u);
+      return { user: u, online: p.online, last: wireTime(p.last) };
+    });
+    this.send(ws, { t: ServerFrame.ok, r, presence });
+  }
+
+  private presenceUnsub(ws: Socket, conn: Conn, users: string[], r: number | undefined): void {
+    for (const u of users) {
+      if (conn.watching?.delete(u)) this.cluster.tell(userAddress(u), { op: 'unwatch', gateway: GATEWAY_THREAD, conn: conn.id });
+    }
+    if (r !== undefined) this.send(ws, { t: ServerFrame.ok, r });
   }
 
   private async hello(ws: Socket, conn: Conn, frame: FrameOf<'hello'>, r: number | undefined): Promise<void> {
@@ -286,6 +357,11 @@ export class SocketGateway {
     this.awaitingHello.delete(ws);
     this.metrics.connections.dec();
     if (attached) this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
+    // Leave no watcher behind.
+    if (conn.watching) {
+      for (const u of conn.watching) this.cluster.tell(userAddress(u), { op: 'unwatch', gateway: GATEWAY_THREAD, conn: conn.id });
+      conn.watching = null;
+    }
   }
 
   private closeLateHellos(): void {
@@ -302,8 +378,11 @@ export class SocketGateway {
     if (++conn.badFrames >= MAX_BAD_FRAMES) this.close(ws, CloseCode.protocolError, 'too many bad frames');
   }
 
-  private error(ws: Socket, r: number | undefined, code: string, msg: string): void {
-    this.send(ws, r === undefined ? { t: ServerFrame.err, code, msg } : { t: ServerFrame.err, r, code, msg });
+  private error(ws: Socket, r: number | undefined, code: string, msg: string, retry?: number): void {
+    const frame: Record<string, unknown> = { t: ServerFrame.err, code, msg };
+    if (r !== undefined) frame.r = r;
+    if (retry !== undefined) frame.retry = retry;
+    this.send(ws, frame);
   }
 
   private send(ws: Socket, frame: object): void {

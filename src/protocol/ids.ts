@@ -19,6 +19,9 @@ export const newDeviceId = (): string => `d${b36(Date.now(), 8)}${randomB36(4)}`
 /** 32 random bytes, base64url: the bearer secret; only its sha256 is stored. */
 export const newToken = (): string => randomBytes(32).toString('base64url');
 
+/** A group thread: `g:` + time + random, unique without coordination. */
+export const newGroupId = (): string => `g:${b36(Date.now(), 9)}${randomB36(8)}`;
+
 /** The 1:1 thread of two users is named by them, so `send {to}` needs no lookup to find it. */
 export function directThreadId(a: string, b: string): string {
   return a < b ? `d:${a}:${b}` : `d:${b}:${a}`;

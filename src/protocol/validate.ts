@@ -17,6 +17,12 @@ const frame = <T extends string, P extends Record<string, TSchema>>(t: T, props:
 /** Body text: ≤ 16 KiB of UTF-8; the character bound here, the byte bound in checkBody. */
 export const MAX_BODY_BYTES = 16 * 1024;
 export const MAX_CID_CHARS = 64;
+/** A group, creator included (PROTOCOL.md §4). */
+export const MAX_GROUP_MEMBERS = 1024;
+/** Users one socket may watch with presence.sub (PROTOCOL.md §4). */
+export const MAX_PRESENCE_SUBS = 1000;
+const Title = Type.String({ minLength: 1, maxLength: 100 });
+const Users = (max: number) => Type.Array(Id, { minItems: 1, maxItems: max });
 
 export const Media = Type.Object(
   { id: Id, mime: Type.String({ minLength: 1, maxLength: 255 }), size: UInt, sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }), name: Type.Optional(Type.String({ maxLength: 255 })) },
@@ -41,6 +47,28 @@ export const Frames = {
     after: Type.Optional(UInt),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
   }),
+  [Command.read]: frame(Command.read, { thread: Id, seq: Seq }),
+  [Command.typing]: frame(Command.typing, { thread: Id }),
+  [Command.inbox]: frame(Command.inbox, {
+    before: Type.Optional(Type.String({ minLength: 3, maxLength: 64 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  }),
+  [Command.threadGet]: frame(Command.threadGet, { thread: Id }),
+  [Command.threadSet]: frame(Command.threadSet, {
+    thread: Id,
+    muted: Type.Optional(Type.Boolean()),
+    nickname: Type.Optional(Type.String({ maxLength: 64 })),
+  }),
+  [Command.groupCreate]: frame(Command.groupCreate, { title: Title, members: Type.Array(Id, { maxItems: MAX_GROUP_MEMBERS }) }),
+  [Command.groupAdd]: frame(Command.groupAdd, { thread: Id, users: Users(MAX_GROUP_MEMBERS) }),
+  [Command.groupRemove]: frame(Command.groupRemove, { thread: Id, users: Users(MAX_GROUP_MEMBERS) }),
+  [Command.groupLeave]: frame(Command.groupLeave, { thread: Id }),
+  [Command.groupTitle]: frame(Command.groupTitle, { thread: Id, title: Title }),
+  [Command.contactsAdd]: frame(Command.contactsAdd, { user: Id }),
+  [Command.contactsRemove]: frame(Command.contactsRemove, { user: Id }),
+  [Command.contactsList]: frame(Command.contactsList, {}),
+  [Command.presenceSub]: frame(Command.presenceSub, { users: Users(MAX_PRESENCE_SUBS) }),
+  [Command.presenceUnsub]: frame(Command.presenceUnsub, { users: Users(MAX_PRESENCE_SUBS) }),
 } as const;
 
 export type FrameOf<T extends keyof typeof Frames> = Static<(typeof Frames)[T]>;

@@ -57,7 +57,7 @@ export async function connect(t: Teardown, s: { wsUrl: string }, d: TestDevice, 
 }
 
 /** Collects every event of a kind on a client, for assertions on order and uniqueness. */
-export function collect<T = any>(client: ParleyClient, event: 'msg' | 'event' | 'close'): T[] {
+export function collect<T = any>(client: ParleyClient, event: 'msg' | 'event' | 'close' | 'receipt' | 'thread' | 'presence'): T[] {
   const got: T[] = [];
   client.on(event, (e) => got.push(e as T));
   return got;
