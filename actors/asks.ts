@@ -2,9 +2,11 @@
 // overdue ones (a timer per ask would cost an allocation and a heap entry per request).
 import { ProtocolError } from '../src/protocol/errors.js';
 
+/** Called exactly once: with the reply value, or with an error (ProtocolError, or unavailable on timeout). */
+export type ReplyCallback<T> = (err: ProtocolError | null, value?: T) => void;
+
 interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
+  done: ReplyCallback<unknown>;
   deadline: number;
   what: string;
 }
@@ -19,21 +21,22 @@ export class PendingAsks {
     this.sweeper.unref();
   }
 
-  /** Registers an ask; returns its id and the promise its reply settles. */
-  open<T>(what: string): { id: number; promise: Promise<T> } {
+  /**
+   * Registers an ask answered through `done`, synchronously when the reply arrives (so the
+   * gateway can write it in the same corked batch as the pushes that came with it).
+   */
+  open<T>(what: string, done: ReplyCallback<T>): number {
     const id = this.next++;
-    const promise = new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, deadline: Date.now() + this.timeoutMs, what });
-    });
-    return { id, promise };
+    this.pending.set(id, { done: done as ReplyCallback<unknown>, deadline: Date.now() + this.timeoutMs, what });
+    return id;
   }
 
   settle(id: number, value: unknown, errorCode?: string, errorMessage?: string): void {
     const p = this.pending.get(id);
     if (!p) return; // already timed out: the late reply has nobody to go to
     this.pending.delete(id);
-    if (errorCode) p.reject(new ProtocolError(errorCode, errorMessage ?? errorCode));
-    else p.resolve(value);
+    if (errorCode) p.done(new ProtocolError(errorCode, errorMessage ?? errorCode));
+    else p.done(null, value);
   }
 
   get size(): number {
@@ -45,7 +48,7 @@ export class PendingAsks {
     for (const [id, p] of this.pending) {
       if (p.deadline <= now) {
         this.pending.delete(id);
-        p.reject(new ProtocolError('unavailable', `no answer to ${p.what} within ${this.timeoutMs} ms`));
+        p.done(new ProtocolError('unavailable', `no answer to ${p.what} within ${this.timeoutMs} ms`));
       }
     }
   }
@@ -53,7 +56,7 @@ export class PendingAsks {
   /** Rejects everything still waiting (shutdown). */
   close(reason: string): void {
     clearInterval(this.sweeper);
-    for (const p of this.pending.values()) p.reject(new ProtocolError('unavailable', reason));
+    for (const p of this.pending.values()) p.done(new ProtocolError('unavailable', reason));
     this.pending.clear();
   }
 }

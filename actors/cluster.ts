@@ -5,7 +5,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { Logger } from 'pino';
 import type { Durability, LogLevel } from '../src/config.js';
-import { PendingAsks } from './asks.js';
+import { PendingAsks, type ReplyCallback } from './asks.js';
 import { Kind, type ActorMessage, type Envelope } from './envelope.js';
 import { GATEWAY_THREAD, Router } from './router.js';
 import type { ShardControl } from './shard-worker.js';
@@ -41,6 +41,9 @@ export interface ClusterOptions {
 export interface GatewaySink {
   push(conns: number | number[], frame: Uint8Array, u: number): void;
   kick(conn: number, code: number, reason: string): void;
+  /** Brackets each incoming batch, so the sink can write everything it produced at once. */
+  beginBatch(): void;
+  endBatch(): void;
 }
 
 export class ShardCluster {
@@ -103,9 +106,13 @@ export class ShardCluster {
 
   /** Asks an actor; rejects with ProtocolError (its code) or `unavailable` after the timeout. */
   ask<T>(to: string, msg: ActorMessage): Promise<T> {
-    const { id, promise } = this.asks.open<T>(`${msg.op} to ${to}`);
+    return new Promise<T>((resolve, reject) => this.askWith<T>(to, msg, (err, value) => (err ? reject(err) : resolve(value as T))));
+  }
+
+  /** Like ask, but `done` runs synchronously inside the batch that carried the reply. */
+  askWith<T>(to: string, msg: ActorMessage, done: ReplyCallback<T>): void {
+    const id = this.asks.open<T>(`${msg.op} to ${to}`, done);
     this.transport.send(this.router.threadOf(to), [Kind.ask, to, msg, GATEWAY_THREAD, id]);
-    return promise;
   }
 
   async stats(): Promise<ShardStats[]> {
@@ -135,6 +142,15 @@ export class ShardCluster {
 
   private onBatch(envelopes: Envelope[]): void {
     const sink = this.sink!;
+    sink.beginBatch();
+    try {
+      this.dispatch(sink, envelopes);
+    } finally {
+      sink.endBatch();
+    }
+  }
+
+  private dispatch(sink: GatewaySink, envelopes: Envelope[]): void {
     for (const env of envelopes) {
       switch (env[0]) {
         case Kind.push: sink.push(env[1], env[2], env[3]); break;

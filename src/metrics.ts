@@ -5,14 +5,25 @@ import type { ShardStats } from '../actors/shard.js';
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly connections = new Gauge({ name: 'parley_connections', help: 'open WebSocket connections', registers: [this.registry] });
-  readonly framesIn = new Counter({ name: 'parley_frames_in_total', help: 'WebSocket frames received', registers: [this.registry] });
-  readonly framesOut = new Counter({ name: 'parley_frames_out_total', help: 'WebSocket frames sent', registers: [this.registry] });
-  readonly slowConsumers = new Counter({ name: 'parley_slow_consumer_pauses_total', help: 'times a socket was paused for a full send buffer', registers: [this.registry] });
+  /** Plain numbers on the hot path; prom-client reads them only when /metrics is scraped. */
+  readonly counts = { connections: 0, framesIn: 0, framesOut: 0, slowConsumerPauses: 0 };
 
   constructor(shardStats: () => Promise<ShardStats[]>) {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
     const registry = this.registry;
+    const counts = this.counts;
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({
+        name, help, registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    new Gauge({ name: 'parley_connections', help: 'open WebSocket connections', registers: [registry], collect() { this.set(counts.connections); } });
+    counter('parley_frames_in_total', 'WebSocket frames received', () => counts.framesIn);
+    counter('parley_frames_out_total', 'WebSocket frames sent', () => counts.framesOut);
+    counter('parley_slow_consumer_pauses_total', 'times a socket was paused for a full send buffer', () => counts.slowConsumerPauses);
     const actors = new Gauge({
       name: 'parley_actors', help: 'active actor activations', labelNames: ['shard', 'kind'], registers: [registry],
       async collect() {

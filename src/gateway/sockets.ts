@@ -58,6 +58,12 @@ export class SocketGateway {
   private nextId = 1;
   private readonly helloSweep: NodeJS.Timeout;
   private accepting = true;
+  /**
+   * Frames produced while handling a batch from the shards, per socket. Outside uWS's own
+   * callbacks every send would be its own syscall; written at the batch's end, one cork each.
+   */
+  private batching = false;
+  private readonly queued = new Map<Socket, Uint8Array[]>();
 
   constructor(
     private readonly config: Config,
@@ -107,7 +113,7 @@ export class SocketGateway {
         conn.helloDeadline = Date.now() + this.config.helloTimeoutMs;
         this.sockets.set(conn.id, ws);
         this.awaitingHello.add(ws);
-        this.metrics.connections.inc();
+        this.metrics.counts.connections++;
       },
       message: (ws, data, isBinary) => this.onMessage(ws, data, isBinary),
       drain: (ws) => {
@@ -119,6 +125,25 @@ export class SocketGateway {
   }
 
   // ---- from actors ----
+
+  beginBatch(): void {
+    this.batching = true;
+  }
+
+  endBatch(): void {
+    this.batching = false;
+    for (const ws of this.queued.keys()) this.flushQueued(ws);
+  }
+
+  private flushQueued(ws: Socket): void {
+    const frames = this.queued.get(ws);
+    if (!frames) return;
+    this.queued.delete(ws);
+    if (ws.getUserData().phase === Phase.closed) return;
+    ws.cork(() => {
+      for (const f of frames) this.writeNow(ws, f);
+    });
+  }
 
   /** An encoded event for some of our sockets. u > 0: durable, in the user log at u. */
   push(conns: number | number[], frame: Uint8Array, u: number): void {
@@ -155,7 +180,7 @@ export class SocketGateway {
     }
     if (ws.getBufferedAmount() > this.config.slowConsumerBytes) {
       conn.lagging = true;
-      this.metrics.slowConsumers.inc();
+      this.metrics.counts.slowConsumerPauses++;
       return;
     }
     this.write(ws, frame);
@@ -166,7 +191,7 @@ export class SocketGateway {
 
   private onMessage(ws: Socket, data: ArrayBuffer, isBinary: boolean): void {
     const conn = ws.getUserData();
-    this.metrics.framesIn.inc();
+    this.metrics.counts.framesIn++;
     if (data.byteLength > this.config.maxFrameBytes) return this.close(ws, CloseCode.tooLarge, 'frame too large');
     if (!isBinary) return this.badFrame(ws, conn, undefined, 'frames must be binary msgpack');
     let frame: unknown;
@@ -300,6 +325,7 @@ export class SocketGateway {
    */
   private catchUp(ws: Socket, conn: Conn): void {
     this.storage.refresh();
+    this.flushQueued(ws); // keep order: what this batch queued goes first
     ws.cork(() => {
       for (;;) {
         const entries = readUserLog(this.storage, conn.user, conn.sentU, REPLAY_CHUNK);
@@ -309,7 +335,7 @@ export class SocketGateway {
             conn.lagging = true;
             return;
           }
-          this.write(ws, e.frame);
+          this.writeNow(ws, e.frame);
           conn.sentU = e.u;
         }
         if (entries.length < REPLAY_CHUNK) break;
@@ -317,7 +343,7 @@ export class SocketGateway {
       conn.lagging = false;
       if (conn.phase === Phase.syncing) {
         conn.phase = Phase.live;
-        this.send(ws, { t: ServerFrame.synced, u: conn.sentU });
+        this.writeNow(ws, encodeFrame({ t: ServerFrame.synced, u: conn.sentU }));
       }
     });
   }
@@ -336,17 +362,13 @@ export class SocketGateway {
   private command(ws: Socket, conn: Conn, address: string, frame: ClientCommand['frame'], r: number | undefined): void {
     const msg: ClientCommand = { op: 'cmd', caller: { user: conn.user, device: conn.device, r }, frame };
     const id = conn.id;
-    this.cluster.ask<Uint8Array | null>(address, msg).then(
-      (answer) => {
-        if (answer && this.sockets.has(id)) this.write(ws, answer);
-      },
-      (err: unknown) => {
-        if (!this.sockets.has(id)) return;
-        const e = err instanceof ProtocolError ? err : new ProtocolError(ErrorCode.internal, 'internal error', { cause: err });
-        if (e.code === ErrorCode.internal) this.log.error({ err }, 'command failed');
-        this.error(ws, r, e.code, e.message);
-      },
-    );
+    this.cluster.askWith<Uint8Array | null>(address, msg, (err, answer) => {
+      if (!this.sockets.has(id)) return;
+      if (err) {
+        if (err.code === ErrorCode.internal) this.log.error({ err }, 'command failed');
+        this.error(ws, r, err.code, err.message);
+      } else if (answer) this.write(ws, answer);
+    });
   }
 
   private onClose(ws: Socket): void {
@@ -355,7 +377,7 @@ export class SocketGateway {
     conn.phase = Phase.closed;
     this.sockets.delete(conn.id);
     this.awaitingHello.delete(ws);
-    this.metrics.connections.dec();
+    this.metrics.counts.connections--;
     if (attached) this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
     // Leave no watcher behind.
     if (conn.watching) {
@@ -390,9 +412,19 @@ export class SocketGateway {
   }
 
   private write(ws: Socket, bytes: Uint8Array): void {
+    if (this.batching) {
+      const list = this.queued.get(ws);
+      if (list) list.push(bytes);
+      else this.queued.set(ws, [bytes]);
+      return;
+    }
+    this.writeNow(ws, bytes);
+  }
+
+  private writeNow(ws: Socket, bytes: Uint8Array): void {
     if (ws.getUserData().phase === Phase.closed) return;
     ws.send(bytes, true);
-    this.metrics.framesOut.inc();
+    this.metrics.counts.framesOut++;
     // Pushes pause at slowConsumerBytes; what still piles up is answers to a client that keeps
     // asking without reading. Past 4× the pause point it is cut off (it replays on reconnect).
     if (ws.getBufferedAmount() > this.config.slowConsumerBytes * 4) this.close(ws, CloseCode.slowConsumer, 'slow consumer');
@@ -402,6 +434,7 @@ export class SocketGateway {
   private close(ws: Socket, code: number, reason: string): void {
     const conn = ws.getUserData();
     if (conn.phase === Phase.closed) return;
+    this.flushQueued(ws); // what was meant for it before the kick still goes first
     ws.send(encodeFrame({ t: ServerFrame.kick, code, reason }), true);
     ws.end(code, reason);
   }
