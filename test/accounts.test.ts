@@ -1,9 +1,8 @@
 // Accounts and sessions over HTTP (PROTOCOL.md §7): sign-up, login, device list, logout and
 // revocation closing the device's sockets with 4003, and every body validated.
 import t from 'tap';
-import WebSocket from 'ws';
-import { listSessions, login, logout, ParleyClient, register, revokeSession } from '../client/index.js';
-import { connect, newDevice, newUser, startTestServer } from './helpers/server.js';
+import { listSessions, login, logout, register, revokeSession } from '../client/index.js';
+import { client, connect, newDevice, newUser, startTestServer } from './helpers/server.js';
 
 const post = (base: string, path: string, body: string, headers: Record<string, string> = {}) =>
   fetch(base + path, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
@@ -91,9 +90,7 @@ t.test('a revoked token is refused on the WebSocket', async (t) => {
   const u = await newUser(s);
   const phone = await newDevice(s, u);
   await logout(s.base, phone.token);
-  const client = new ParleyClient({ url: s.wsUrl, token: phone.token, WebSocket, reconnect: false });
-  t.teardown(() => client.close());
-  await t.rejects(client.connect(), { code: 'unauthorized' });
+  await t.rejects(client(t, s, phone).connect(), { code: 'unauthorized' });
 });
 
 t.test('protected routes need a valid bearer token', async (t) => {

@@ -4,7 +4,7 @@ import t from 'tap';
 import { directThreadId } from '../src/protocol/ids.js';
 import { openStorage } from '../storage/env.js';
 import { startChildServer } from './helpers/child-server.js';
-import { collect, connect, newDevice, newUser, tempDataDir } from './helpers/server.js';
+import { client, collect, connect, newDevice, newUser, tempDataDir } from './helpers/server.js';
 
 t.test('200 acknowledged messages survive kill -9 and are all in history and replay', async (t) => {
   const dataDir = tempDataDir(t);
@@ -33,10 +33,7 @@ t.test('200 acknowledged messages survive kill -9 and are all in history and rep
   t.equal(pageOld.more, false);
 
   // Bob was offline the whole time: his log gets every message once, in order (fan-out resumed).
-  const { ParleyClient } = await import('../client/index.js');
-  const { default: WebSocket } = await import('ws');
-  const bobPhone = new ParleyClient({ url: second.wsUrl, token: bobDevice.token, WebSocket, reconnect: false });
-  t.teardown(() => bobPhone.close());
+  const bobPhone = client(t, second, bobDevice);
   const got = collect(bobPhone, 'msg');
   await bobPhone.connect();
   const bySeq = [...got].sort((a, b) => a.seq - b.seq);
@@ -87,16 +84,12 @@ t.test('a fan-out interrupted by a crash is completed on restart', async (t) => 
 
   const again = await startChildServer(dataDir);
   t.teardown(() => again.proc.kill('SIGKILL'));
-  const { ParleyClient } = await import('../client/index.js');
-  const { default: WebSocket } = await import('ws');
-  const bobPhone = new ParleyClient({ url: again.wsUrl, token: bobDevice.token, WebSocket, reconnect: false });
-  t.teardown(() => bobPhone.close());
+  const bobPhone = client(t, again, bobDevice);
   const got = collect(bobPhone, 'msg');
   await bobPhone.connect();
   if (got.length < 2) await bobPhone.next('msg', (m) => m.seq === 2);
   t.same(got.map((m) => [m.seq, m.body]), [[1, 'one'], [2, 'two']], 'bob gets the interrupted message once');
-  const annAgain = new ParleyClient({ url: again.wsUrl, token: annDevice.token, WebSocket, reconnect: false, since: 1 });
-  t.teardown(() => annAgain.close());
+  const annAgain = client(t, again, annDevice, { since: 1 });
   const own = collect(annAgain, 'msg');
   await annAgain.connect();
   if (own.length === 0) await annAgain.next('msg', (m) => m.seq === 2);

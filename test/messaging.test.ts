@@ -3,7 +3,7 @@
 import t from 'tap';
 import { ParleyError } from '../client/index.js';
 import { directThreadId } from '../src/protocol/ids.js';
-import { collect, connect, newDevice, newUser, startTestServer, until } from './helpers/server.js';
+import { client, collect, connect, newDevice, newUser, startTestServer, until } from './helpers/server.js';
 
 t.test('live 1:1 delivery reaches both devices of both users, cid only to the sender', async (t) => {
   const s = await startTestServer(t);
@@ -64,10 +64,7 @@ t.test('replay order and uniqueness as the client sees them', async (t) => {
   const bobDevice = await newDevice(s, bob);
 
   // Count every msg frame from the first byte, including the replay before `synced`.
-  const { ParleyClient } = await import('../client/index.js');
-  const { default: WebSocket } = await import('ws');
-  const bobPhone = new ParleyClient({ url: s.wsUrl, token: bobDevice.token, WebSocket, reconnect: false });
-  t.teardown(() => bobPhone.close());
+  const bobPhone = client(t, s, bobDevice);
   const got = collect(bobPhone, 'msg');
   await bobPhone.connect();
   t.same(got.map((m) => m.body), Array.from({ length: 50 }, (_, i) => `m${i + 1}`), 'all 50, once each, in send order');
@@ -93,10 +90,7 @@ t.test('a second device gets live messages and the server remembers its cursor',
 
   for (let i = 1; i <= 3; i++) await annPhone.send({ to: bob.user, body: `later${i}` });
   // No `since`: the server resumes from its own cursor for this device.
-  const { ParleyClient } = await import('../client/index.js');
-  const { default: WebSocket } = await import('ws');
-  const again = new ParleyClient({ url: s.wsUrl, token: tablet.token, WebSocket, reconnect: false });
-  t.teardown(() => again.close());
+  const again = client(t, s, tablet);
   const replayed = collect(again, 'msg');
   await again.connect();
   t.same(replayed.map((m) => m.body), ['later1', 'later2', 'later3'], 'only what the device had not acked');

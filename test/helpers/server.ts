@@ -48,12 +48,18 @@ export async function newDevice(s: { base: string }, u: TestUser, name = 'phone'
   return { token, user, device };
 }
 
+/** An SDK client not yet connected (to attach listeners before the replay), closed with the test. */
+export function client(t: Teardown, s: { wsUrl: string }, d: TestDevice, opts: Partial<ClientOptions> = {}): ParleyClient {
+  const c = new ParleyClient({ url: s.wsUrl, token: d.token, WebSocket, reconnect: false, ...opts });
+  t.teardown(() => c.close());
+  return c;
+}
+
 /** A connected (synced) SDK client, closed with the test. */
 export async function connect(t: Teardown, s: { wsUrl: string }, d: TestDevice, opts: Partial<ClientOptions> = {}): Promise<ParleyClient> {
-  const client = new ParleyClient({ url: s.wsUrl, token: d.token, WebSocket, reconnect: false, ...opts });
-  t.teardown(() => client.close());
-  await client.connect();
-  return client;
+  const c = client(t, s, d, opts);
+  await c.connect();
+  return c;
 }
 
 /** Collects every event of a kind on a client, for assertions on order and uniqueness. */
