@@ -59,11 +59,19 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       log.info('stopped');
     })());
 
-  await cluster.start(sockets);
+  // Listen first: /healthz answers and /readyz says 503 while the shards start and recover.
   listenSocket = await new Promise<unknown>((resolve, reject) => {
     app.listen(config.host, config.port, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
   });
   const port = uws.us_socket_local_port(listenSocket as never);
+  log.info({ port }, 'listening');
+  try {
+    await cluster.start(sockets);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  sockets.open();
   state = 'ready';
   log.info({ port }, 'ready');
 

@@ -57,7 +57,8 @@ export class SocketGateway {
   private readonly awaitingHello = new Set<Socket>();
   private nextId = 1;
   private readonly helloSweep: NodeJS.Timeout;
-  private accepting = true;
+  /** New sockets are refused until the server is ready, and again once it drains. */
+  private accepting = false;
   /**
    * Frames produced while handling a batch from the shards, per socket. Outside uWS's own
    * callbacks every send would be its own syscall; written at the batch's end, one cork each.
@@ -98,7 +99,7 @@ export class SocketGateway {
       maxBackpressure: Number.MAX_SAFE_INTEGER,
       upgrade: (res, req, context) => {
         if (!this.accepting) {
-          res.writeStatus('503 Service Unavailable').end('shutting down');
+          res.writeStatus('503 Service Unavailable').end('not ready');
           return;
         }
         const conn: Conn = {
@@ -154,6 +155,11 @@ export class SocketGateway {
   kick(connId: number, code: number, reason: string): void {
     const ws = this.sockets.get(connId);
     if (ws) this.close(ws, code, reason);
+  }
+
+  /** The shards are up: accept sockets. */
+  open(): void {
+    this.accepting = true;
   }
 
   /** Shutdown: no new sockets; every open one gets 1001. */
