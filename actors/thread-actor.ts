@@ -23,6 +23,8 @@ export class ThreadActor implements Actor {
   /** First seq / eseq whose fan-out some member has not confirmed; 0 when none. */
   private pending: { seq: number; eseq: number };
   private readonly logged = new Map<string, { seq: number; eseq: number }>();
+  /** Members whose log does not yet confirm the newest seq/eseq: cleared one by one, O(1) each. */
+  private awaiting = new Set<string>();
   /** Sends not yet committed, by user + cid: a resend racing its original must not fork. */
   private readonly uncommitted = new Map<string, DedupeRecord>();
   private readonly marks = new Map<string, Watermarks>();
@@ -262,6 +264,9 @@ export class ThreadActor implements Actor {
   // ---- fan-out bookkeeping ----
 
   private markPending(seq: number, eseq: number): void {
+    // Everyone must confirm the newest entry again (a member who joined after the newest
+    // message only owes the events, which onLogged accounts for).
+    this.awaiting = new Set(this.meta?.members ?? []);
     const before = this.pending;
     this.pending = { seq: before.seq || seq, eseq: before.eseq || eseq };
     if (this.pending.seq !== before.seq || this.pending.eseq !== before.eseq) {
@@ -274,20 +279,26 @@ export class ThreadActor implements Actor {
     const prev = this.logged.get(user) ?? { seq: 0, eseq: 0 };
     this.logged.set(user, { seq: Math.max(prev.seq, seq), eseq: Math.max(prev.eseq, eseq) });
     if ((this.pending.seq === 0 && this.pending.eseq === 0) || !this.meta) return;
-    for (const member of this.meta.members) {
-      const l = this.logged.get(member) ?? { seq: 0, eseq: 0 };
-      const joinedAt = this.meta.joined[member] ?? 0;
-      if (this.pending.seq && l.seq < this.lastSeq && joinedAt < this.lastSeq) return;
-      if (this.pending.eseq && l.eseq < this.lastEseq) return;
-    }
+    if (this.awaiting.has(user) && this.hasNewest(user)) this.awaiting.delete(user);
+    if (this.awaiting.size > 0) return;
     this.pending = { seq: 0, eseq: 0 };
     this.ctx.remove(this.ctx.storage.db.fanout, this.thread);
+  }
+
+  /** Does the member's log have the newest message (if it is theirs to have) and event? */
+  private hasNewest(user: string): boolean {
+    const l = this.logged.get(user) ?? { seq: 0, eseq: 0 };
+    const joinedAt = this.meta?.joined[user] ?? 0;
+    const seqDone = !this.pending.seq || l.seq >= this.lastSeq || joinedAt >= this.lastSeq;
+    const eseqDone = !this.pending.eseq || l.eseq >= this.lastEseq;
+    return seqDone && eseqDone;
   }
 
   /** After a restart: deliver again everything not confirmed (user actors skip what they have). */
   private recover(): void {
     const meta = this.meta;
     if (!meta) return;
+    this.awaiting = new Set(meta.members);
     if (this.pending.eseq) {
       for (const event of readThreadEvents(this.ctx.storage, this.thread, this.pending.eseq - 1)) {
         for (const user of event.to) this.ctx.tell(userAddress(user), { op: 'event', thread: this.thread, event });

@@ -2,6 +2,7 @@
 // leave and retitle. Every device sees the right thread events and messages, in its user log.
 import t from 'tap';
 import type { ParleyClient } from '../client/index.js';
+import { openStorage } from '../storage/env.js';
 import { collect, connect, newDevice, newUser, startTestServer, until, type TestUser } from './helpers/server.js';
 
 type Member = { user: TestUser; devices: ParleyClient[]; events: any[][] };
@@ -69,6 +70,16 @@ t.test('a group of five with two devices each: every change reaches the right de
   await ann.devices[0].send({ thread, body: 'final' });
   await allSee([ann, cat, eve], (e) => e.body === 'final');
   for (const gone of [dan, bob]) t.equal(gone.events[0].some((e) => e.body === 'final'), false, `${gone.user.username} gets nothing after leaving`);
+
+  // Every fan-out was confirmed by every member's log: no pending mark is left in storage.
+  const storage = openStorage(s.dataDir, 'fsync'); // the server's environment, shared in-process
+  let pending = -1;
+  for (let i = 0; i < 50 && pending !== 0; i++) {
+    storage.refresh();
+    pending = [...storage.db.fanout.getKeys()].length;
+    if (pending !== 0) await new Promise((r) => setTimeout(r, 20));
+  }
+  t.equal(pending, 0, 'no unconfirmed fan-out remains');
 
   // Every device of a user saw the same log, in the same order.
   for (const m of [ann, bob, cat, dan, eve]) {
