@@ -16,6 +16,8 @@ export interface ActorContext {
   remove<V, K extends Key>(db: Database<V, K>, key: K): void;
   /** Fire and forget to another actor (released after this tick's commit). */
   tell(to: string, msg: ActorMessage): void;
+  /** The same message to many actors: it crosses to each shard once (fan-out). Read-only for them. */
+  tellMany(to: readonly string[], msg: ActorMessage): void;
   /** Encoded frame to sockets on a gateway (released after this tick's commit); u = 0 if ephemeral. */
   push(gateway: number, conns: number | number[], frame: Uint8Array, u: number): void;
   /** Run `fn` in this thread once this tick's writes are durable (bookkeeping, not output). */

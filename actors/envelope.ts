@@ -12,6 +12,8 @@ export const Kind = {
   push: 3,
   /** close a gateway socket: [Kind.kick, conn, closeCode, reason] */
   kick: 4,
+  /** one message to many actors of the receiving thread: [Kind.tellMany, to[], msg] (fan-out) */
+  tellMany: 5,
 } as const;
 
 export type TellEnvelope = [typeof Kind.tell, string, ActorMessage];
@@ -19,7 +21,8 @@ export type AskEnvelope = [typeof Kind.ask, string, ActorMessage, number, number
 export type ReplyEnvelope = [typeof Kind.reply, number, unknown, string?, string?];
 export type PushEnvelope = [typeof Kind.push, number | number[], Uint8Array, number];
 export type KickEnvelope = [typeof Kind.kick, number, number, string];
-export type Envelope = TellEnvelope | AskEnvelope | ReplyEnvelope | PushEnvelope | KickEnvelope;
+export type TellManyEnvelope = [typeof Kind.tellMany, string[], ActorMessage];
+export type Envelope = TellEnvelope | AskEnvelope | ReplyEnvelope | PushEnvelope | KickEnvelope | TellManyEnvelope;
 
 /** Every actor message is a plain object with an `op`; see actors/messages.ts. */
 export interface ActorMessage {

@@ -111,6 +111,9 @@ export class Shard {
         case Kind.ask:
           this.answer(env[1], env[2], env[3], env[4]);
           break;
+        case Kind.tellMany:
+          for (const to of env[1]) this.deliver(to, env[2]);
+          break;
         default:
           this.log.error({ kind: env[0] }, 'shard got an envelope it does not handle');
       }
@@ -193,6 +196,19 @@ export class Shard {
       },
       tell(to, msg) {
         outputs.emit(() => transport.send(router.threadOf(to), [Kind.tell, to, msg]));
+      },
+      tellMany(to, msg) {
+        if (to.length === 1) return this.tell(to[0], msg);
+        const byThread = new Map<number, string[]>();
+        for (const address of to) {
+          const thread = router.threadOf(address);
+          const list = byThread.get(thread);
+          if (list) list.push(address);
+          else byThread.set(thread, [address]);
+        }
+        outputs.emit(() => {
+          for (const [thread, addresses] of byThread) transport.send(thread, [Kind.tellMany, addresses, msg]);
+        });
       },
       push(gateway, conns, frame, u) {
         outputs.emit(() => transport.send(gateway, [Kind.push, conns, frame, u]));

@@ -102,7 +102,7 @@ export class ThreadActor implements Actor {
     // From the commit on, the dedupe table answers.
     this.ctx.afterCommit(() => this.uncommitted.delete(dedupeKey));
     this.markPending(msg.seq, 0);
-    for (const member of meta.members) this.ctx.tell(userAddress(member), { op: 'deliver', thread: this.thread, msg });
+    this.ctx.tellMany(meta.members.map(userAddress), { op: 'deliver', thread: this.thread, msg });
     return result;
   }
 
@@ -169,9 +169,8 @@ export class ThreadActor implements Actor {
     const members = this.meta?.members ?? [];
     for (const [user, readMoved] of this.receiptsDue) {
       const { delivered, read } = this.watermarksOf(user);
-      for (const member of members) {
-        if (member !== user || readMoved) this.ctx.tell(userAddress(member), { op: 'receipt', thread: this.thread, user, delivered, read });
-      }
+      const to = members.filter((m) => m !== user || readMoved).map(userAddress);
+      this.ctx.tellMany(to, { op: 'receipt', thread: this.thread, user, delivered, read });
     }
     this.receiptsDue.clear();
   };
@@ -188,9 +187,8 @@ export class ThreadActor implements Actor {
   private typing(caller: Caller): void {
     const meta = this.meta ?? fail(ErrorCode.not_found, 'no such thread');
     this.requireMember(meta, caller.user);
-    for (const member of meta.members) {
-      if (member !== caller.user) this.ctx.tell(userAddress(member), { op: 'typing', thread: this.thread, user: caller.user });
-    }
+    const others = meta.members.filter((m) => m !== caller.user).map(userAddress);
+    this.ctx.tellMany(others, { op: 'typing', thread: this.thread, user: caller.user });
   }
 
   // ---- groups ----
@@ -258,7 +256,7 @@ export class ThreadActor implements Actor {
     const record: ThreadEvent = { eseq: ++this.lastEseq, event, by, ts: Date.now(), to, ...extra };
     this.ctx.put(this.ctx.storage.db.threadEvents, [this.thread, record.eseq], record);
     this.markPending(0, record.eseq);
-    for (const user of to) this.ctx.tell(userAddress(user), { op: 'event', thread: this.thread, event: record });
+    this.ctx.tellMany(to.map(userAddress), { op: 'event', thread: this.thread, event: record });
   }
 
   // ---- fan-out bookkeeping ----
