@@ -7,6 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { LogHistogram } from '../loadtest/k6/histogram.js';
+import { buildPlan, rampTarget, splitPlan } from '../loadtest/k6/options.js';
+import { compare, parseThresholdArg, parseThresholds } from '../loadtest/k6/thresholds.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..'); // dist/test → repo
 const RUNNER = path.join(repo, 'dist', 'loadtest', 'run.js');
@@ -42,6 +45,69 @@ function tempDir(t: { teardown(fn: () => void): void }): string {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+t.test('histogram quantiles are within 1 %, min/max/count exact', async (t) => {
+  const h = new LogHistogram();
+  for (let i = 1; i <= 10_000; i++) h.add(i / 10); // 0.1 .. 1000 ms
+  t.equal(h.count, 10_000);
+  t.equal(h.min, 0.1);
+  t.equal(h.max, 1000);
+  for (const [q, want] of [
+    [0.5, 500],
+    [0.9, 900],
+    [0.99, 990],
+  ] as const) {
+    const got = h.quantile(q);
+    t.ok(Math.abs(got - want) / want < 0.011, `p(${q * 100}) = ${got} ≈ ${want}`);
+  }
+  const merged = LogHistogram.fromWire(h.toWire());
+  merged.merge(h.toWire());
+  t.equal(merged.count, 20_000);
+  t.equal(merged.quantile(0.5), h.quantile(0.5));
+});
+
+t.test('thresholds and plans parse like k6', async (t) => {
+  const th = parseThresholds({ delivery_latency: ['p(99)<50', 'avg<=10'], checks: ['rate>0.999'] });
+  t.same(
+    th.map((x) => [x.metric, x.stat, x.op, x.value]),
+    [
+      ['delivery_latency', 'p(99)', '<', 50],
+      ['delivery_latency', 'avg', '<=', 10],
+      ['checks', 'rate', '>', 0.999],
+    ],
+  );
+  const arg = parseThresholdArg('delivery_latency=p(99)<0');
+  t.equal(arg.metric, 'delivery_latency');
+  t.equal(arg.source, 'p(99)<0');
+  t.throws(() => parseThresholdArg('delivery_latency=p99<1'));
+  t.equal(compare(NaN, '<', 1), false, 'no samples never passes');
+
+  const plan = buildPlan(
+    {
+      scenarios: {
+        a: { executor: 'constant-vus', vus: 4, duration: '10s' },
+        b: { executor: 'ramping-vus', startVUs: 0, stages: [{ duration: '10s', target: 10 }, { duration: '10s', target: 0 }] },
+        c: { executor: 'constant-arrival-rate', rate: 100, timeUnit: '1s', duration: '5s', preAllocatedVUs: 5, maxVUs: 20 },
+      },
+    },
+    { vus: 6 },
+  );
+  t.same(
+    plan.scenarios.map((s) => [s.name, s.vuOffset, s.maxVUs]),
+    [
+      ['a', 0, 6],
+      ['b', 6, 6],
+      ['c', 12, 6],
+    ],
+    '--vus applies to every scenario; VU ids do not overlap',
+  );
+  t.equal(rampTarget(plan.scenarios[1]!, 5000), 3, 'linear ramp');
+  t.equal(rampTarget(plan.scenarios[1]!, 15000), 3);
+  const shares = splitPlan(plan, 2);
+  const ids = shares.flatMap((sh) => Object.values(sh).flatMap((x) => x.ids)).sort((x, y) => x - y);
+  t.same(ids, Array.from({ length: 18 }, (_, i) => i + 1), 'every VU id in exactly one generator');
+  t.equal(shares[0]!.c!.rate + shares[1]!.c!.rate, 100, 'the arrival rate is split, not copied');
+});
 
 t.test('chat-1to1: a short run with safe thresholds passes and writes its report', async (t) => {
   const out = tempDir(t);

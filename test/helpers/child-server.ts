@@ -2,9 +2,22 @@
 // kill it (-9) or signal it, and restarts it on the same data directory.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+
+/** A port free right now (for a server that must come back on the same port after a restart). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 export interface ChildServer {
   proc: ChildProcess;
