@@ -100,6 +100,8 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
   mkdirSync(dataDir, { recursive: true });
   const root = open({
     path: dataDir,
+    // DATA_DIR is always a directory: lmdb-js would take "/tmp/tmp.AbC" for a file name.
+    noSubdir: false,
     maxDbs: 32,
     // A large map: LMDB reserves address space, not memory. 64 GiB is far from any limit here.
     mapSize: 64 * 1024 ** 3,

@@ -1,5 +1,7 @@
 // The logs on a real LMDB directory: heads, ranges and history pages in both directions.
 import t from 'tap';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { openStorage } from '../storage/env.js';
 import { readThreadLog, threadLogHead } from '../storage/thread-log.js';
 import { readUserLog, userLogHead } from '../storage/user-log.js';
@@ -51,4 +53,14 @@ t.test('the barrier resolves only after the write is readable from a fresh envir
   const reader = openStorage(dir, 'fsync');
   t.teardown(() => reader.close());
   t.match(reader.db.users.get('u1'), { username: 'ann' });
+});
+
+t.test('a data directory whose name has a dot is still a directory', async (t) => {
+  const dir = join(tempDataDir(t), 'parley.data');
+  const storage = openStorage(dir, 'relaxed');
+  void storage.db.usernames.put('ann', 'u1');
+  await storage.barrier();
+  await storage.close();
+  t.ok(statSync(dir).isDirectory());
+  t.ok(statSync(join(dir, 'data.mdb')).isFile(), 'the environment lives inside it');
 });
