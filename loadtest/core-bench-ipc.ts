@@ -1,6 +1,6 @@
 // Control messages between core-bench.ts (parent) and core-bench-worker.ts (generator children).
 // Small JSON over the fork() IPC channel: setup data, start/stop, and the stats at the end.
-import type { HistJSON } from './hist.js';
+import type { HistWire } from './k6/histogram.js';
 
 export interface Account {
   username: string;
@@ -27,8 +27,8 @@ export interface TpStats {
   /** msg events from the partner, received within the window / in total (window + drain) */
   recvInWindow: number;
   recvTotal: number;
-  latency: HistJSON;
-  ackLatency: HistJSON;
+  latency: HistWire;
+  ackLatency: HistWire;
   /** thread seqs received twice by the same member */
   duplicates: number;
   /** thread seqs received after a higher seq (out of order) */

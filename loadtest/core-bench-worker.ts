@@ -10,7 +10,7 @@ import { ParleyClient } from '../client/index.js';
 import type { MsgEvent } from '../client/index.js';
 import { decodeFrame, encodeFrame } from '../src/protocol/wire.js';
 import type { Account, FromWorker, IdleStats, ToWorker, TpStats } from './core-bench-ipc.js';
-import { Histogram } from './hist.js';
+import { LogHistogram } from './k6/histogram.js';
 
 const MAX_LIFETIME_MS = Number(process.env.CORE_BENCH_WORKER_MAX_MS ?? 6 * 60_000);
 const now = (): number => performance.timeOrigin + performance.now();
@@ -108,8 +108,8 @@ const tp = {
   closing: false,
   windowStart: 0,
   windowEnd: Infinity,
-  latency: new Histogram(),
-  ackLatency: new Histogram(),
+  latency: new LogHistogram(),
+  ackLatency: new LogHistogram(),
   sendsIssued: 0,
   sendsAcked: 0,
   sendsAckedInWindow: 0,
@@ -153,7 +153,7 @@ function onMsg(side: Side, m: MsgEvent): void {
   if (body.startsWith('b ')) {
     const sp = body.indexOf(' ', 2);
     const sent = Number(sp < 0 ? body.slice(2) : body.slice(2, sp));
-    if (Number.isFinite(sent)) tp.latency.recordMs(t - sent);
+    if (Number.isFinite(sent)) tp.latency.add(t - sent);
   }
 }
 
@@ -237,7 +237,7 @@ function pump(side: Side, window: number): void {
         tp.sendsAcked++;
         if (t1 <= tp.windowEnd) tp.sendsAckedInWindow++;
         if (r.seq > side.maxOkSeq) side.maxOkSeq = r.seq;
-        tp.ackLatency.recordMs(t1 - t0);
+        tp.ackLatency.add(t1 - t0);
         pump(side, window);
       },
       (err: { code?: string; message?: string }) => {
@@ -291,8 +291,8 @@ async function tpGo(msg: Extract<ToWorker, { type: 'tp-go' }>): Promise<void> {
     recvInWindow: tp.recvInWindow,
     // The warm-up messages are not part of the measurement.
     recvTotal: tp.recvTotal - tp.pairs.length * 2,
-    latency: tp.latency.toJSON(),
-    ackLatency: tp.ackLatency.toJSON(),
+    latency: tp.latency.toWire(),
+    ackLatency: tp.ackLatency.toWire(),
     duplicates: tp.duplicates,
     outOfOrder: tp.outOfOrder,
     missing,

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { login, register } from '../client/index.js';
 import type { Account, FromWorker, IdleStats, ToWorker, TpStats } from './core-bench-ipc.js';
-import { Histogram } from './hist.js';
+import { LogHistogram } from './k6/histogram.js';
 import { collectGarbageEverywhere } from './inspector-gc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // <repo>/dist/loadtest
@@ -557,8 +557,8 @@ interface TpResult {
 
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
-function summarize(h: Histogram) {
-  return { p50: round(h.quantileMs(0.5)), p90: round(h.quantileMs(0.9)), p99: round(h.quantileMs(0.99)), max: round(h.maxMs), mean: round(h.meanMs), samples: h.count };
+function summarize(h: LogHistogram) {
+  return { p50: round(h.quantile(0.5)), p90: round(h.quantile(0.9)), p99: round(h.quantile(0.99)), max: round(h.max), mean: round(h.avg), samples: h.count };
 }
 
 async function throughput(opts: Options, base: string, serverPid: number): Promise<TpResult> {
@@ -607,8 +607,8 @@ async function throughput(opts: Options, base: string, serverPid: number): Promi
   const stats = (await phase('measure + drain', opts.seconds * 1000 + 45_000, Promise.all(gens.map((gen) => expect(gen, 'tp-stats'))))).map((m) => m.stats);
   const m1 = await metricsOf(base);
 
-  const lat = new Histogram();
-  const ack = new Histogram();
+  const lat = new LogHistogram();
+  const ack = new LogHistogram();
   const totals: TpResult['totals'] = {
     sendsIssued: 0, sendsAcked: 0, sendsAckedInWindow: 0, sendErrors: {}, recvInWindow: 0, recvTotal: 0,
     duplicates: 0, outOfOrder: 0, missing: 0, missingFromPartner: 0, pairsIncomplete: 0, inflightAtEnd: 0,
