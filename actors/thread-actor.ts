@@ -28,8 +28,9 @@ export class ThreadActor implements Actor {
   /** Sends not yet committed, by user + cid: a resend racing its original must not fork. */
   private readonly uncommitted = new Map<string, DedupeRecord>();
   private readonly marks = new Map<string, Watermarks>();
-  /** Receipt changes of this batch, sent once at its end (coalesced per member): did read move? */
-  private readonly receiptsDue = new Map<string, boolean>();
+  /** Receipt changes of this batch, sent once at its end (coalesced per member): did read move,
+   * and from which seq on are messages newly covered (their authors are told). */
+  private readonly receiptsDue = new Map<string, { readMoved: boolean; from: number }>();
   private readonly address: string;
 
   constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
@@ -142,7 +143,7 @@ export class ThreadActor implements Actor {
     const upTo = Math.min(seq, this.lastSeq);
     // Reading implies delivery; neither ever moves backwards.
     if (upTo <= marks.read) return;
-    this.saveWatermarks(caller.user, { read: upTo, delivered: Math.max(marks.delivered, upTo) }, true);
+    this.saveWatermarks(caller.user, { read: upTo, delivered: Math.max(marks.delivered, upTo) }, true, marks.read);
   }
 
   /** A member's device acked (stored) messages of this thread up to seq. */
@@ -151,29 +152,44 @@ export class ThreadActor implements Actor {
     const marks = this.watermarksOf(user);
     const upTo = Math.min(seq, this.lastSeq);
     if (upTo <= marks.delivered) return;
-    this.saveWatermarks(user, { ...marks, delivered: upTo }, false);
+    this.saveWatermarks(user, { ...marks, delivered: upTo }, false, marks.delivered);
   }
 
-  private saveWatermarks(user: string, marks: Watermarks, readMoved: boolean): void {
+  private saveWatermarks(user: string, marks: Watermarks, readMoved: boolean, coveredFrom: number): void {
     this.marks.set(user, marks);
     this.ctx.put(this.ctx.storage.db.watermarks, [this.thread, user], marks);
     this.ctx.defer(this.flushReceipts);
-    this.receiptsDue.set(user, readMoved || (this.receiptsDue.get(user) ?? false));
+    const due = this.receiptsDue.get(user);
+    this.receiptsDue.set(user, { readMoved: readMoved || (due?.readMoved ?? false), from: Math.min(coveredFrom, due?.from ?? coveredFrom) });
   }
 
   /**
-   * One receipt event per changed member per batch, with the newest watermarks, to the other
-   * members — and to the member's own devices when `read` moved, so they all clear unread.
+   * One receipt event per changed member per batch, with the newest watermarks, to the authors
+   * of the messages it newly covers (they are the ones who care: a group's receipts stay linear
+   * in its size, not quadratic) — and to the member's own devices when `read` moved, so they all
+   * clear unread.
    */
   private readonly flushReceipts = (): void => {
-    const members = this.meta?.members ?? [];
-    for (const [user, readMoved] of this.receiptsDue) {
+    const members = new Set(this.meta?.members ?? []);
+    for (const [user, { readMoved, from }] of this.receiptsDue) {
       const { delivered, read } = this.watermarksOf(user);
-      const to = members.filter((m) => m !== user || readMoved).map(userAddress);
-      this.ctx.tellMany(to, { op: 'receipt', thread: this.thread, user, delivered, read });
+      const to = this.authorsBetween(from, Math.max(delivered, read), user);
+      if (readMoved) to.add(user);
+      const addresses = [...to].filter((u) => members.has(u)).map(userAddress);
+      if (addresses.length > 0) this.ctx.tellMany(addresses, { op: 'receipt', thread: this.thread, user, delivered, read });
     }
     this.receiptsDue.clear();
   };
+
+  /** Who wrote messages in (from, to], other than `reader`. A very long range tells everyone. */
+  private authorsBetween(from: number, to: number, reader: string): Set<string> {
+    if (to - from > MAX_RECEIPT_SCAN) return new Set(this.meta?.members ?? []);
+    const authors = new Set<string>();
+    for (const { value } of this.ctx.storage.db.threadLog.getRange({ start: [this.thread, from + 1], end: [this.thread, to + 1] })) {
+      if (value.from !== reader) authors.add(value.from);
+    }
+    return authors;
+  }
 
   private watermarksOf(user: string): Watermarks {
     let marks = this.marks.get(user);
@@ -342,3 +358,5 @@ export class ThreadActor implements Actor {
 }
 
 const unique = (xs: string[]): string[] => [...new Set(xs)];
+/** Receipts covering more messages than this go to every member instead of scanning for authors. */
+const MAX_RECEIPT_SCAN = 2000;

@@ -6,7 +6,7 @@ import { CloseCode, Command, ErrorCode, ServerFrame } from '../src/protocol/code
 import { fail, ProtocolError } from '../src/protocol/errors.js';
 import { decodeFrame, encodeFrame, wireTime } from '../src/protocol/wire.js';
 import type { InboxRow, StoredMessage, ThreadMeta } from '../storage/env.js';
-import { presenceOf } from '../storage/presence.js';
+import { presenceOf, type PresenceState } from '../storage/presence.js';
 import { readUserLog, userLogHead } from '../storage/user-log.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
@@ -217,8 +217,10 @@ export class UserActor implements Actor {
 
   // ---- presence ----
 
-  private watch({ gateway, conn }: Watch): void {
+  /** Registers the watcher and answers the state it has been told so far (events follow from here). */
+  private watch({ gateway, conn }: Watch): PresenceState {
     if (!this.watchers.some((w) => w.gateway === gateway && w.conn === conn)) this.watchers.push({ gateway, conn });
+    return { user: this.user, online: this.announcedOnline, last: this.lastOffline };
   }
 
   private unwatch({ gateway, conn }: Watch): void {

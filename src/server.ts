@@ -39,7 +39,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     },
   });
   const metrics = new Metrics(() => cluster.stats());
-  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, boot);
+  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log);
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());

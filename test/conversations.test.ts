@@ -186,3 +186,21 @@ t.test('presence: online → offline → online with last, coalesced, no watcher
   }
   t.equal(watchers, '0', 'no watcher registrations remain');
 });
+
+t.test('group receipts go to the authors of the covered messages, not to every member', async (t) => {
+  const s = await startTestServer(t);
+  const [ann, bob, cat] = [await newUser(s, 'ann'), await newUser(s, 'bob'), await newUser(s, 'cat')];
+  const annPhone = await connect(t, s, await newDevice(s, ann));
+  const bobPhone = await connect(t, s, await newDevice(s, bob));
+  const catPhone = await connect(t, s, await newDevice(s, cat));
+  const catReceipts = collect(catPhone, 'receipt');
+  const { thread } = await annPhone.request('group.create', { title: 'g', members: [bob.user, cat.user] });
+  const { seq } = await annPhone.send({ thread, body: 'from ann' });
+  // Both others ack (the SDK does it): ann, the author, hears from each.
+  await Promise.all([bob.user, cat.user].map((u) => annPhone.next('receipt', (r) => r.user === u && (r.delivered ?? 0) >= seq, 10_000)));
+  // A later message by cat: its receipts do go to cat, and mark the end of what cat could get.
+  const { seq: catSeq } = await catPhone.send({ thread, body: 'from cat' });
+  await catPhone.next('receipt', (r) => r.user === bob.user && (r.delivered ?? 0) >= catSeq, 10_000);
+  t.equal(catReceipts.filter((r) => r.user === bob.user && r.delivered === seq).length, 0, "cat is not told about bob's receipt for ann's message");
+  t.ok(catReceipts.some((r) => r.user === bob.user && r.delivered >= catSeq), "cat is told when bob got cat's message");
+});

@@ -6,7 +6,7 @@ import type { ShardCluster } from '../../actors/cluster.js';
 import type { AttachResult, ClientCommand } from '../../actors/messages.js';
 import { threadAddress, userAddress, GATEWAY_THREAD } from '../../actors/router.js';
 import type { StorageEnv } from '../../storage/env.js';
-import { presenceOf } from '../../storage/presence.js';
+import type { PresenceState } from '../../storage/presence.js';
 import { readUserLog } from '../../storage/user-log.js';
 import type { Accounts } from '../auth/accounts.js';
 import type { Config } from '../config.js';
@@ -73,8 +73,6 @@ export class SocketGateway {
     private readonly accounts: Accounts,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-    /** this run of the server, to tell current presence from stale */
-    private readonly boot: string,
   ) {
     this.helloSweep = setInterval(() => this.closeLateHellos(), 500);
     this.helloSweep.unref();
@@ -274,16 +272,21 @@ export class SocketGateway {
     }
     const missing = fresh.find((u) => !this.storage.db.users.get(u));
     if (missing) return this.error(ws, r, ErrorCode.not_found, `no such user ${missing}`);
-    for (const u of fresh) {
-      watching.add(u);
-      this.cluster.tell(userAddress(u), { op: 'watch', gateway: GATEWAY_THREAD, conn: conn.id });
-    }
-    if (r === undefined) return;
-    const presence = users.map((u) => {
-      const p = presenceOf(this.storage, this.boot, u);
-      return { user: u, online: p.online, last: wireTime(p.last) };
-    });
-    this.send(ws, { t: ServerFrame.ok, r, presence });
+    for (const u of fresh) watching.add(u);
+    // Each user actor registers the watcher and answers its state in the same turn, so no
+    // change can fall between the answer and the first event.
+    const id = conn.id;
+    Promise.all(
+      [...new Set(users)].map((u) => this.cluster.ask<PresenceState>(userAddress(u), { op: 'watch', gateway: GATEWAY_THREAD, conn: id })),
+    ).then(
+      (states) => {
+        if (r === undefined || !this.sockets.has(id)) return;
+        this.send(ws, { t: ServerFrame.ok, r, presence: states.map((p) => ({ user: p.user, online: p.online, last: wireTime(p.last) })) });
+      },
+      (err: ProtocolError) => {
+        if (this.sockets.has(id)) this.error(ws, r, err.code, err.message);
+      },
+    );
   }
 
   private presenceUnsub(ws: Socket, conn: Conn, users: string[], r: number | undefined): void {
@@ -308,6 +311,8 @@ export class SocketGateway {
     try {
       attached = await this.cluster.ask<AttachResult>(userAddress(session.user), { op: 'attach', device: session.device, gateway: GATEWAY_THREAD, conn: conn.id });
     } catch (err) {
+      // A timed-out attach may still run later (asks are not cancelled): undo it, in order.
+      this.cluster.tell(userAddress(session.user), { op: 'detach', device: session.device, gateway: GATEWAY_THREAD, conn: conn.id });
       if (isClosed(conn)) return;
       const code = err instanceof ProtocolError && err.code === ErrorCode.unauthorized ? CloseCode.notAuthenticated : CloseCode.goingAway;
       if (code === CloseCode.goingAway) this.log.error({ err }, 'attach failed');
