@@ -31,10 +31,8 @@ export class ThreadActor implements Actor {
   /** Receipt changes of this batch, sent once at its end (coalesced per member): did read move,
    * and from which seq on are messages newly covered (their authors are told). */
   private readonly receiptsDue = new Map<string, { readMoved: boolean; from: number }>();
-  private readonly address: string;
 
   constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
-    this.address = `thread:${thread}`;
     this.meta = ctx.storage.db.threads.get(thread);
     this.lastSeq = threadLogHead(ctx.storage, thread);
     this.lastEseq = threadEventsHead(ctx.storage, thread);
