@@ -33,6 +33,7 @@ import { parseArgs } from 'node:util';
 import { login, register } from '../client/index.js';
 import type { BenchUser, FromGen, GenStats, ParleyClientKind, TargetKind, ToGen } from './baselines/bench-ipc.js';
 import { LogHistogram } from './k6/histogram.js';
+import { pool } from './k6/helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // <repo>/dist/loadtest
 const repo = path.resolve(here, '..', '..');
@@ -458,20 +459,6 @@ async function serverStats(s: Server): Promise<Record<string, number> | undefine
 }
 
 // ------------------------------------------------------------------ users
-
-async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i], i);
-      }
-    }),
-  );
-  return out;
-}
 
 async function withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {

@@ -11,6 +11,7 @@ import type { MsgEvent } from '../client/index.js';
 import { decodeFrame, encodeFrame } from '../src/protocol/wire.js';
 import type { Account, FromWorker, IdleStats, ToWorker, TpStats } from './core-bench-ipc.js';
 import { LogHistogram } from './k6/histogram.js';
+import { pool, withTimeout } from './k6/helpers.js';
 
 const MAX_LIFETIME_MS = Number(process.env.CORE_BENCH_WORKER_MAX_MS ?? 6 * 60_000);
 const now = (): number => performance.timeOrigin + performance.now();
@@ -41,18 +42,6 @@ const lifetime = setTimeout(() => {
 lifetime.unref();
 process.on('disconnect', () => process.exit(2));
 
-/** Runs fn over items with at most `limit` at a time; rejects on the first failure. */
-async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i], i);
-    }
-  });
-  await Promise.all(runners);
-}
-
 /** Polls cond every `everyMs` until true or `timeoutMs` passed; returns whether it became true. */
 async function waitFor(cond: () => boolean, timeoutMs: number, everyMs = 25): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
@@ -61,22 +50,6 @@ async function waitFor(cond: () => boolean, timeoutMs: number, everyMs = 25): Pr
     await sleep(everyMs);
   }
   return true;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
 }
 
 // ------------------------------------------------------------------ throughput

@@ -25,6 +25,7 @@ import { login, register } from '../client/index.js';
 import type { Account, FromWorker, IdleStats, ToWorker, TpStats } from './core-bench-ipc.js';
 import { LogHistogram } from './k6/histogram.js';
 import { collectGarbageEverywhere } from './inspector-gc.js';
+import { pool } from './k6/helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // <repo>/dist/loadtest
 const repo = path.resolve(here, '..', '..');
@@ -411,20 +412,6 @@ async function withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
       await sleep(200 * attempt);
     }
   }
-}
-
-async function pool<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i], i);
-      }
-    }),
-  );
-  return out;
 }
 
 async function createUsers(base: string, prefix: string, n: number, concurrency: number): Promise<Array<{ username: string; user: string }>> {

@@ -33,6 +33,7 @@ import { buildPlan, describeScenario, splitPlan, type Options, type Plan } from 
 import { renderReport, type ServerPoint } from './k6/report.js';
 import { Collector, buildMetrics, evaluateThresholds, fmtNum, fmtTime, renderSummary, type SummaryJson } from './k6/summary.js';
 import { parseThresholdArg, parseThresholds, type Threshold } from './k6/thresholds.js';
+import { withTimeout } from './k6/helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // <repo>/dist/loadtest
 const repo = path.resolve(here, '..', '..');
@@ -741,22 +742,6 @@ async function main(): Promise<number> {
 
 function round2(v: number): number {
   return Math.round(v * 100) / 100;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what} did not finish within ${fmtTime(ms)}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
 }
 
 async function cleanup(): Promise<void> {

@@ -15,6 +15,7 @@ import { ParleyClient } from '../../client/index.js';
 import { decodeFrame, encodeFrame } from '../../src/protocol/wire.js';
 import { LogHistogram } from '../k6/histogram.js';
 import type { BenchUser, FromGen, GenStats, ParleyClientKind, TargetKind, ToGen } from './bench-ipc.js';
+import { pool, withTimeout } from '../k6/helpers.js';
 
 const MAX_LIFETIME_MS = Number(process.env.BENCH_GENERATOR_MAX_MS ?? 5 * 60_000);
 const now = (): number => performance.timeOrigin + performance.now();
@@ -42,15 +43,6 @@ const lifetime = setTimeout(() => {
 lifetime.unref();
 process.on('disconnect', () => process.exit(2));
 
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]);
-    }),
-  );
-}
-
 async function waitFor(cond: () => boolean, timeoutMs: number, everyMs = 25): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
@@ -58,22 +50,6 @@ async function waitFor(cond: () => boolean, timeoutMs: number, everyMs = 25): Pr
     await sleep(everyMs);
   }
   return true;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what}: not done within ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
 }
 
 // ------------------------------------------------------------------ shared state
