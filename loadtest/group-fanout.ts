@@ -30,8 +30,8 @@
 //                   the existing users in instead of registering them
 //   PASSWORD        default 'loadtest-password'
 import { WebSocket } from 'ws';
-import { ParleyClient, login, register } from '../client/index.js';
-import { Counter, Rate, Trend, check, sleep, type Options, type VuContext } from './k6/index.js';
+import { ParleyClient } from '../client/index.js';
+import { Counter, Rate, Trend, check, createUsers, pool, sleep, type Options, type VuContext } from './k6/index.js';
 
 // ---- configuration ----
 
@@ -133,67 +133,18 @@ interface FanoutData {
   checkAt: number;
 }
 
-/** Runs fn over 0..n-1 with at most `limit` calls in flight. */
-async function pool(n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      await fn(i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
-}
-
-/** Retries transient failures (unavailable, network) a bounded number of times. */
-async function retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (attempt >= 4 || (code !== 'unavailable' && code !== 'internal' && code !== 'rate_limited')) {
-        throw new Error(`${what}: ${(err as Error).message}`);
-      }
-      await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
-    }
-  }
-}
-
-/** Registers (or, when the name is taken, just logs in) users prefix0..prefix{n-1}. */
-async function registerUsers(base: string, prefix: string, n: number, device: string): Promise<{ users: string[]; tokens: string[] }> {
-  const users = new Array<string>(n);
-  const tokens = new Array<string>(n);
-  const t0 = Date.now();
-  let done = 0;
-  await pool(n, SETUP_CONCURRENCY, async (i) => {
-    const username = `${prefix}${i}`;
-    try {
-      await retry(`register ${username}`, () => register(base, { username, password: PASSWORD }));
-    } catch (err) {
-      if (!/taken|conflict|exists/i.test((err as Error).message)) throw err;
-    }
-    const s = await retry(`login ${username}`, () => login(base, { username, password: PASSWORD, device }));
-    users[i] = s.user;
-    tokens[i] = s.token;
-    if (++done % 1000 === 0 || done === n) {
-      const s = (Date.now() - t0) / 1000;
-      console.log(`setup: ${done}/${n} users registered and logged in (${s.toFixed(1)} s, ${(done / s).toFixed(0)} users/s)`);
-    }
-  });
-  return { users, tokens };
-}
-
 export async function setup(env: SetupEnv): Promise<FanoutData> {
-  const prefix = process.env.PREFIX || `gf${Math.random().toString(36).slice(2, 8)}_`;
+  const prefix = process.env.PREFIX || 'gf';
   console.log(`group-fanout: ${GROUPS} group(s) of ${GROUP_SIZE} = ${TOTAL_VUS} connections, window ${WINDOW}, ` +
     `${MSG_RATE > 0 ? `${MSG_RATE} msg/s paced` : 'closed loop'}, send ${SEND_SECONDS} s, ack ${ACK ? 'on' : 'off'}, users ${prefix}0..${TOTAL_VUS - 1}`);
   if (env.vus < TOTAL_VUS) console.warn(`group-fanout: only ${env.vus} VUs for ${TOTAL_VUS} members: members beyond are offline`);
-  const { users, tokens } = await registerUsers(env.base, prefix, TOTAL_VUS, 'loadtest');
+  const accounts = await createUsers(env.base, { count: TOTAL_VUS, prefix, exact: Boolean(process.env.PREFIX), concurrency: SETUP_CONCURRENCY, password: PASSWORD, log: (m) => console.log(`setup: ${m}`) });
+  const users = accounts.map((a) => a.user);
+  const tokens = accounts.map((a) => a.token);
 
   const t0 = Date.now();
   const threads = new Array<string>(GROUPS);
-  await pool(GROUPS, 4, async (g) => {
+  await pool(Array.from({ length: GROUPS }, (_, g) => g), 4, async (g) => {
     const first = g * GROUP_SIZE;
     const creator = new ParleyClient({ url: env.url, token: tokens[first]!, WebSocket, reconnect: false });
     try {

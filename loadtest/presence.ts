@@ -30,9 +30,9 @@
 //   CONTACTS        1: each user also contacts.add's its WATCH users (default 0: presence.sub only)
 //   SETUP_CONCURRENCY, PREFIX, PASSWORD   as in group-fanout.ts
 import { WebSocket } from 'ws';
-import { ParleyClient, login, register } from '../client/index.js';
+import { ParleyClient } from '../client/index.js';
 import type { PresenceEvent } from '../client/index.js';
-import { Counter, Gauge, Rate, Trend, check, sleep, type Options, type VuContext } from './k6/index.js';
+import { Counter, Gauge, Rate, Trend, check, createUsers, sleep, type Options, type VuContext } from './k6/index.js';
 
 // ---- configuration ----
 
@@ -135,60 +135,14 @@ interface PresenceData {
   t0: number;
 }
 
-async function pool(n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      await fn(i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
-}
-
-async function retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (attempt >= 4 || (code !== 'unavailable' && code !== 'internal' && code !== 'rate_limited')) {
-        throw new Error(`${what}: ${(err as Error).message}`);
-      }
-      await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
-    }
-  }
-}
-
-async function registerUsers(base: string, prefix: string, n: number, device: string): Promise<{ users: string[]; tokens: string[] }> {
-  const users = new Array<string>(n);
-  const tokens = new Array<string>(n);
-  const t0 = Date.now();
-  let done = 0;
-  await pool(n, SETUP_CONCURRENCY, async (i) => {
-    const username = `${prefix}${i}`;
-    try {
-      await retry(`register ${username}`, () => register(base, { username, password: PASSWORD }));
-    } catch (err) {
-      if (!/taken|conflict|exists/i.test((err as Error).message)) throw err;
-    }
-    const s = await retry(`login ${username}`, () => login(base, { username, password: PASSWORD, device }));
-    users[i] = s.user;
-    tokens[i] = s.token;
-    if (++done % 1000 === 0 || done === n) {
-      const s = (Date.now() - t0) / 1000;
-      console.log(`setup: ${done}/${n} users registered and logged in (${s.toFixed(1)} s, ${(done / s).toFixed(0)} users/s)`);
-    }
-  });
-  return { users, tokens };
-}
-
 export async function setup(env: SetupEnv): Promise<PresenceData> {
-  const prefix = process.env.PREFIX || `pr${Math.random().toString(36).slice(2, 8)}_`;
+  const prefix = process.env.PREFIX || 'pr';
   console.log(`presence: ${USERS} users watching ${WATCH} each, ${FLAP_PERCENT} % flap for ${OFFLINE_MS} ms, ` +
     `ready ${READY_SECONDS} s, users ${prefix}0..${USERS - 1}`);
   if (env.vus < USERS) console.warn(`presence: only ${env.vus} VUs for ${USERS} users: users beyond stay offline`);
-  const { users, tokens } = await registerUsers(env.base, prefix, USERS, 'loadtest');
+  const accounts = await createUsers(env.base, { count: USERS, prefix, exact: Boolean(process.env.PREFIX), concurrency: SETUP_CONCURRENCY, password: PASSWORD, log: (m) => console.log(`setup: ${m}`) });
+  const users = accounts.map((a) => a.user);
+  const tokens = accounts.map((a) => a.token);
   const rampAt = Date.now() + 2000; // the generators start meanwhile
   return { users, tokens, rampAt, t0: rampAt + READY_SECONDS * 1000 };
 }

@@ -60,17 +60,18 @@ export function runTag(): string {
 /**
  * Registers `count` users named `<prefix><tag>_<i>` and logs each in `devices` times (default 1):
  * entry i*devices + d is device d of user i. Bounded concurrency; each call retried a few times on
- * 429/503/network errors.
+ * 429/503/network errors. With `exact`, the names are `<prefix><i>` and a name that is already
+ * taken is reused (logged in), so a re-run against a long-lived server skips the sign-ups.
  */
 export async function createUsers(
   base: string,
-  opts: { count: number; prefix?: string; devices?: number; concurrency?: number; password?: string; log?: (msg: string) => void },
+  opts: { count: number; prefix?: string; exact?: boolean; devices?: number; concurrency?: number; password?: string; log?: (msg: string) => void },
 ): Promise<LoadUser[]> {
   const prefix = opts.prefix ?? 'lt';
   const devices = opts.devices ?? 1;
   const password = opts.password ?? 'loadtest-password-1';
-  const tag = runTag();
-  const names = Array.from({ length: opts.count }, (_, i) => `${prefix}${tag}_${i}`);
+  const tag = opts.exact ? '' : `${runTag()}_`;
+  const names = Array.from({ length: opts.count }, (_, i) => `${prefix}${tag}${i}`);
   if (names.some((n) => n.length > 32)) throw new Error(`createUsers: prefix "${prefix}" makes usernames longer than 32 characters`);
   const ids = new Array<string>(opts.count);
   const t0 = Date.now();
@@ -83,7 +84,12 @@ export async function createUsers(
   };
   let done = 0;
   await pool(names, opts.concurrency ?? 16, async (username, i) => {
-    ids[i] = (await retry(() => register(base, { username, password }), `register ${username}`)).user;
+    try {
+      ids[i] = (await retry(() => register(base, { username, password }), `register ${username}`)).user;
+    } catch (err) {
+      // Taken: with `exact` that is a user of an earlier run; its id comes with the login below.
+      if (!opts.exact || !/taken|conflict/i.test((err as Error).message)) throw err;
+    }
     progress('registered', ++done, names.length);
   });
   const slots = Array.from({ length: opts.count * devices }, (_, k) => k);
@@ -93,7 +99,7 @@ export async function createUsers(
     const device = `lt-${k % devices}`;
     const r = await retry(() => login(base, { username: names[i]!, password, device }), `login ${names[i]}`);
     progress('logged in', ++done, slots.length);
-    return { username: names[i]!, user: ids[i]!, token: r.token, device: r.device };
+    return { username: names[i]!, user: ids[i] ?? r.user, token: r.token, device: r.device };
   });
 }
 
