@@ -1,6 +1,6 @@
 // Pending asks awaiting their reply: correlation ids, and one sweep timer that times out
 // overdue ones (a timer per ask would cost an allocation and a heap entry per request).
-import { ProtocolError } from '../src/protocol/errors.js';
+import { ProtocolError } from '../protocol/errors.js';
 
 /** Called exactly once: with the reply value, or with an error (ProtocolError, or unavailable on timeout). */
 export type ReplyCallback<T> = (err: ProtocolError | null, value?: T) => void;

@@ -4,7 +4,8 @@ import { MessageChannel, Worker, type MessagePort, type TransferListItem } from 
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { Logger } from 'pino';
-import type { Durability, LogLevel } from '../src/config.js';
+import type { Durability } from '../storage/env.js';
+import type { LogLevel } from './log.js';
 import { PendingAsks, type ReplyCallback } from './asks.js';
 import { Kind, type ActorMessage, type Envelope } from './envelope.js';
 import { GATEWAY_THREAD, Router } from './router.js';

@@ -3,7 +3,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { createLogger } from '../src/log.js';
+import { createLogger } from './log.js';
 import { openStorage } from '../storage/env.js';
 import { Router } from './router.js';
 import { Shard, type ShardStats } from './shard.js';

@@ -3,13 +3,13 @@
 // passivates idle ones. Client commands are answered here with the encoded frame.
 import type { Database, Key } from 'lmdb';
 import type { Logger } from 'pino';
-import { ErrorCode, ServerFrame } from '../src/protocol/codes.js';
-import { MessageIdGenerator } from '../src/protocol/ids.js';
-import { encodeFrame } from '../src/protocol/wire.js';
+import { ErrorCode, ServerFrame } from '../protocol/codes.js';
+import { MessageIdGenerator } from '../protocol/ids.js';
+import { encodeFrame } from '../protocol/wire.js';
 import type { StorageEnv } from '../storage/env.js';
 import type { Actor, ActorContext } from './actor.js';
 import { Kind, type ActorMessage, type Envelope } from './envelope.js';
-import { ProtocolError } from '../src/protocol/errors.js';
+import { ProtocolError } from '../protocol/errors.js';
 import type { ClientCommand } from './messages.js';
 import { OutputCommit } from './output-commit.js';
 import { parseAddress, Router, threadAddress } from './router.js';

@@ -3,11 +3,11 @@
 // watermarks, and fan-out of messages, events and receipts to the members' user actors.
 // A fan-out is recorded as pending in the same transaction as what it fans out, and cleared once
 // every member's log has it, so a crash between the two commits is repaired on restart.
-import { Command, ErrorCode } from '../src/protocol/codes.js';
-import { ProtocolError, fail } from '../src/protocol/errors.js';
-import { directMembers, MessageIdGenerator } from '../src/protocol/ids.js';
-import { MAX_GROUP_MEMBERS } from '../src/protocol/validate.js';
-import { wireTime } from '../src/protocol/wire.js';
+import { Command, ErrorCode } from '../protocol/codes.js';
+import { ProtocolError, fail } from '../protocol/errors.js';
+import { directMembers, MessageIdGenerator } from '../protocol/ids.js';
+import { MAX_GROUP_MEMBERS } from '../protocol/validate.js';
+import { wireTime } from '../protocol/wire.js';
 import type { DedupeRecord, StoredMessage, ThreadEvent, ThreadEventKind, ThreadMeta, Watermarks } from '../storage/env.js';
 import { readThreadLog, threadLogHead } from '../storage/thread-log.js';
 import { threadEventsHead, readThreadEvents } from '../storage/thread-events.js';

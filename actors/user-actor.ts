@@ -2,9 +2,9 @@
 // online sockets, inbox rows (unread, mute, nickname), contacts, presence and its watchers, and
 // the delivered receipts that acks imply. Every durable event for the user is appended here,
 // then pushed live.
-import { CloseCode, Command, ErrorCode, ServerFrame } from '../src/protocol/codes.js';
-import { fail, ProtocolError } from '../src/protocol/errors.js';
-import { decodeFrame, encodeFrame, wireTime } from '../src/protocol/wire.js';
+import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js';
+import { fail, ProtocolError } from '../protocol/errors.js';
+import { decodeFrame, encodeFrame, wireTime } from '../protocol/wire.js';
 import type { InboxRow, StoredMessage, ThreadMeta } from '../storage/env.js';
 import { presenceOf, type PresenceState } from '../storage/presence.js';
 import { readUserLog, userLogHead } from '../storage/user-log.js';

@@ -1,7 +1,7 @@
 // ParleyClient: one device's WebSocket session — hello/welcome/replay/synced, exactly-once durable
 // events by `u`, acks, heartbeat, request/answer matching, the send outbox and reconnection.
-import { CloseCode, Command, ErrorCode, ServerFrame } from '../src/protocol/codes.js';
-import { decodeFrame, encodeFrame } from '../src/protocol/wire.js';
+import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js';
+import { decodeFrame, encodeFrame } from '../protocol/wire.js';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, ParleyError, errorFromFrame } from './errors.js';

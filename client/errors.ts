@@ -1,5 +1,5 @@
 // ParleyError: the one error type the SDK throws, for err frames, HTTP errors and client-side failures.
-import { ErrorCode, HttpStatusOf } from '../src/protocol/codes.js';
+import { ErrorCode, HttpStatusOf } from '../protocol/codes.js';
 
 /** Client-side codes that never appear on the wire (the server has no notion of our timers). */
 export const ClientErrorCode = {

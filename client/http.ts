@@ -1,5 +1,5 @@
 // HTTP account calls (PROTOCOL.md §7): JSON over fetch; failures throw ParleyError from {error, message}.
-import { ErrorCode } from '../src/protocol/codes.js';
+import { ErrorCode } from '../protocol/codes.js';
 import { ParleyError, codeForStatus } from './errors.js';
 import type { LoginBody, LoginResult, RegisterBody, SessionRow } from './types.js';
 

@@ -1,5 +1,5 @@
 // Outbox: unanswered `send`s by cid, resent with the same cid until an ok or a terminal err.
-import { ErrorCode } from '../src/protocol/codes.js';
+import { ErrorCode } from '../protocol/codes.js';
 import type { Pending } from './pending.js';
 
 /** Errors after which a send is tried again (same cid, so never a duplicate message). */

@@ -1,5 +1,5 @@
 // Shapes of frames, events and results from PROTOCOL.md §3–5, as the client sees them.
-import type { ServerFrame } from '../src/protocol/codes.js';
+import type { ServerFrame } from '../protocol/codes.js';
 import type { ParleyError } from './errors.js';
 
 /** An uploaded file attached to a message (§4 `media`). */

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { ParleyClient } from '../client/index.js';
 import type { MsgEvent } from '../client/index.js';
-import { decodeFrame, encodeFrame } from '../src/protocol/wire.js';
+import { decodeFrame, encodeFrame } from '../protocol/wire.js';
 import type { Account, FromWorker, IdleStats, ToWorker, TpStats } from './core-bench-ipc.js';
 import { LogHistogram } from './k6/histogram.js';
 import { pool, withTimeout } from './k6/helpers.js';

@@ -5,7 +5,7 @@
 //
 //   npm run loadtest -- loadtest/idle-hold.ts --spawn --vus 5000
 import { WebSocket } from 'ws';
-import { decodeFrame, encodeFrame } from '../src/protocol/wire.js';
+import { decodeFrame, encodeFrame } from '../protocol/wire.js';
 import { Counter, Gauge, Trend, check, createUsers, now, serverMetrics, sleep, type LoadUser, type Options, type SetupEnv, type VuContext } from './k6/index.js';
 
 export const options: Options = {

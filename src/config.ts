@@ -3,8 +3,10 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 
-export type Durability = 'fsync' | 'relaxed';
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+import type { LogLevel } from '../actors/log.js';
+import type { Durability } from '../storage/env.js';
+
+export type { Durability, LogLevel };
 
 export interface Config {
   port: number;

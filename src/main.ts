@@ -1,7 +1,7 @@
 // Process entry: reads the config (defaults, env, flags), starts the server, and stops it
 // cleanly on SIGTERM/SIGINT.
 import { ConfigError, configHelp, loadConfig } from './config.js';
-import { createLogger } from './log.js';
+import { createLogger } from '../actors/log.js';
 import { startServer } from './server.js';
 
 async function main(): Promise<void> {

@@ -2,7 +2,9 @@
 // per log or table. Also owns the commit barrier that output commit waits on.
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { Durability } from '../src/config.js';
+
+/** fsync: a commit is flushed to disk before outputs go; relaxed: committed only (OS page cache). */
+export type Durability = 'fsync' | 'relaxed';
 
 /** Every named database. Keys are lmdb-js ordered keys; values msgpack unless noted. */
 export interface Databases {

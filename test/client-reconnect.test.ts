@@ -1,7 +1,7 @@
 // The SDK across a server crash: it reconnects with backoff, resends its outbox by cid until
 // `ok`, and replays exactly what it missed — nothing lost, nothing twice.
 import t from 'tap';
-import { directThreadId } from '../src/protocol/ids.js';
+import { directThreadId } from '../protocol/ids.js';
 import { freePort, startChildServer } from './helpers/child-server.js';
 import { collect, connect, newDevice, newUser, tempDataDir, until } from './helpers/server.js';
 

@@ -1,7 +1,7 @@
 // Acknowledged means on disk: messages whose `ok` arrived survive kill -9 of the server, and
 // a graceful stop (SIGTERM) tells clients 1001 and exits 0.
 import t from 'tap';
-import { directThreadId } from '../src/protocol/ids.js';
+import { directThreadId } from '../protocol/ids.js';
 import { openStorage } from '../storage/env.js';
 import { startChildServer } from './helpers/child-server.js';
 import { client, collect, connect, newDevice, newUser, tempDataDir } from './helpers/server.js';

@@ -2,7 +2,7 @@
 // offline replay exactly once in order, device cursors, cid dedupe, history paging, strangers.
 import t from 'tap';
 import { ParleyError } from '../client/index.js';
-import { directThreadId } from '../src/protocol/ids.js';
+import { directThreadId } from '../protocol/ids.js';
 import { client, collect, connect, newDevice, newUser, startTestServer, until } from './helpers/server.js';
 
 t.test('live 1:1 delivery reaches both devices of both users, cid only to the sender', async (t) => {

@@ -1,7 +1,7 @@
 // Bad input over the WebSocket: every malformed frame gets the right error code while the
 // socket keeps working, until the limits of PROTOCOL.md §1–2 close it with the right code.
 import t from 'tap';
-import { encodeFrame } from '../src/protocol/wire.js';
+import { encodeFrame } from '../protocol/wire.js';
 import { newDevice, newUser, startTestServer } from './helpers/server.js';
 import { rawSocket } from './helpers/raw-socket.js';
 

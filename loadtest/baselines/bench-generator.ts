@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { io as ioClient, type Socket as IoSocket } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { ParleyClient } from '../../client/index.js';
-import { decodeFrame, encodeFrame } from '../../src/protocol/wire.js';
+import { decodeFrame, encodeFrame } from '../../protocol/wire.js';
 import { LogHistogram } from '../k6/histogram.js';
 import type { BenchUser, FromGen, GenStats, ParleyClientKind, TargetKind, ToGen } from './bench-ipc.js';
 import { pool, withTimeout } from '../k6/helpers.js';

@@ -1,11 +1,11 @@
 // Accounts and sessions at the edge: users, usernames, credentials, sessions and device records.
 // Only the gateway writes these tables; tokens are stored as their sha256 only.
 import { createHash } from 'node:crypto';
-import { ProtocolError } from '../protocol/errors.js';
+import { ProtocolError } from '../../protocol/errors.js';
 import type { SessionRecord, StorageEnv, UserRecord } from '../../storage/env.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { newDeviceId, newToken, newUserId } from '../protocol/ids.js';
-import type { BodyOf } from '../protocol/validate.js';
+import { ErrorCode } from '../../protocol/codes.js';
+import { newDeviceId, newToken, newUserId } from '../../protocol/ids.js';
+import type { BodyOf } from '../../protocol/validate.js';
 import type { PasswordHasher } from './passwords.js';
 
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');

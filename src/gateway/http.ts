@@ -1,8 +1,8 @@
 // HTTP plumbing on uWebSockets.js: bounded JSON bodies, JSON answers, protocol errors mapped to
 // statuses, and abort safety (uWS responses must not be touched after the client went away).
-import { ErrorCode, HttpStatusOf } from '../protocol/codes.js';
-import { ProtocolError } from '../protocol/errors.js';
-import type { Checker } from '../protocol/validate.js';
+import { ErrorCode, HttpStatusOf } from '../../protocol/codes.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import type { Checker } from '../../protocol/validate.js';
 import type { UWS } from './uws.js';
 
 const STATUS_TEXT: Record<number, string> = {

@@ -5,9 +5,9 @@ import { userAddress } from '../../actors/router.js';
 import type { Accounts } from '../auth/accounts.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { ProtocolError } from '../protocol/errors.js';
-import { bodyCheckers, type BodyOf } from '../protocol/validate.js';
+import { ErrorCode } from '../../protocol/codes.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import { bodyCheckers, type BodyOf } from '../../protocol/validate.js';
 import { bearerToken, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
 

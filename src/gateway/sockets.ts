@@ -11,11 +11,11 @@ import { readUserLog } from '../../storage/user-log.js';
 import type { Accounts } from '../auth/accounts.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
-import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js';
-import { ProtocolError } from '../protocol/errors.js';
-import { directThreadId, newGroupId } from '../protocol/ids.js';
-import { bodyTooLarge, checkSend, frameCheckers, MAX_PRESENCE_SUBS, type FrameOf } from '../protocol/validate.js';
-import { decodeFrame, encodeFrame, wireTime } from '../protocol/wire.js';
+import { CloseCode, Command, ErrorCode, ServerFrame } from '../../protocol/codes.js';
+import { ProtocolError } from '../../protocol/errors.js';
+import { directThreadId, newGroupId } from '../../protocol/ids.js';
+import { bodyTooLarge, checkSend, frameCheckers, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { decodeFrame, encodeFrame, wireTime } from '../../protocol/wire.js';
 import type { UWS } from './uws.js';
 
 const enum Phase { awaitingHello, authenticating, syncing, live, closed }

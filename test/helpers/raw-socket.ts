@@ -1,7 +1,7 @@
 // A raw WebSocket for tests that must send what the SDK never would (garbage, text, huge frames)
 // or read without the SDK's help. Frames are decoded with the wire codec.
 import WebSocket from 'ws';
-import { decodeFrame, encodeFrame } from '../../src/protocol/wire.js';
+import { decodeFrame, encodeFrame } from '../../protocol/wire.js';
 
 export interface RawSocket {
   ws: WebSocket;

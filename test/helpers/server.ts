@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { login, ParleyClient, register, type ClientOptions } from '../../client/index.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../actors/log.js';
 import { startServer, type Server } from '../../src/server.js';
 
 interface Teardown { teardown(fn: () => unknown): void }
