@@ -1,8 +1,11 @@
-// Actor addresses (`kind:id`) and which thread hosts each: thread 0 is the gateway,
-// threads 1..N are shards; the ring picks the shard.
+// Actor addresses (`kind:id`) and where each lives: a location (node, shard) picked by the ring
+// over every shard of every node; in one process, thread 0 is the gateway and 1..N the shards.
 import { HashRing } from './ring.js';
 
 export const GATEWAY_THREAD = 0;
+
+/** The id of the only node until there are several (DESIGN.md "Scale path" step 3). */
+export const LOCAL_NODE = 'local';
 
 export type ActorKind = 'user' | 'thread' | 'channel';
 
@@ -15,13 +18,64 @@ export function parseAddress(address: string): { kind: string; id: string } {
   return { kind: address.slice(0, i), id: address.slice(i + 1) };
 }
 
+/** Where an actor lives: a shard (0-based) of a node. */
+export interface Location {
+  readonly node: string;
+  readonly shard: number;
+}
+
+/** How many shards a node runs; the ring's order of nodes must be the same everywhere. */
+export interface NodeShards {
+  node: string;
+  shards: number;
+}
+
 export class Router {
   private readonly ring: HashRing;
-  constructor(readonly shardCount: number) {
-    this.ring = new HashRing(shardCount);
+  /** ring shard -> location; one frozen object each, so locate() allocates nothing */
+  private readonly locations: Location[] = [];
+  /** first ring shard of this node: ring shard r is local shard r - first */
+  private readonly first: number;
+  /** this node's shard count */
+  readonly shardCount: number;
+
+  /**
+   * @param layout this node's shard count (one node), or every node's, in the same order on all
+   * @param node this node's id
+   */
+  constructor(layout: number | readonly NodeShards[], readonly node = LOCAL_NODE) {
+    const nodes = typeof layout === 'number' ? [{ node, shards: layout }] : layout;
+    for (const n of nodes) {
+      if (!Number.isInteger(n.shards) || n.shards < 1) throw new RangeError(`Router: node ${n.node} needs shards >= 1, got ${n.shards}`);
+      for (let shard = 0; shard < n.shards; shard++) this.locations.push(Object.freeze({ node: n.node, shard }));
+    }
+    if (new Set(nodes.map((n) => n.node)).size !== nodes.length) throw new RangeError('Router: a node is listed twice');
+    const mine = nodes.findIndex((n) => n.node === node);
+    if (mine < 0) throw new RangeError(`Router: this node ${node} is not in the layout`);
+    this.first = nodes.slice(0, mine).reduce((sum, n) => sum + n.shards, 0);
+    this.shardCount = nodes[mine].shards;
+    this.ring = new HashRing(this.locations.length);
   }
-  /** The transport thread index (1-based) of the shard that owns `address`. */
+
+  /** The node and shard that own `address`. */
+  locate(address: string): Location {
+    return this.locations[this.ring.shardOf(address)];
+  }
+
+  isLocal(location: Location): boolean {
+    return location.node === this.node;
+  }
+
+  /**
+   * The in-process transport's thread index (1-based) of the shard that owns `address`. Only
+   * for actors of this node: a remote one has no thread here, which is a wiring bug.
+   */
   threadOf(address: string): number {
-    return this.ring.shardOf(address) + 1;
+    const r = this.ring.shardOf(address);
+    const local = r - this.first;
+    if (local < 0 || local >= this.shardCount) {
+      throw new RangeError(`Router: ${address} lives on node ${this.locations[r].node}, not on ${this.node}`);
+    }
+    return local + 1;
   }
 }
