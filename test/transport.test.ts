@@ -18,7 +18,8 @@ async function withWorker(t: Test) {
   const { port1, port2 } = new MessageChannel();
   transport.connect(WORKER, port1);
   const data: EchoWorkerData = { self: WORKER, peer: MAIN, port: port2 };
-  const worker = new Worker(new URL('./helpers/transport-echo-worker.js', import.meta.url), { workerData: data, transferList: [port2] });
+  // execArgv: [] spares the worker tap's loaders (plain compiled JS), which start slowly.
+  const worker = new Worker(new URL('./helpers/transport-echo-worker.js', import.meta.url), { workerData: data, transferList: [port2], execArgv: [] });
   t.teardown(async () => {
     transport.close();
     await worker.terminate();
