@@ -4,7 +4,10 @@
 export const Kind = {
   /** fire and forget to an actor: [Kind.tell, to, msg] */
   tell: 0,
-  /** request to an actor: [Kind.ask, to, msg, replyThread, id]; answered by exactly one reply */
+  /**
+   * request to an actor: [Kind.ask, to, msg, replyTo (the asker's PeerId), id]; answered by
+   * exactly one reply, from the transport itself when it cannot deliver the ask (actors/transport.ts)
+   */
   ask: 1,
   /** answer to an ask: [Kind.reply, id, value, errorCode?, errorMessage?] */
   reply: 2,
