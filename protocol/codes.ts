@@ -23,6 +23,8 @@ export const Command = {
   contactsList: 'contacts.list',
   presenceSub: 'presence.sub',
   presenceUnsub: 'presence.unsub',
+  /** username → account (PROTOCOL.md §8.8) */
+  userFind: 'user.find',
   channelCreate: 'channel.create',
   channelJoin: 'channel.join',
   channelLeave: 'channel.leave',
@@ -78,6 +80,8 @@ export const HttpStatusOf: Record<ErrorCode, number> = {
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
+  /** the server part holding this session restarted: reconnect and replay */
+  serviceRestart: 1012,
   tooLarge: 1009,
   protocolError: 4000,
   notAuthenticated: 4001,

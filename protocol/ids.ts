@@ -1,26 +1,39 @@
 // Identifier formats (PROTOCOL.md §1): opaque strings of at most 40 characters from
 // [A-Za-z0-9_:-]. Message ids are time-ordered so that sorting them sorts by time.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 export const ID_PATTERN = '^[A-Za-z0-9_:-]{1,40}$';
 const ID_RE = new RegExp(ID_PATTERN);
 export const isId = (s: unknown): s is string => typeof s === 'string' && ID_RE.test(s);
 
 const b36 = (n: number, width: number) => n.toString(36).padStart(width, '0');
+/** Uniform base36 characters: bytes ≥ 252 (= 7 × 36) are drawn again, so no digit is favoured. */
 const randomB36 = (chars: number) => {
   let s = '';
-  for (const byte of randomBytes(chars)) s += (byte % 36).toString(36);
+  while (s.length < chars) {
+    for (const byte of randomBytes(chars - s.length + 4)) {
+      if (byte < 252 && s.length < chars) s += (byte % 36).toString(36);
+    }
+  }
   return s;
 };
 
-/** `u` + 8 time chars + 4 random: short enough that two fit a direct thread id. */
-export const newUserId = (): string => `u${b36(Date.now(), 8)}${randomB36(4)}`;
+/** Random characters of a user id: 36^9 ≈ 10^14 per millisecond, and ids are still created check-and-set. */
+export const USER_ID_RANDOM_CHARS = 9;
+/**
+ * `u` + 8 time chars + 9 random = 18 chars: two of them fit a direct thread id
+ * (`d:` + 18 + `:` + 18 = 39 ≤ 40, the id limit).
+ */
+export const newUserId = (): string => `u${b36(Date.now(), 8)}${randomB36(USER_ID_RANDOM_CHARS)}`;
 export const newDeviceId = (): string => `d${b36(Date.now(), 8)}${randomB36(4)}`;
 /** 32 random bytes, base64url: the bearer secret; only its sha256 is stored. */
 export const newToken = (): string => randomBytes(32).toString('base64url');
 
 /** A group thread: `g:` + time + random, unique without coordination. */
 export const newGroupId = (): string => `g:${b36(Date.now(), 9)}${randomB36(8)}`;
+/** The group a `group.create {cid}` names: derived from creator + cid, so a retry reaches the same thread. */
+export const groupIdFor = (creator: string, cid: string): string =>
+  `g:${createHash('sha256').update(creator).update('\u0000').update(cid).digest('base64url').slice(0, 24)}`;
 
 /** The 1:1 thread of two users is named by them, so `send {to}` needs no lookup to find it. */
 export function directThreadId(a: string, b: string): string {

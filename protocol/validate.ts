@@ -1,6 +1,7 @@
 // Validation of client frames and HTTP bodies with TypeBox schemas compiled once at start-up
 // into plain checking functions: no parse-and-allocate on the hot path. Unknown fields are
-// allowed and ignored (PROTOCOL.md §2).
+// allowed and ignored (PROTOCOL.md §2): `knownFields` copies a valid frame's known fields into a
+// new object, so nothing unvalidated travels further than the gateway.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Command } from './codes.js';
@@ -14,13 +15,21 @@ const open = { additionalProperties: true } as const;
 const frame = <T extends string, P extends Record<string, TSchema>>(t: T, props: P) =>
   Type.Object({ t: Type.Literal(t), r: Type.Optional(UInt), ...props }, open);
 
-/** Body text: ≤ 16 KiB of UTF-8; the character bound here, the byte bound in checkBody. */
+/**
+ * Body text: ≤ 16 KiB of UTF-8, checked by bodyTooLarge after the schema so that a long body
+ * answers too_large, not bad_frame; the frame size limit bounds what the schema lets through.
+ */
 export const MAX_BODY_BYTES = 16 * 1024;
 export const MAX_CID_CHARS = 64;
 /** A group, creator included (PROTOCOL.md §4). */
 export const MAX_GROUP_MEMBERS = 1024;
 /** Users one socket may watch with presence.sub (PROTOCOL.md §4). */
 export const MAX_PRESENCE_SUBS = 1000;
+/** Usernames, as registered and as looked up (PROTOCOL.md §7, §8.8). */
+export const USERNAME_PATTERN = '^[a-z0-9_.]{3,32}$';
+const Username = Type.String({ pattern: USERNAME_PATTERN });
+const Cid = Type.String({ minLength: 1, maxLength: MAX_CID_CHARS });
+const DisplayName = Type.String({ minLength: 1, maxLength: 64 });
 const Title = Type.String({ minLength: 1, maxLength: 100 });
 const Users = (max: number) => Type.Array(Id, { minItems: 1, maxItems: max });
 
@@ -30,14 +39,19 @@ export const Media = Type.Object(
 );
 
 export const Frames = {
-  [Command.hello]: frame(Command.hello, { token: Type.String({ minLength: 1, maxLength: 512 }), since: Type.Optional(UInt) }),
+  [Command.hello]: frame(Command.hello, {
+    token: Type.String({ minLength: 1, maxLength: 512 }),
+    since: Type.Optional(UInt),
+    // the log lineage the device's cursor belongs to (PROTOCOL.md §8.1); same alphabet as ids
+    epoch: Type.Optional(Type.String({ pattern: ID_PATTERN })),
+  }),
   [Command.ping]: frame(Command.ping, {}),
   [Command.ack]: frame(Command.ack, { u: UInt }),
   [Command.send]: frame(Command.send, {
-    cid: Type.String({ minLength: 1, maxLength: MAX_CID_CHARS }),
+    cid: Cid,
     thread: Type.Optional(Id),
     to: Type.Optional(Id),
-    body: Type.Optional(Type.String({ maxLength: MAX_BODY_BYTES })),
+    body: Type.Optional(Type.String()),
     media: Type.Optional(Media),
     reply: Type.Optional(Id),
   }),
@@ -59,7 +73,12 @@ export const Frames = {
     muted: Type.Optional(Type.Boolean()),
     nickname: Type.Optional(Type.String({ maxLength: 64 })),
   }),
-  [Command.groupCreate]: frame(Command.groupCreate, { title: Title, members: Type.Array(Id, { maxItems: MAX_GROUP_MEMBERS }) }),
+  [Command.groupCreate]: frame(Command.groupCreate, {
+    title: Title,
+    members: Type.Array(Id, { maxItems: MAX_GROUP_MEMBERS }),
+    // idempotency key like send's: a retry with the same cid reaches the same group
+    cid: Type.Optional(Cid),
+  }),
   [Command.groupAdd]: frame(Command.groupAdd, { thread: Id, users: Users(MAX_GROUP_MEMBERS) }),
   [Command.groupRemove]: frame(Command.groupRemove, { thread: Id, users: Users(MAX_GROUP_MEMBERS) }),
   [Command.groupLeave]: frame(Command.groupLeave, { thread: Id }),
@@ -69,6 +88,7 @@ export const Frames = {
   [Command.contactsList]: frame(Command.contactsList, {}),
   [Command.presenceSub]: frame(Command.presenceSub, { users: Users(MAX_PRESENCE_SUBS) }),
   [Command.presenceUnsub]: frame(Command.presenceUnsub, { users: Users(MAX_PRESENCE_SUBS) }),
+  [Command.userFind]: frame(Command.userFind, { username: Username }),
 } as const;
 
 export type FrameOf<T extends keyof typeof Frames> = Static<(typeof Frames)[T]>;
@@ -90,6 +110,50 @@ function compile(schema: TSchema): Checker {
 /** Compiled checkers for every command this server implements, by `t`. */
 export const frameCheckers: ReadonlyMap<string, Checker> = new Map(Object.entries(Frames).map(([t, s]) => [t, compile(s)]));
 
+type Copier = (value: any) => any;
+
+/**
+ * A function copying what `schema` knows of a value that passed it: objects become new plain
+ * objects holding only the schema's properties (recursively), arrays of objects are copied item
+ * by item; strings, numbers and arrays of them are immutable or validated whole, so kept as they
+ * are. Null where the value itself may be kept.
+ */
+function copierOf(schema: TSchema): Copier | null {
+  if (schema.type === 'object' && schema.properties) {
+    const keys = Object.keys(schema.properties as Record<string, TSchema>);
+    const copiers = keys.map((k) => copierOf((schema.properties as Record<string, TSchema>)[k]));
+    return (value: Record<string, unknown>) => {
+      const out: Record<string, unknown> = {};
+      for (let i = 0; i < keys.length; i++) {
+        const v = value[keys[i]];
+        if (v === undefined) continue;
+        const copy = copiers[i];
+        out[keys[i]] = copy === null ? v : copy(v);
+      }
+      return out;
+    };
+  }
+  if (schema.type === 'array' && schema.items) {
+    const item = copierOf(schema.items as TSchema);
+    return item === null ? null : (value: unknown[]) => value.map(item);
+  }
+  return null;
+}
+
+const frameCopiers: ReadonlyMap<string, Copier> = new Map(Object.entries(Frames).map(([t, s]) => [t, copierOf(s)!]));
+
+/**
+ * The fields of a VALID frame (frameCheckers said null) that its schema knows, as a new object:
+ * unknown fields, whatever they hold, stay behind. What the gateway routes is this copy.
+ */
+export function knownFields<T extends keyof typeof Frames>(t: T, frame: unknown): FrameOf<T>;
+export function knownFields(t: string, frame: unknown): Record<string, unknown>;
+export function knownFields(t: string, frame: unknown): Record<string, unknown> {
+  const copy = frameCopiers.get(t);
+  if (!copy) throw new Error(`knownFields: no schema for ${t}`);
+  return copy(frame);
+}
+
 /** Field rules a schema cannot say. */
 export function checkSend(f: FrameOf<'send'>): string | null {
   if ((f.thread === undefined) === (f.to === undefined)) return 'exactly one of thread or to is required';
@@ -106,9 +170,9 @@ export function bodyTooLarge(body: string | undefined): boolean {
 export const Bodies = {
   createUser: Type.Object(
     {
-      username: Type.String({ pattern: '^[a-z0-9_.]{3,32}$' }),
+      username: Username,
       password: Type.String({ minLength: 8, maxLength: 128 }),
-      name: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      name: Type.Optional(DisplayName),
     },
     open,
   ),
@@ -120,10 +184,13 @@ export const Bodies = {
     },
     open,
   ),
+  /** PATCH /v1/users/me (PROTOCOL.md §8.8) */
+  updateUser: Type.Object({ name: DisplayName }, open),
 } as const;
 
 export const bodyCheckers = {
   createUser: compile(Bodies.createUser),
   createSession: compile(Bodies.createSession),
+  updateUser: compile(Bodies.updateUser),
 };
 export type BodyOf<K extends keyof typeof Bodies> = Static<(typeof Bodies)[K]>;

@@ -1,0 +1,164 @@
+// Frame and body validation (protocol/validate.ts): a table of named cases per command — valid,
+// missing field, wrong type, over a limit — and what knownFields forwards (known fields only).
+import t from 'tap';
+import { Command } from '../protocol/codes.js';
+import { bodyCheckers, bodyTooLarge, checkSend, frameCheckers, knownFields, MAX_BODY_BYTES, MAX_GROUP_MEMBERS, MAX_PRESENCE_SUBS } from '../protocol/validate.js';
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `u${i}`);
+const long = (n: number, c = 'a') => c.repeat(n);
+const sha = 'a'.repeat(64);
+
+/** [case name, frame, valid?] per command: every command of frameCheckers has its rows. */
+const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
+  [Command.hello]: [
+    ['token only', { token: 'tok' }, true],
+    ['with since and epoch', { token: 'tok', since: 5, epoch: 'e1:abc-DEF_9' }, true],
+    ['missing token', {}, false],
+    ['empty token', { token: '' }, false],
+    ['token over 512', { token: long(513) }, false],
+    ['negative since', { token: 'tok', since: -1 }, false],
+    ['since a float', { token: 'tok', since: 1.5 }, false],
+    ['since beyond 2^53', { token: 'tok', since: 2 ** 53 }, false],
+    ['epoch over 40', { token: 'tok', epoch: long(41) }, false],
+    ['epoch with a space', { token: 'tok', epoch: 'a b' }, false],
+    ['epoch a number', { token: 'tok', epoch: 5 }, false],
+  ],
+  [Command.ping]: [['bare', {}, true], ['r a string', { r: 'x' }, false], ['negative r', { r: -1 }, false]],
+  [Command.ack]: [['u', { u: 3 }, true], ['u zero', { u: 0 }, true], ['missing u', {}, false], ['u a string', { u: '3' }, false]],
+  [Command.send]: [
+    ['to a thread', { cid: 'c1', thread: 'g:1', body: 'hi' }, true],
+    ['to a user', { cid: 'c1', to: 'u1', body: 'hi' }, true],
+    ['with media', { cid: 'c1', thread: 'g:1', media: { id: 'm1', mime: 'image/png', size: 10, sha256: sha } }, true],
+    ['a body over 16 KiB passes the schema (too_large comes after)', { cid: 'c1', thread: 'g:1', body: long(MAX_BODY_BYTES + 1) }, true],
+    ['missing cid', { thread: 'g:1', body: 'hi' }, false],
+    ['cid over 64', { cid: long(65), thread: 'g:1', body: 'hi' }, false],
+    ['body a number', { cid: 'c1', thread: 'g:1', body: 5 }, false],
+    ['thread not an id', { cid: 'c1', thread: 'a b', body: 'hi' }, false],
+    ['thread over 40', { cid: 'c1', thread: long(41), body: 'hi' }, false],
+    ['media without sha256', { cid: 'c1', thread: 'g:1', media: { id: 'm1', mime: 'x', size: 1 } }, false],
+    ['media sha256 not hex', { cid: 'c1', thread: 'g:1', media: { id: 'm1', mime: 'x', size: 1, sha256: long(64, 'z') } }, false],
+    ['reply not an id', { cid: 'c1', thread: 'g:1', body: 'hi', reply: '' }, false],
+  ],
+  [Command.history]: [
+    ['thread', { thread: 'g:1' }, true],
+    ['all cursors', { thread: 'g:1', before: 5, after: 0, limit: 100 }, true],
+    ['missing thread', {}, false],
+    ['limit over 100', { thread: 'g:1', limit: 101 }, false],
+    ['limit zero', { thread: 'g:1', limit: 0 }, false],
+    ['before zero', { thread: 'g:1', before: 0 }, false],
+  ],
+  [Command.read]: [['thread and seq', { thread: 'g:1', seq: 1 }, true], ['missing seq', { thread: 'g:1' }, false], ['seq zero', { thread: 'g:1', seq: 0 }, false]],
+  [Command.typing]: [['thread', { thread: 'g:1' }, true], ['missing thread', {}, false], ['thread a number', { thread: 1 }, false]],
+  [Command.inbox]: [
+    ['bare', {}, true],
+    ['a page', { before: 'abc', limit: 10 }, true],
+    ['cursor too short', { before: 'ab' }, false],
+    ['cursor over 64', { before: long(65) }, false],
+    ['limit a string', { limit: '10' }, false],
+  ],
+  [Command.threadGet]: [['thread', { thread: 'g:1' }, true], ['missing thread', {}, false]],
+  [Command.threadSet]: [
+    ['muted', { thread: 'g:1', muted: true }, true],
+    ['nickname', { thread: 'g:1', nickname: 'Mum' }, true],
+    ['muted a number', { thread: 'g:1', muted: 1 }, false],
+    ['nickname over 64', { thread: 'g:1', nickname: long(65) }, false],
+  ],
+  [Command.groupCreate]: [
+    ['title and members', { title: 'Team', members: ['u1', 'u2'] }, true],
+    ['no other members', { title: 'Just me', members: [] }, true],
+    ['with a cid', { title: 'Team', members: ['u1'], cid: 'g-1' }, true],
+    ['empty cid', { title: 'Team', members: ['u1'], cid: '' }, false],
+    ['cid over 64', { title: 'Team', members: ['u1'], cid: long(65) }, false],
+    ['missing title', { members: ['u1'] }, false],
+    ['title over 100', { title: long(101), members: ['u1'] }, false],
+    ['members not an array', { title: 'Team', members: 'u1' }, false],
+    ['a member not an id', { title: 'Team', members: ['u 1'] }, false],
+    ['members over the limit', { title: 'Team', members: ids(MAX_GROUP_MEMBERS + 1) }, false],
+  ],
+  [Command.groupAdd]: [['users', { thread: 'g:1', users: ['u1'] }, true], ['no users', { thread: 'g:1', users: [] }, false], ['missing thread', { users: ['u1'] }, false]],
+  [Command.groupRemove]: [['users', { thread: 'g:1', users: ['u1'] }, true], ['users over the limit', { thread: 'g:1', users: ids(MAX_GROUP_MEMBERS + 1) }, false]],
+  [Command.groupLeave]: [['thread', { thread: 'g:1' }, true], ['missing thread', {}, false]],
+  [Command.groupTitle]: [['title', { thread: 'g:1', title: 'New' }, true], ['empty title', { thread: 'g:1', title: '' }, false]],
+  [Command.contactsAdd]: [['user', { user: 'u1' }, true], ['missing user', {}, false], ['user over 40', { user: long(41) }, false]],
+  [Command.contactsRemove]: [['user', { user: 'u1' }, true], ['user an array', { user: ['u1'] }, false]],
+  [Command.contactsList]: [['bare', {}, true], ['r', { r: 7 }, true]],
+  [Command.presenceSub]: [['users', { users: ['u1'] }, true], ['users over the limit', { users: ids(MAX_PRESENCE_SUBS + 1) }, false], ['missing users', {}, false]],
+  [Command.presenceUnsub]: [['users', { users: ['u1'] }, true], ['empty', { users: [] }, false]],
+  [Command.userFind]: [
+    ['a username', { username: 'ann.b_9' }, true],
+    ['missing username', {}, false],
+    ['too short', { username: 'ab' }, false],
+    ['over 32', { username: long(33) }, false],
+    ['capitals', { username: 'Ann' }, false],
+    ['a number', { username: 5 }, false],
+  ],
+};
+
+t.test('every command has cases', async (t) => {
+  t.same(Object.keys(cases).sort(), [...frameCheckers.keys()].sort());
+});
+
+for (const [command, rows] of Object.entries(cases)) {
+  t.test(command, async (t) => {
+    const check = frameCheckers.get(command)!;
+    for (const [name, fields, valid] of rows) {
+      const problem = check({ t: command, ...fields });
+      if (valid) t.equal(problem, null, `${name}: valid`);
+      else t.type(problem, 'string', `${name}: refused`);
+    }
+    t.type(check({ ...rows[0][1], t: 'other' }), 'string', 'the wrong t is refused');
+  });
+}
+
+t.test('knownFields forwards the validated fields only, as a new object', async (t) => {
+  const frame = {
+    t: 'send', r: 3, cid: 'c1', thread: 'g:1', body: 'hi', extra: { deep: [[[1]]] }, bin: new Uint8Array(4),
+    media: { id: 'm1', mime: 'image/png', size: 1, sha256: sha, sneaky: new Uint8Array(2) },
+  };
+  t.equal(frameCheckers.get('send')!(frame), null);
+  const out = knownFields('send', frame);
+  t.same(out, { t: 'send', r: 3, cid: 'c1', thread: 'g:1', body: 'hi', media: { id: 'm1', mime: 'image/png', size: 1, sha256: sha } });
+  t.not(out, frame, 'a new object');
+  t.not(out.media, frame.media, 'nested known objects are new too');
+  t.notOk('extra' in out || 'bin' in out || 'sneaky' in (out.media as object), 'unknown fields stay behind');
+
+  const group = knownFields('group.create', { t: 'group.create', title: 'T', members: ['u1'], cid: 'k', x: 1 });
+  t.same(group, { t: 'group.create', title: 'T', members: ['u1'], cid: 'k' });
+  t.same(knownFields('hello', { t: 'hello', token: 'x', epoch: 'e', since: 2, nope: 1 }), { t: 'hello', token: 'x', since: 2, epoch: 'e' });
+  t.same(knownFields('inbox', { t: 'inbox', x: [[[]]] }), { t: 'inbox' });
+  t.throws(() => knownFields('no.such', { t: 'no.such' }));
+});
+
+t.test('send rules beyond the schema, and the body limit in UTF-8 bytes', async (t) => {
+  t.match(checkSend({ t: 'send', cid: 'c', thread: 'g:1', to: 'u1', body: 'x' }), /exactly one/);
+  t.match(checkSend({ t: 'send', cid: 'c', body: 'x' }), /exactly one/);
+  t.match(checkSend({ t: 'send', cid: 'c', thread: 'g:1' }), /body or media/);
+  t.equal(checkSend({ t: 'send', cid: 'c', thread: 'g:1', body: 'x' }), null);
+  t.notOk(bodyTooLarge(long(MAX_BODY_BYTES)), '16 KiB of ASCII fits');
+  t.ok(bodyTooLarge(long(MAX_BODY_BYTES + 1)), 'one byte over does not');
+  t.notOk(bodyTooLarge('é'.repeat(MAX_BODY_BYTES / 2)), '8 Ki two-byte characters are 16 KiB');
+  t.ok(bodyTooLarge('é'.repeat(MAX_BODY_BYTES / 2 + 1)), 'counted in bytes, not characters');
+  t.ok(bodyTooLarge('😀'.repeat(MAX_BODY_BYTES / 4 + 1)), 'four-byte characters');
+  t.notOk(bodyTooLarge(undefined));
+});
+
+t.test('HTTP bodies', async (t) => {
+  const rows: [keyof typeof bodyCheckers, string, unknown, boolean][] = [
+    ['createUser', 'valid', { username: 'ann', password: 'long enough' }, true],
+    ['createUser', 'with a name', { username: 'ann', password: 'long enough', name: 'Ann' }, true],
+    ['createUser', 'empty name', { username: 'ann', password: 'long enough', name: '' }, false],
+    ['createUser', 'username with capitals', { username: 'Ann', password: 'long enough' }, false],
+    ['createSession', 'valid', { username: 'ann', password: 'x', device: 'phone' }, true],
+    ['createSession', 'missing device', { username: 'ann', password: 'x' }, false],
+    ['updateUser', 'a name', { name: 'Ann B' }, true],
+    ['updateUser', 'missing name', {}, false],
+    ['updateUser', 'empty name', { name: '' }, false],
+    ['updateUser', 'name over 64', { name: long(65) }, false],
+    ['updateUser', 'name a number', { name: 5 }, false],
+  ];
+  for (const [kind, name, body, valid] of rows) {
+    const problem = bodyCheckers[kind](body);
+    if (valid) t.equal(problem, null, `${kind} ${name}`);
+    else t.type(problem, 'string', `${kind} ${name}`);
+  }
+});
