@@ -1,5 +1,6 @@
 // Bad input over the WebSocket: every malformed frame gets the right error code while the
-// socket keeps working, until the limits of PROTOCOL.md §1–2 close it with the right code.
+// socket keeps working, until the limits of PROTOCOL.md §1–2 close it with the right code; and
+// what a command without r gets back.
 import t from 'tap';
 import { encodeFrame } from '../protocol/wire.js';
 import { newDevice, newUser, startTestServer } from './helpers/server.js';
@@ -132,4 +133,33 @@ t.test('timestamps are msgpack integers on the wire, not floats', async (t) => {
   const withTs = raw.filter((b) => tsThen(b, 0xd3) || tsThen(b, 0xcb));
   t.equal(withTs.length, 3, 'ok, msg and history carry ts');
   t.equal(withTs.filter((b) => tsThen(b, 0xcb)).length, 0, 'none as float64');
+});
+
+t.test('a command without r that succeeds gets no answer; a failing one gets err without r', async (t) => {
+  const s = await startTestServer(t);
+  const [ann, bob] = [await newUser(s), await newUser(s)];
+  const d = await newDevice(s, ann);
+  const sock = await rawSocket(t, s.wsUrl);
+  sock.send({ t: 'hello', token: d.token });
+  await sock.next((f) => f.t === 'synced');
+  const answers = () => sock.frames.filter((f) => f.t === 'ok' || f.t === 'err');
+
+  // Each barrier is a request with r to the same actor: its answer comes after any answer to
+  // the commands before it, so an answer that should not exist would already be here.
+  sock.send({ t: 'send', cid: 'quiet', to: bob.user, body: 'no answer wanted' });
+  sock.send({ t: 'send', r: 1, cid: 'barrier', to: bob.user, body: 'answer wanted' });
+  t.match(await sock.next((f) => f.r === 1), { t: 'ok', seq: 2 }, 'the quiet send was stored first');
+  sock.send({ t: 'inbox' });
+  sock.send({ t: 'contacts.list' });
+  sock.send({ t: 'contacts.add', user: bob.user });
+  sock.send({ t: 'inbox', r: 2 });
+  await sock.next((f) => f.r === 2);
+  sock.send({ t: 'ping' });
+  sock.send({ t: 'ping', r: 3 });
+  await sock.next((f) => f.r === 3);
+  t.same(answers().map((f) => f.r), [1, 2], 'send, inbox, contacts.list and contacts.add without r were not answered');
+  t.equal(sock.frames.filter((f) => f.t === 'pong').length, 2, 'ping is answered with pong either way');
+
+  sock.send({ t: 'history', thread: 'g:nothing-here' });
+  t.match(await sock.next((f) => f.t === 'err'), { code: 'not_found', r: undefined }, 'a failure is still reported, without r');
 });
