@@ -11,24 +11,76 @@ import type { PasswordHasher } from './passwords.js';
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 
 export interface DeviceInfo { device: string; name: string; created: number; lastSeen: number }
+/** What anyone may know of an account (PROTOCOL.md §8.8). */
+export interface PublicUser { user: string; username: string; name: string }
+
+/** Fresh ids drawn for one registration before giving up: a collision is already rare (ids.ts). */
+const MAX_ID_DRAWS = 8;
+
+const publicUser = (r: UserRecord): PublicUser => ({ user: r.user, username: r.username, name: r.name });
 
 export class Accounts {
-  constructor(private readonly storage: StorageEnv, private readonly passwords: PasswordHasher) {}
+  constructor(
+    private readonly storage: StorageEnv,
+    private readonly passwords: PasswordHasher,
+    /** where user ids come from; tests inject one that collides */
+    private readonly newId: () => string = newUserId,
+  ) {}
 
   async register(body: BodyOf<'createUser'>): Promise<UserRecord> {
     const { db } = this.storage;
+    // Checked again at commit; this early look only spares a hash for a name already taken.
     if (db.usernames.get(body.username) !== undefined) throw new ProtocolError(ErrorCode.conflict, 'username taken');
     const cred = await this.passwords.hash(body.password);
-    const record: UserRecord = { user: newUserId(), username: body.username, name: body.name ?? body.username, created: Date.now() };
-    // Conditional on the username still being free at commit: two racing sign-ups, one winner.
-    const won = await db.usernames.ifNoExists(body.username, () => {
-      void db.usernames.put(body.username, record.user);
-      void db.users.put(record.user, record);
-      void db.credentials.put(record.user, cred);
+    for (let draw = 0; draw < MAX_ID_DRAWS; draw++) {
+      const record: UserRecord = { user: this.newId(), username: body.username, name: body.name ?? body.username, created: Date.now() };
+      // Check-and-set in the write transaction, where reads see every commit before ours: two
+      // racing sign-ups for one name have one winner, and an id drawn twice never overwrites.
+      const outcome = await db.users.transaction(() => {
+        if (db.usernames.get(body.username) !== undefined) return 'taken';
+        if (db.users.get(record.user) !== undefined || db.credentials.get(record.user) !== undefined) return 'id in use';
+        void db.usernames.put(body.username, record.user);
+        void db.users.put(record.user, record);
+        void db.credentials.put(record.user, cred);
+        return 'created';
+      });
+      if (outcome === 'taken') throw new ProtocolError(ErrorCode.conflict, 'username taken');
+      if (outcome === 'created') {
+        await this.storage.barrier();
+        return record;
+      }
+    }
+    throw new ProtocolError(ErrorCode.internal, `no free user id in ${MAX_ID_DRAWS} draws`);
+  }
+
+  /** The account behind a username (user.find, GET /v1/users/:username), or undefined. */
+  find(username: string): PublicUser | undefined {
+    const { db } = this.storage;
+    const user = db.usernames.get(username);
+    const record = user === undefined ? undefined : db.users.get(user);
+    return record ? publicUser(record) : undefined;
+  }
+
+  /** The caller's own account (GET /v1/users/me). */
+  me(user: string): PublicUser {
+    const record = this.storage.db.users.get(user);
+    if (!record) throw new ProtocolError(ErrorCode.not_found, 'no such user');
+    return publicUser(record);
+  }
+
+  /** Changes the display name (PATCH /v1/users/me); read-modify-write in one transaction. */
+  async rename(user: string, name: string): Promise<PublicUser> {
+    const { db } = this.storage;
+    const updated = await db.users.transaction(() => {
+      const record = db.users.get(user);
+      if (!record) return undefined;
+      const next: UserRecord = { ...record, name };
+      void db.users.put(user, next);
+      return next;
     });
-    if (!won) throw new ProtocolError(ErrorCode.conflict, 'username taken');
+    if (!updated) throw new ProtocolError(ErrorCode.not_found, 'no such user');
     await this.storage.barrier();
-    return record;
+    return publicUser(updated);
   }
 
   async login(body: BodyOf<'createSession'>): Promise<{ token: string; user: string; device: string }> {

@@ -7,7 +7,7 @@ import type { UWS } from './uws.js';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK', 201: '201 Created', 204: '204 No Content', 302: '302 Found', 400: '400 Bad Request', 401: '401 Unauthorized',
-  403: '403 Forbidden', 404: '404 Not Found', 405: '405 Method Not Allowed', 409: '409 Conflict', 413: '413 Payload Too Large',
+  403: '403 Forbidden', 404: '404 Not Found', 405: '405 Method Not Allowed', 409: '409 Conflict', 413: '413 Payload Too Large', 426: '426 Upgrade Required',
   429: '429 Too Many Requests', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
 
@@ -28,8 +28,8 @@ export class Reply {
     this.write(status, body, { 'Content-Type': contentType });
   }
 
-  empty(status: number): void {
-    this.write(status, undefined, {});
+  empty(status: number, headers: Record<string, string> = {}): void {
+    this.write(status, undefined, headers);
   }
 
   error(code: ErrorCode | string, message: string, retry?: number): void {

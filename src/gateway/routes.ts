@@ -1,4 +1,5 @@
-// HTTP routes (PROTOCOL.md §7): accounts and sessions, health, metrics.
+// HTTP routes (PROTOCOL.md §7, §8.8): accounts, users and sessions, health, metrics; and the
+// answer for everything else (404 unknown path, 405 known path with another method).
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';
 import { userAddress } from '../../actors/router.js';
@@ -7,7 +8,7 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
-import { bodyCheckers, type BodyOf } from '../../protocol/validate.js';
+import { bodyCheckers, USERNAME_PATTERN, type BodyOf } from '../../protocol/validate.js';
 import { bearerToken, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
 
@@ -23,9 +24,49 @@ export interface RouteDeps {
 type Handler = (reply: Reply, req: Request) => Promise<void> | void;
 /** What a handler may read of the request: uWS's request object dies when the callback returns. */
 interface Request { authorization: string; contentLength: string; param: string }
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** Paths served outside this file, with their one method (the WebSocket upgrade, server.ts). */
+const OTHER_ROUTES: [Method, string][] = [['GET', '/v1/ws']];
+
+/**
+ * The methods each route pattern answers, so that the fallback can tell "no such path" (404) from
+ * "not with this method" (405 with Allow). Patterns are uWS's: `:name` matches one segment.
+ */
+class RouteTable {
+  private readonly routes: { segments: string[]; methods: Set<Method> }[] = [];
+
+  add(method: Method, pattern: string): void {
+    const segments = pattern.split('/');
+    const known = this.routes.find((r) => r.segments.join('/') === pattern);
+    if (known) known.methods.add(method);
+    else this.routes.push({ segments, methods: new Set([method]) });
+  }
+
+  /** Methods of every pattern matching `path`; empty when none does. */
+  allowed(path: string): Method[] {
+    const parts = path.split('/');
+    const out = new Set<Method>();
+    for (const r of this.routes) {
+      if (r.segments.length !== parts.length) continue;
+      if (r.segments.every((seg, i) => (seg.startsWith(':') ? parts[i] !== '' : seg === parts[i]))) for (const m of r.methods) out.add(m);
+    }
+    return [...out];
+  }
+}
 
 export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   const { accounts, cluster, config, metrics, log } = deps;
+  const table = new RouteTable();
+  for (const [method, pattern] of OTHER_ROUTES) table.add(method, pattern);
+  const on = (method: Method, pattern: string, handler: ReturnType<typeof route>) => {
+    table.add(method, pattern);
+    if (method === 'GET') app.get(pattern, handler);
+    else if (method === 'POST') app.post(pattern, handler);
+    else if (method === 'PUT') app.put(pattern, handler);
+    else if (method === 'PATCH') app.patch(pattern, handler);
+    else app.del(pattern, handler);
+  };
 
   const route = (handler: Handler) => (res: UWS.HttpResponse, uwsReq: UWS.HttpRequest) => {
     const reply = new Reply(res);
@@ -49,17 +90,34 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   const body = async <K extends keyof typeof bodyCheckers>(reply: Reply, req: Request, kind: K): Promise<BodyOf<K>> =>
     parseJson<BodyOf<K>>(await readBody(reply, req.contentLength, config.maxBodyBytes), bodyCheckers[kind]);
 
-  app.post('/v1/users', route(async (reply, req) => {
+  on('POST', '/v1/users', route(async (reply, req) => {
     const user = await accounts.register(await body(reply, req, 'createUser'));
     reply.json(201, { user: user.user });
   }));
 
-  app.post('/v1/sessions', route(async (reply, req) => {
+  // Static segments win over parameters in uWS's router, so `me` never reaches `:username`
+  // (nor could it name anyone: usernames have at least 3 characters).
+  on('GET', '/v1/users/me', route((reply, req) => reply.json(200, accounts.me(session(req).user))));
+
+  on('PATCH', '/v1/users/me', route(async (reply, req) => {
+    const s = session(req);
+    const { name } = await body(reply, req, 'updateUser');
+    reply.json(200, await accounts.rename(s.user, name));
+  }));
+
+  on('GET', '/v1/users/:username', route((reply, req) => {
+    session(req);
+    const found = USERNAME_RE.test(req.param) ? accounts.find(req.param) : undefined;
+    if (!found) throw new ProtocolError(ErrorCode.not_found, 'no such user');
+    reply.json(200, found);
+  }));
+
+  on('POST', '/v1/sessions', route(async (reply, req) => {
     const result = await accounts.login(await body(reply, req, 'createSession'));
     reply.json(201, result);
   }));
 
-  app.get('/v1/sessions', route((reply, req) => {
+  on('GET', '/v1/sessions', route((reply, req) => {
     const s = session(req);
     reply.json(200, { devices: accounts.devices(s.user) });
   }));
@@ -70,21 +128,37 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     cluster.tell(userAddress(user), { op: 'revoke', device });
   };
 
-  app.del('/v1/sessions/current', route(async (reply, req) => {
+  on('DELETE', '/v1/sessions/current', route(async (reply, req) => {
     const s = session(req);
     await logout(s.user, s.device);
     reply.empty(204);
   }));
 
-  app.del('/v1/sessions/:device', route(async (reply, req) => {
+  on('DELETE', '/v1/sessions/:device', route(async (reply, req) => {
     const s = session(req);
     await logout(s.user, req.param);
     reply.empty(204);
   }));
 
-  app.get('/healthz', route((reply) => reply.json(200, { status: 'alive' })));
-  app.get('/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));
-  app.get('/metrics', route(async (reply) => reply.text(200, await metrics.registry.metrics(), metrics.registry.contentType)));
+  on('GET', '/healthz', route((reply) => reply.json(200, { status: 'alive' })));
+  on('GET', '/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));
+  on('GET', '/metrics', route(async (reply) => reply.text(200, await metrics.registry.metrics(), metrics.registry.contentType)));
 
-  app.any('/*', route((reply) => reply.error(ErrorCode.not_found, 'no such route')));
+  // Everything uWS parsed but no route took. (What its parser refuses never gets here: see
+  // docs/protocol.md "Malformed HTTP".)
+  app.any('/*', (res, uwsReq) => {
+    const reply = new Reply(res);
+    const method = uwsReq.getCaseSensitiveMethod();
+    const path = uwsReq.getUrl();
+    const allowed = table.allowed(path);
+    if (allowed.length === 0) return reply.error(ErrorCode.not_found, 'no such route');
+    // The one route reaching here with its own method: the WebSocket endpoint without an upgrade.
+    if (allowed.includes(method as Method)) return reply.json(426, { error: ErrorCode.bad_frame, message: `${path} is a WebSocket endpoint: upgrade` }, { Upgrade: 'websocket' });
+    const allow = allowed.join(', ');
+    // A HEAD answer has no body (a client would read one as the next response).
+    if (method === 'HEAD') return reply.empty(405, { Allow: allow });
+    reply.json(405, { error: ErrorCode.bad_frame, message: `${method} is not allowed here; allowed: ${allow}` }, { Allow: allow });
+  });
 }
+
+const USERNAME_RE = new RegExp(USERNAME_PATTERN);
