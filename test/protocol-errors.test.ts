@@ -31,9 +31,9 @@ t.test('each kind of malformed frame is refused with bad_frame', async (t) => {
   const d = await newDevice(s, await newUser(s));
   const cases: [string, Uint8Array | string, RegExp][] = [
     ['text frame', 'hello', /binary/],
-    ['msgpack array, not a map', encodeFrame([1, 2, 3]), /map with a string t/],
-    ['map without t', encodeFrame({ r: 1 }), /map with a string t/],
-    ['t not a string', encodeFrame({ t: 5 }), /map with a string t/],
+    ['msgpack array, not a map', encodeFrame([1, 2, 3]), /msgpack map/],
+    ['map without t', encodeFrame({ r: 1 }), /msgpack map/],
+    ['t not a string', encodeFrame({ t: 5 }), /msgpack map/],
     ['send without cid', encodeFrame({ t: 'send', r: 2, to: 'u1', body: 'x' }), /cid/],
     ['send with both thread and to', encodeFrame({ t: 'send', r: 3, cid: 'c', to: 'u1', thread: 't1', body: 'x' }), /exactly one of thread or to/],
     ['send with neither body nor media', encodeFrame({ t: 'send', r: 4, cid: 'c', to: 'u1' }), /body or media/],

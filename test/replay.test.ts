@@ -1,5 +1,5 @@
-// Where a replay starts (PROTOCOL.md §3, §8.1): `since` as given, clamped to the head when it
-// is beyond it, the server's device cursor when omitted, and `first` when the epoch differs.
+// Where a replay starts (PROTOCOL.md §3, §8.1): `since` as given, the server's device cursor
+// when omitted, and `first` (with welcome.reset) when the epoch differs or since is beyond the head.
 import t from 'tap';
 import { connect, newDevice, newUser, startTestServer, type TestDevice } from './helpers/server.js';
 import { rawSocket, type RawSocket } from './helpers/raw-socket.js';
@@ -69,16 +69,17 @@ t.test('a restart on the same data directory keeps the epoch', async (t) => {
   t.same(after.replayed, [], 'nothing to replay past the cursor');
 });
 
-t.test('since beyond the head is clamped: nothing replayed, and the next event is not skipped', async (t) => {
+t.test('since beyond the head is a cursor of another lineage: reset, replay from first, the next event follows', async (t) => {
   const s = await startTestServer(t);
   const { bob, annPhone } = await fill(t, s, 3);
   const { sock, welcome, replayed, synced } = await session(t, s, await newDevice(s, bob, 'phone'), { since: 1000 });
   t.equal(welcome.u, 3, 'welcome says the real head');
-  t.same(replayed, [], 'nothing replayed');
+  t.equal(welcome.reset, true, 'a cursor the log never reached cannot be resumed: reset');
+  t.same(replayed.map((f) => f.u), [1, 2, 3], 'the replay starts at first');
   t.equal(synced.u, 3, 'synced at the head, not at the claimed cursor');
   const live = sock.next((f) => f.t === 'msg');
-  await annPhone.send({ to: bob.user, body: 'after the clamp' });
-  t.match(await live, { u: 4, body: 'after the clamp' }, 'the next event arrives, at head + 1');
+  await annPhone.send({ to: bob.user, body: 'after the reset' });
+  t.match(await live, { u: 4, body: 'after the reset' }, 'the next event arrives, at head + 1');
 });
 
 t.test("since omitted: a new device replays everything, a known one resumes at the server's cursor", async (t) => {
