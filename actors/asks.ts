@@ -1,5 +1,6 @@
 // Pending asks awaiting their reply: correlation ids, and one sweep timer that times out
 // overdue ones (a timer per ask would cost an allocation and a heap entry per request).
+import { ErrorCode } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/errors.js';
 
 /** Called exactly once: with the reply value, or with an error (ProtocolError, or unavailable on timeout). */
@@ -9,6 +10,8 @@ interface Pending {
   done: ReplyCallback<unknown>;
   deadline: number;
   what: string;
+  /** the thread the ask went to: if it dies, the ask fails at once */
+  to: number;
 }
 
 export class PendingAsks {
@@ -25,9 +28,9 @@ export class PendingAsks {
    * Registers an ask answered through `done`, synchronously when the reply arrives (so the
    * gateway can write it in the same corked batch as the pushes that came with it).
    */
-  open<T>(what: string, done: ReplyCallback<T>): number {
+  open<T>(what: string, done: ReplyCallback<T>, to = 0): number {
     const id = this.next++;
-    this.pending.set(id, { done: done as ReplyCallback<unknown>, deadline: Date.now() + this.timeoutMs, what });
+    this.pending.set(id, { done: done as ReplyCallback<unknown>, deadline: Date.now() + this.timeoutMs, what, to });
     return id;
   }
 
@@ -48,15 +51,27 @@ export class PendingAsks {
     for (const [id, p] of this.pending) {
       if (p.deadline <= now) {
         this.pending.delete(id);
-        p.done(new ProtocolError('unavailable', `no answer to ${p.what} within ${this.timeoutMs} ms`));
+        p.done(new ProtocolError(ErrorCode.unavailable, `no answer to ${p.what} within ${this.timeoutMs} ms`));
       }
     }
+  }
+
+  /** Thread `to` died: its asks will never be answered, so they fail now rather than time out. */
+  failTo(to: number, reason: string): number {
+    let n = 0;
+    for (const [id, p] of this.pending) {
+      if (p.to !== to) continue;
+      this.pending.delete(id);
+      p.done(new ProtocolError(ErrorCode.unavailable, `${p.what}: ${reason}`));
+      n++;
+    }
+    return n;
   }
 
   /** Rejects everything still waiting (shutdown). */
   close(reason: string): void {
     clearInterval(this.sweeper);
-    for (const p of this.pending.values()) p.done(new ProtocolError('unavailable', reason));
+    for (const p of this.pending.values()) p.done(new ProtocolError(ErrorCode.unavailable, reason));
     this.pending.clear();
   }
 }

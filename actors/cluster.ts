@@ -1,17 +1,21 @@
 // The gateway's side of the actor runtime: starts the shard workers, gives every pair of
-// threads a MessageChannel, and offers tell/ask to actors plus the pushes actors send back.
+// threads a MessageChannel, offers tell/ask to actors plus the pushes actors send back, and
+// supervises the shards: a dead one is restarted in place, a storage failure stops the server.
 import { MessageChannel, Worker, type MessagePort, type TransferListItem } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { Logger } from 'pino';
+import { ErrorCode } from '../protocol/codes.js';
+import { ProtocolError } from '../protocol/errors.js';
 import type { Durability } from '../storage/env.js';
 import type { LogLevel } from './log.js';
 import { PendingAsks, type ReplyCallback } from './asks.js';
 import { Kind, type ActorMessage, type Envelope } from './envelope.js';
 import { GATEWAY_THREAD, Router } from './router.js';
 import type { ShardControl } from './shard-worker.js';
-import type { ShardStats } from './shard.js';
-import { Transport } from './transport.js';
+import { EXIT_STORAGE_FAILED, type QuiescenceReport, type ShardStats } from './shard.js';
+import { PortTransport } from './port-transport.js';
 
 export interface ShardWorkerData {
   index: number;
@@ -20,6 +24,9 @@ export interface ShardWorkerData {
   durability: Durability;
   logLevel: LogLevel;
   boot: string;
+  passivateAfterMs: number;
+  maxActivations: number;
+  maxCommitBacklog: number;
   /** [peer thread index, port] for the gateway and every other shard */
   peers: [number, MessagePort][];
   control: MessagePort;
@@ -34,7 +41,15 @@ export interface ClusterOptions {
   /** Identifies this run of the server (presence from earlier runs is stale). */
   boot: string;
   log: Logger;
-  /** A shard died: its in-memory actors are gone (the logs are safe). The server must stop. */
+  passivateAfterMs: number;
+  maxActivations: number;
+  maxCommitBacklog: number;
+  /** Shard deaths within a minute that make the server give up (exit non-zero) instead of restarting. */
+  maxShardRestartsPerMinute: number;
+  /**
+   * The runtime cannot go on (a storage failure, or shards dying too often): the server must
+   * stop and exit non-zero, so the process supervisor starts everything afresh.
+   */
   onFatal: (err: unknown) => void;
 }
 
@@ -45,21 +60,55 @@ export interface GatewaySink {
   /** Brackets each incoming batch, so the sink can write everything it produced at once. */
   beginBatch(): void;
   endBatch(): void;
+  /**
+   * Shard `shard` (a thread index) died and runs again: actors re-activated from LMDB, but the
+   * sockets and watches registered with its user actors are gone. The sink closes the sockets
+   * concerned with a reconnect code, so their clients attach again and replay.
+   */
+  shardRestarted(shard: number): void;
 }
+
+/** A shard stopping the process stops it for this reason. */
+export class ShardFailure extends Error {
+  override name = 'ShardFailure';
+}
+
+interface ShardSlot {
+  index: number;
+  worker: Worker;
+  control: Comlink.Remote<ShardControl>;
+  live: boolean;
+  /** resolves when the worker reports ready; rejects if it exits first */
+  ready: Promise<void>;
+  /** rejects when the worker exits: control calls race it, so none waits on a dead worker */
+  exited: Promise<never>;
+  lastError?: unknown;
+  fatalCause?: string;
+}
+
+const MINUTE_MS = 60_000;
+/** Safety net only: the stop protocol ends by detecting quiescence, not by waiting. */
+const STOP_QUIESCENCE_LIMIT_MS = 5_000;
 
 export class ShardCluster {
   readonly router: Router;
-  private readonly transport: Transport;
+  private readonly transport: PortTransport;
   private readonly asks: PendingAsks;
-  private readonly workers: Worker[] = [];
-  private readonly controls: Comlink.Remote<ShardControl>[] = [];
+  /** slots[index] for shard thread index 1..N (slot 0 unused: the gateway) */
+  private readonly slots: ShardSlot[] = [];
   private sink: GatewaySink | null = null;
+  private started = false;
   private stopping = false;
+  private fatal = false;
+  private readonly deaths: number[] = [];
+  /** Restarts so far, and how long the last one took (death seen → shard ready), for /metrics. */
+  restarts = 0;
+  lastRestartMs = 0;
 
   constructor(private readonly opts: ClusterOptions) {
     this.router = new Router(opts.shards);
     this.asks = new PendingAsks(opts.askTimeoutMs);
-    this.transport = new Transport(GATEWAY_THREAD, (_from, envelopes) => this.onBatch(envelopes));
+    this.transport = new PortTransport(GATEWAY_THREAD, { onBatch: (_from, envelopes) => this.onBatch(envelopes) }, opts.log);
   }
 
   /** Starts every shard and resolves when all have opened storage and run recovery. */
@@ -75,34 +124,13 @@ export class ShardCluster {
       }
     }
     for (const [peer, port] of peers[GATEWAY_THREAD]) this.transport.connect(peer, port);
-    const started: Promise<void>[] = [];
-    for (let index = 1; index <= n; index++) {
-      const control = new MessageChannel();
-      const data: ShardWorkerData = {
-        index, shardCount: n, dataDir: this.opts.dataDir, durability: this.opts.durability,
-        logLevel: this.opts.logLevel, boot: this.opts.boot, peers: peers[index], control: control.port2,
-      };
-      const transferList: TransferListItem[] = [...peers[index].map(([, p]) => p), control.port2];
-      const worker = new Worker(new URL('./shard-worker.js', import.meta.url), { workerData: data, transferList });
-      this.workers.push(worker);
-      this.controls.push(Comlink.wrap<ShardControl>(nodeEndpoint(control.port1)));
-      started.push(
-        new Promise((resolve, reject) => {
-          worker.once('message', () => resolve());
-          worker.once('error', reject);
-          worker.once('exit', (code) => reject(new Error(`shard ${index} exited with ${code} while starting`)));
-        }),
-      );
-      worker.on('error', (err) => {
-        this.opts.log.fatal({ err, shard: index }, 'shard crashed');
-        if (!this.stopping) this.opts.onFatal(err);
-      });
-    }
-    await Promise.all(started);
+    for (let index = 1; index <= n; index++) this.spawn(index, peers[index]);
+    await Promise.all(this.slots.slice(1).map((s) => s.ready));
+    this.started = true;
   }
 
   tell(to: string, msg: ActorMessage): void {
-    this.transport.send(this.router.threadOf(to), [Kind.tell, to, msg]);
+    this.send(this.router.threadOf(to), [Kind.tell, to, msg]);
   }
 
   /** Asks an actor; rejects with ProtocolError (its code) or `unavailable` after the timeout. */
@@ -110,35 +138,214 @@ export class ShardCluster {
     return new Promise<T>((resolve, reject) => this.askWith<T>(to, msg, (err, value) => (err ? reject(err) : resolve(value as T))));
   }
 
-  /** Like ask, but `done` runs synchronously inside the batch that carried the reply. */
+  /**
+   * Like ask, but `done` runs synchronously inside the batch that carried the reply. An ask to a
+   * shard that dies before answering fails at once with `unavailable`.
+   */
   askWith<T>(to: string, msg: ActorMessage, done: ReplyCallback<T>): void {
-    const id = this.asks.open<T>(`${msg.op} to ${to}`, done);
-    this.transport.send(this.router.threadOf(to), [Kind.ask, to, msg, GATEWAY_THREAD, id]);
+    const thread = this.router.threadOf(to);
+    const id = this.asks.open<T>(`${msg.op} to ${to}`, done, thread);
+    this.send(thread, [Kind.ask, to, msg, GATEWAY_THREAD, id]);
   }
 
+  /** Figures of the shards that are running (a shard being restarted is left out). */
   async stats(): Promise<ShardStats[]> {
-    return Promise.all(this.controls.map((c) => c.stats()));
+    const live = this.slots.filter((s) => s?.live);
+    const settled = await Promise.allSettled(live.map((s) => this.call(s, (c) => c.stats())));
+    return settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  }
+
+  /** Tests and operations: ends shard `index` abruptly, as a crash would (it is then restarted). */
+  async killShard(index: number): Promise<void> {
+    const slot = this.slots[index];
+    if (!slot?.live) throw new Error(`shard ${index} is not running`);
+    await slot.worker.terminate();
+  }
+
+  /** Tests: blocks shard `index` (a hung worker that answers nothing); resolves once it is blocked. */
+  stallShard(index: number): Promise<void> {
+    const slot = this.slots[index];
+    if (!slot?.live) return Promise.reject(new Error(`shard ${index} is not running`));
+    return new Promise((resolve) => {
+      slot.worker.on('message', (m) => m === 'stalled' && resolve());
+      // Never answers: the worker is blocked until it is terminated.
+      void slot.control.stall();
+    });
+  }
+
+  /** Resolves when shard `index` is running again (after a restart). */
+  async shardReady(index: number): Promise<void> {
+    for (;;) {
+      const slot = this.slots[index];
+      await slot.ready.catch(() => undefined);
+      if (this.slots[index] === slot && slot.live) return;
+      if (this.stopping || this.fatal) throw new Error(`shard ${index} will not run again`);
+      if (this.slots[index] === slot) await slot.exited.catch(() => undefined);
+    }
   }
 
   /**
-   * Lets every shard finish: shards keep telling each other (fan-out confirmations), so drain
-   * all of them until a whole round runs no new turn. Then close their storage, end the workers.
+   * Lets every shard finish, then closes their storage and ends the workers. Termination
+   * detection (the four-counter rule): a round asks every shard to release its outputs and
+   * report its per-peer envelope counts; the system is quiescent when every shard is idle,
+   * every pair's sent equals the other side's received, and two consecutive rounds saw the same
+   * counts (so nothing moved in between, and nothing is in flight).
    */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.transport.flush();
-    let previous = '';
-    for (let round = 0; round < 50; round++) {
-      const turns = (await Promise.all(this.controls.map((c) => c.drain()))).join(',');
-      if (turns === previous) break;
-      previous = turns;
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    const deadline = Date.now() + STOP_QUIESCENCE_LIMIT_MS;
+    let previous: string | null = null;
+    for (let round = 0; ; round++) {
+      this.transport.flush();
+      const live = this.slots.filter((s) => s?.live);
+      const reports = await Promise.allSettled(live.map((s) => this.call(s, (c) => c.drain())));
+      const ok = reports.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const gateway = this.counts();
+      const key = JSON.stringify([gateway, ok]);
+      const quiet = ok.length === live.length && balanced(gateway, ok);
+      if (quiet && key === previous) break;
+      previous = quiet ? key : null;
+      if (Date.now() > deadline) {
+        this.opts.log.error({ rounds: round }, 'stop: the shards did not become quiescent in time; closing anyway');
+        break;
+      }
     }
-    await Promise.all(this.controls.map((c) => c.close()));
+    const live = this.slots.filter((s) => s?.live);
+    await Promise.allSettled(live.map((s) => this.call(s, (c) => c.close())));
     this.asks.close('server stopping');
-    for (const c of this.controls) c[Comlink.releaseProxy]();
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    for (const s of this.slots) if (s) s.control[Comlink.releaseProxy]();
+    await Promise.all(this.slots.filter(Boolean).map((s) => s.worker.terminate()));
     this.transport.close();
+  }
+
+  /** The gateway's side of the stop protocol: its per-peer envelope counts (it holds no outputs). */
+  private counts(): QuiescenceReport {
+    const sent: number[] = [];
+    const received: number[] = [];
+    for (let peer = 0; peer <= this.opts.shards; peer++) {
+      sent.push(this.transport.envelopesTo(peer));
+      received.push(this.transport.envelopesFrom(peer));
+    }
+    return { shard: GATEWAY_THREAD, idle: true, sent, received, turns: 0 };
+  }
+
+  private send(dest: number, envelope: Envelope): void {
+    this.transport.send(dest, envelope);
+  }
+
+  /** Runs a control call that fails (instead of hanging) if the worker dies first. */
+  private call<T>(slot: ShardSlot, fn: (c: Comlink.Remote<ShardControl>) => Promise<T>): Promise<T> {
+    return Promise.race([fn(slot.control), slot.exited]);
+  }
+
+  private spawn(index: number, peers: [number, MessagePort][]): ShardSlot {
+    const control = new MessageChannel();
+    const o = this.opts;
+    const data: ShardWorkerData = {
+      index, shardCount: o.shards, dataDir: o.dataDir, durability: o.durability, logLevel: o.logLevel, boot: o.boot,
+      passivateAfterMs: o.passivateAfterMs, maxActivations: o.maxActivations, maxCommitBacklog: o.maxCommitBacklog,
+      peers, control: control.port2,
+    };
+    const transferList: TransferListItem[] = [...peers.map(([, p]) => p), control.port2];
+    const worker = new Worker(new URL('./shard-worker.js', import.meta.url), { workerData: data, transferList });
+    let markReady!: () => void;
+    let failStart!: (err: Error) => void;
+    let markExited!: (err: Error) => void;
+    const slot: ShardSlot = {
+      index, worker, control: Comlink.wrap<ShardControl>(nodeEndpoint(control.port1)), live: false,
+      ready: new Promise<void>((resolve, reject) => ((markReady = resolve), (failStart = reject))),
+      exited: new Promise<never>((_, reject) => (markExited = reject)),
+    };
+    // Both are awaited only by whoever needs them; their rejection is reported by the exit handler.
+    slot.ready.catch(() => undefined);
+    slot.exited.catch(() => undefined);
+    this.slots[index] = slot;
+    worker.on('message', (m: unknown) => {
+      if (m === 'ready') {
+        slot.live = true;
+        markReady();
+      } else if (m && typeof m === 'object' && 'fatal' in m) {
+        slot.fatalCause = String((m as { fatal: unknown }).fatal);
+      }
+    });
+    worker.on('error', (err) => {
+      slot.lastError = err;
+      o.log.error({ err, shard: index }, 'shard threw');
+    });
+    worker.once('exit', (code) => {
+      slot.live = false;
+      const why = new ProtocolError(ErrorCode.unavailable, `shard ${index} stopped (exit code ${code})`, { cause: slot.lastError });
+      markExited(why);
+      failStart(why);
+      this.onExit(slot, code);
+    });
+    return slot;
+  }
+
+  private onExit(slot: ShardSlot, code: number): void {
+    const { index } = slot;
+    const failed = this.asks.failTo(index, `shard ${index} stopped`);
+    if (this.stopping || this.fatal || !this.started) return; // stop() and start() handle these
+    const log = this.opts.log;
+    if (code === EXIT_STORAGE_FAILED) {
+      // Not restarted: memory was ahead of the disk; only a fresh process is trustworthy.
+      log.fatal({ shard: index, cause: slot.fatalCause }, 'shard stopped on a storage failure; stopping the server');
+      return this.giveUp(new ShardFailure(`shard ${index}: storage failure: ${slot.fatalCause ?? 'unknown'}`));
+    }
+    const now = Date.now();
+    this.deaths.push(now);
+    while (this.deaths.length > 0 && this.deaths[0] <= now - MINUTE_MS) this.deaths.shift();
+    if (this.deaths.length >= this.opts.maxShardRestartsPerMinute) {
+      log.fatal({ shard: index, code, err: slot.lastError, deaths: this.deaths.length }, 'shards keep dying; stopping the server');
+      return this.giveUp(new ShardFailure(`${this.deaths.length} shard deaths within a minute`));
+    }
+    log.error({ shard: index, code, err: slot.lastError, failedAsks: failed }, 'shard died; restarting it');
+    this.restart(index, performance.now()).catch((err: unknown) => {
+      log.fatal({ err, shard: index }, 'shard restart failed; stopping the server');
+      this.giveUp(err);
+    });
+  }
+
+  private giveUp(err: unknown): void {
+    if (this.fatal) return;
+    this.fatal = true;
+    this.opts.onFatal(err);
+  }
+
+  /**
+   * A new worker with the same index and fresh links to the gateway and to every running shard
+   * (handed over by a control call). Its actors re-activate from LMDB on their next message;
+   * then every shard re-runs fan-out recovery, since tells to the dead shard were lost.
+   */
+  private async restart(index: number, since: number): Promise<void> {
+    this.restarts++;
+    // What the gateway queued for the dead shard leaves on the old link and is lost with it.
+    this.transport.flush();
+    const toGateway = new MessageChannel();
+    this.transport.connect(index, toGateway.port1);
+    const peers: [number, MessagePort][] = [[GATEWAY_THREAD, toGateway.port2]];
+    const handovers: Promise<void>[] = [];
+    for (const other of this.slots) {
+      if (!other || other.index === index || !other.live) continue;
+      const { port1, port2 } = new MessageChannel();
+      peers.push([other.index, port1]);
+      handovers.push(this.call(other, (c) => c.reconnect(index, Comlink.transfer(port2, [port2]))));
+    }
+    const slot = this.spawn(index, peers);
+    // A shard that dies meanwhile is restarted by its own exit handler.
+    await Promise.allSettled(handovers);
+    try {
+      await slot.ready;
+    } catch {
+      return; // died while starting: its exit handler has counted it and restarts it again
+    }
+    if (this.stopping) return;
+    const others = this.slots.filter((s) => s?.live && s.index !== index);
+    await Promise.allSettled(others.map((s) => this.call(s, (c) => c.recover())));
+    if (this.stopping) return;
+    this.lastRestartMs = performance.now() - since;
+    this.opts.log.warn({ shard: index, ms: Math.round(this.lastRestartMs) }, 'shard restarted');
+    this.sink?.shardRestarted(index);
   }
 
   private onBatch(envelopes: Envelope[]): void {
@@ -161,4 +368,19 @@ export class ShardCluster {
       }
     }
   }
+}
+
+/**
+ * Every pair of running threads has delivered all it sent (A's count to B equals B's count from
+ * A), and every shard is idle. Threads not reporting (dead, restarting) are left out.
+ */
+function balanced(gateway: QuiescenceReport, shards: QuiescenceReport[]): boolean {
+  const all = [gateway, ...shards];
+  if (shards.some((r) => !r.idle)) return false;
+  for (const a of all) {
+    for (const b of all) {
+      if (a !== b && a.sent[b.shard] !== b.received[a.shard]) return false;
+    }
+  }
+  return true;
 }

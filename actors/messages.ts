@@ -46,8 +46,11 @@ export interface PresenceFlush { op: 'presence-flush'; [f: string]: unknown }
 export interface Logged { op: 'logged'; user: string; seq: number; eseq: number; [f: string]: unknown }
 /** A device of the member acked messages of the thread up to seq (delivered receipt). */
 export interface DeliveredTo { op: 'delivered-to'; user: string; seq: number; [f: string]: unknown }
-/** Re-run unconfirmed fan-out (sent to threads with a pending fan-out after a restart). */
-export interface Recover { op: 'recover'; [f: string]: unknown }
+/**
+ * Re-run unconfirmed fan-out (sent to threads with a pending fan-out after a restart). Paged:
+ * a turn re-sends one page and tells itself to go on after `eseq` / `seq` (absent: from the mark).
+ */
+export interface Recover { op: 'recover'; eseq?: number; seq?: number; [f: string]: unknown }
 
 export type UserActorMessage =
   | ClientCommand | Attach | Detach | Ack | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush;

@@ -1,6 +1,8 @@
 // A shard hosts virtual actors in one worker thread: activates them on first message (state
-// from LMDB), runs one message at a time, routes their outputs through output commit, and
-// passivates idle ones. Client commands are answered here with the encoded frame.
+// from LMDB), runs one message at a time, routes their outputs through output commit, sheds
+// client commands when the commit backlog is full, and passivates idle ones (never before their
+// writes are durable). Client commands are answered here with the encoded frame.
+import type { MessagePort } from 'node:worker_threads';
 import type { Database, Key } from 'lmdb';
 import type { Logger } from 'pino';
 import { ErrorCode, ServerFrame } from '../protocol/codes.js';
@@ -14,35 +16,90 @@ import type { ClientCommand } from './messages.js';
 import { OutputCommit } from './output-commit.js';
 import { parseAddress, Router, threadAddress } from './router.js';
 import { ThreadActor } from './thread-actor.js';
-import { Transport } from './transport.js';
+import { PortTransport } from './port-transport.js';
+import type { TransportStats } from './transport.js';
 import { UserActor } from './user-actor.js';
+
+/** Exit code of a shard worker that stopped on a storage failure: the supervisor must not restart it. */
+export const EXIT_STORAGE_FAILED = 70;
+/** `retry` (ms) of the `unavailable` answer to a command shed because the commit backlog is full. */
+export const SHED_RETRY_MS = 1000;
+
+export interface ShardOptions {
+  /** An activation unused this long is dropped (if it can be). */
+  passivateAfterMs: number;
+  /** Activations kept at most; beyond, the least recently used that can be are dropped. */
+  maxActivations: number;
+  /** Commit groups waiting for the disk beyond which client commands are answered `unavailable`. */
+  maxCommitBacklog: number;
+  /**
+   * A write or commit failed: memory is now ahead of the disk and nothing held may be released.
+   * Must end this shard for good (the worker exits with EXIT_STORAGE_FAILED).
+   */
+  onFatal(err: unknown): void;
+}
+
+export const defaultShardOptions = (): Omit<ShardOptions, 'onFatal'> => ({
+  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512,
+});
+
+/** What a shard reports to the stop protocol: idle, and its per-peer envelope counts. */
+export interface QuiescenceReport {
+  shard: number;
+  /** no output held for a commit, nothing queued in the transport */
+  idle: boolean;
+  /** sent[p]: envelopes handed to thread p, received[p]: taken from it, since their link was made */
+  sent: number[];
+  received: number[];
+  turns: number;
+}
 
 export interface ShardStats {
   shard: number;
   actors: { user: number; thread: number };
   /** sockets attached to user actors, and presence watchers, across this shard */
   registrations: { sockets: number; watchers: number };
+  /** commit groups waiting for the disk, and the outputs they hold */
   pendingOutputGroups: number;
-  transport: Transport['stats'];
+  heldOutputs: number;
+  /** activations made, and dropped (idle, empty after their batch, or over the bound) */
+  activations: number;
+  passivations: number;
+  /** client commands answered `unavailable` because the commit backlog was full */
+  shed: number;
+  transport: TransportStats;
   turns: number;
 }
 
 interface Activation {
   actor: Actor;
   lastActive: number;
+  /** the output-commit group of its newest write (0: never wrote); droppable once released */
+  wroteIn: number;
 }
 
-const PASSIVATE_AFTER_MS = 60_000;
-
 export class Shard {
-  readonly transport: Transport;
+  readonly transport: PortTransport;
+  /** In least-recently-used order: every activation moves to the end. */
   private readonly activations = new Map<string, Activation>();
   private readonly outputs: OutputCommit;
   private readonly ctx: ActorContext;
   private readonly ids: MessageIdGenerator;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly opts: ShardOptions;
   private turns = 0;
-  private readonly deferred = new Set<() => void>();
+  private made = 0;
+  private dropped = 0;
+  private shed = 0;
+  /** Deferred work of this batch, each with the activation that deferred it (writes count for it). */
+  private readonly deferred = new Map<() => void, Activation | null>();
+  /** The activation whose turn is running, to attribute writes; null between turns. */
+  private current: Activation | null = null;
+  /** Activations made during this batch, dropped at its end if they hold nothing. */
+  private readonly fresh: string[] = [];
+  /** The newest group with a write made outside any turn: blocks every passivation until released. */
+  private orphanWrite = 0;
+  private failed = false;
 
   constructor(
     readonly index: number,
@@ -50,21 +107,21 @@ export class Shard {
     private readonly storage: StorageEnv,
     private readonly log: Logger,
     private readonly boot: string,
+    opts: Partial<ShardOptions> & Pick<ShardOptions, 'onFatal'>,
   ) {
+    this.opts = { ...defaultShardOptions(), ...opts };
     this.ids = new MessageIdGenerator(index);
-    this.outputs = new OutputCommit(storage.barrier, (err) => {
-      // Outputs of a failed commit must never be released; state in memory is now ahead of disk.
-      log.fatal({ err }, 'commit failed; stopping the shard');
-      throw err;
-    });
-    this.transport = new Transport(index, (_from, envelopes) => this.onBatch(envelopes));
+    this.outputs = new OutputCommit(storage.barrier, (err) => this.fatal(err, 'commit failed'));
+    this.transport = new PortTransport(index, { onBatch: (_from, envelopes) => this.onBatch(envelopes) }, log);
     this.ctx = this.makeContext();
-    this.sweeper = setInterval(() => this.passivateIdle(), PASSIVATE_AFTER_MS / 4);
+    this.sweeper = setInterval(() => this.passivateIdle(), Math.max(10, this.opts.passivateAfterMs / 4));
     this.sweeper.unref();
   }
 
   /** Re-runs fan-outs that a crash interrupted, for the threads this shard owns. */
   recover(): number {
+    // Marks committed by the shard that died are newer than this thread's read snapshot.
+    this.storage.refresh();
     let n = 0;
     for (const thread of this.storage.db.fanout.getKeys()) {
       const address = threadAddress(thread as string);
@@ -72,6 +129,7 @@ export class Shard {
       this.deliver(address, { op: 'recover' });
       n++;
     }
+    this.endBatch();
     return n;
   }
 
@@ -87,13 +145,34 @@ export class Shard {
         registrations.watchers += r.watchers;
       }
     }
-    return { shard: this.index, actors, registrations, pendingOutputGroups: this.outputs.pendingGroups, transport: { ...this.transport.stats }, turns: this.turns };
+    return {
+      shard: this.index, actors, registrations,
+      pendingOutputGroups: this.outputs.pendingGroups, heldOutputs: this.outputs.heldOutputs,
+      activations: this.made, passivations: this.dropped, shed: this.shed,
+      transport: { ...this.transport.stats }, turns: this.turns,
+    };
   }
 
-  /** Resolves when every output produced so far is released and sent. */
-  async drain(): Promise<void> {
+  /** Releases every output produced so far, sends it, and reports for the stop protocol. */
+  async drain(): Promise<QuiescenceReport> {
     await this.outputs.idle();
     this.transport.flush();
+    const sent: number[] = [];
+    const received: number[] = [];
+    for (let peer = 0; peer <= this.router.shardCount; peer++) {
+      sent.push(this.transport.envelopesTo(peer));
+      received.push(this.transport.envelopesFrom(peer));
+    }
+    return { shard: this.index, idle: this.outputs.isIdle, sent, received, turns: this.turns };
+  }
+
+  /**
+   * Thread `peer` was restarted: what was queued for it goes out now (to the old link, lost with
+   * it; fan-out recovery re-sends what matters), then `port` replaces that link, with fresh counts.
+   */
+  reconnect(peer: number, port: MessagePort): void {
+    this.transport.flush();
+    this.transport.connect(peer, port);
   }
 
   stop(): void {
@@ -101,6 +180,7 @@ export class Shard {
   }
 
   private onBatch(envelopes: Envelope[]): void {
+    if (this.failed) return;
     // Other threads commit too: read their latest writes (sessions, devices, users).
     this.storage.refresh();
     for (const env of envelopes) {
@@ -118,49 +198,86 @@ export class Shard {
           this.log.error({ kind: env[0] }, 'shard got an envelope it does not handle');
       }
     }
-    for (const fn of this.deferred) {
+    this.endBatch();
+  }
+
+  private endBatch(): void {
+    for (const [fn, activation] of this.deferred) {
+      this.current = activation;
       try {
         fn();
       } catch (err) {
         this.log.error({ err }, 'deferred work failed');
       }
     }
+    this.current = null;
     this.deferred.clear();
+    // An activation that wrote nothing holds nothing LMDB does not (e.g. `history` on a thread
+    // id that does not exist): it is not kept for the idle time.
+    for (const address of this.fresh) {
+      const a = this.activations.get(address);
+      if (a && a.wroteIn === 0 && a.actor.canPassivate()) this.drop(address);
+    }
+    this.fresh.length = 0;
+    if (this.activations.size > this.opts.maxActivations) this.evict();
   }
 
-  private activate(address: string): Actor {
+  private send(dest: number, envelope: Envelope): void {
+    this.transport.send(dest, envelope);
+  }
+
+  private activate(address: string): Activation {
     let activation = this.activations.get(address);
-    if (!activation) {
+    if (activation) {
+      this.activations.delete(address); // to the end: most recently used
+    } else {
       const { kind, id } = parseAddress(address);
       let actor: Actor;
       if (kind === 'user') actor = new UserActor(id, this.ctx);
       else if (kind === 'thread') actor = new ThreadActor(id, this.ctx, this.ids);
       else throw new ProtocolError(ErrorCode.not_found, `no actor kind ${kind}`);
-      activation = { actor, lastActive: 0 };
-      this.activations.set(address, activation);
+      activation = { actor, lastActive: 0, wroteIn: 0 };
+      this.made++;
+      this.fresh.push(address);
     }
+    this.activations.set(address, activation);
     activation.lastActive = Date.now();
-    return activation.actor;
+    return activation;
   }
 
   private deliver(address: string, msg: ActorMessage): void {
     this.turns++;
     try {
-      this.activate(address).receive(msg);
+      const activation = this.activate(address);
+      this.current = activation;
+      activation.actor.receive(msg);
     } catch (err) {
       this.log.error({ err, address, op: msg.op }, 'tell failed');
+    } finally {
+      this.current = null;
     }
   }
 
   private answer(address: string, msg: ActorMessage, replyTo: number, id: number): void {
     this.turns++;
+    if (msg.op === 'cmd' && this.outputs.pendingGroups >= this.opts.maxCommitBacklog) {
+      // The disk is behind: say so now rather than queue more work behind it. Depends on no write.
+      this.shed++;
+      const busy = new ProtocolError(ErrorCode.unavailable, 'storage is busy, retry later', { retry: SHED_RETRY_MS });
+      this.send(replyTo, [Kind.reply, id, clientAnswer((msg as ClientCommand).caller.r, undefined, busy)]);
+      return;
+    }
     let value: unknown;
     let error: ProtocolError | undefined;
     try {
-      value = this.activate(address).receive(msg);
+      const activation = this.activate(address);
+      this.current = activation;
+      value = activation.actor.receive(msg);
     } catch (err) {
       error = err instanceof ProtocolError ? err : new ProtocolError(ErrorCode.internal, 'internal error', { cause: err });
       if (error.code === ErrorCode.internal) this.log.error({ err, address, op: msg.op }, 'turn failed');
+    } finally {
+      this.current = null;
     }
     let reply: Envelope;
     if (msg.op === 'cmd') {
@@ -169,33 +286,85 @@ export class Shard {
     } else {
       reply = error ? [Kind.reply, id, null, error.code, error.message] : [Kind.reply, id, value];
     }
-    this.outputs.emit(() => this.transport.send(replyTo, reply));
+    this.outputs.emit(() => this.send(replyTo, reply));
   }
 
-  private passivateIdle(): void {
-    const cutoff = Date.now() - PASSIVATE_AFTER_MS;
+  /** May this activation go now? Its own rules, and every write it made is durable. */
+  private droppable(a: Activation): boolean {
+    return this.outputs.isReleased(a.wroteIn) && this.outputs.isReleased(this.orphanWrite) && a.actor.canPassivate();
+  }
+
+  private drop(address: string): void {
+    this.activations.delete(address);
+    this.dropped++;
+  }
+
+  /** Drops activations idle since before `now - passivateAfterMs` that can go (the sweeper's job). */
+  passivateIdle(now = Date.now()): void {
+    const cutoff = now - this.opts.passivateAfterMs;
     for (const [address, a] of this.activations) {
-      if (a.lastActive < cutoff && a.actor.canPassivate()) this.activations.delete(address);
+      if (a.lastActive >= cutoff) break; // LRU order: the rest are more recent
+      if (this.droppable(a)) this.drop(address);
     }
   }
 
+  /** Over the bound: drop the least recently used activations that can go. */
+  private evict(): void {
+    let excess = this.activations.size - this.opts.maxActivations;
+    for (const [address, a] of this.activations) {
+      if (excess <= 0) break;
+      if (this.droppable(a)) {
+        this.drop(address);
+        excess--;
+      }
+    }
+  }
+
+  /** A write or commit failed: log it, release nothing more, and let the owner end the shard. */
+  private fatal(err: unknown, what: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.log.fatal({ err, shard: this.index }, `${what}; stopping the shard (its outputs are never released)`);
+    this.opts.onFatal(err);
+  }
+
   private makeContext(): ActorContext {
-    const { outputs, transport, router } = this;
+    const { outputs, router } = this;
+    const shard = this;
+    const send = (dest: number, envelope: Envelope) => this.send(dest, envelope);
+    // lmdb-js: put/remove resolve true once committed (false only for a failed ifVersion
+    // condition, which we never use) and reject when the commit fails: either is fatal.
+    // Unconditional writes of one transaction share one promise: watch each promise once.
+    const onWritten = (ok: boolean) => {
+      if (!ok) this.fatal(new Error('a write was not applied'), 'write failed');
+    };
+    const onWriteFailed = (err: unknown) => this.fatal(err, 'write failed');
+    let watched: Promise<boolean> | null = null;
+    const watch = (written: Promise<boolean>) => {
+      if (written === watched) return;
+      watched = written;
+      written.then(onWritten, onWriteFailed);
+    };
+    const wrote = () => {
+      const group = outputs.wrote();
+      if (shard.current) shard.current.wroteIn = group;
+      else shard.orphanWrite = group;
+    };
     return {
       shard: this.index,
       boot: this.boot,
       storage: this.storage,
       log: this.log,
       put<V, K extends Key>(db: Database<V, K>, key: K, value: V) {
-        void db.put(key, value);
-        outputs.wrote();
+        watch(db.put(key, value));
+        wrote();
       },
       remove<V, K extends Key>(db: Database<V, K>, key: K) {
-        void db.remove(key);
-        outputs.wrote();
+        watch(db.remove(key));
+        wrote();
       },
       tell(to, msg) {
-        outputs.emit(() => transport.send(router.threadOf(to), [Kind.tell, to, msg]));
+        outputs.emit(() => send(router.threadOf(to), [Kind.tell, to, msg]));
       },
       tellMany(to, msg) {
         if (to.length === 1) return this.tell(to[0], msg);
@@ -207,20 +376,20 @@ export class Shard {
           else byThread.set(thread, [address]);
         }
         outputs.emit(() => {
-          for (const [thread, addresses] of byThread) transport.send(thread, [Kind.tellMany, addresses, msg]);
+          for (const [thread, addresses] of byThread) send(thread, [Kind.tellMany, addresses, msg]);
         });
       },
       push(gateway, conns, frame, u) {
-        outputs.emit(() => transport.send(gateway, [Kind.push, conns, frame, u]));
+        outputs.emit(() => send(gateway, [Kind.push, conns, frame, u]));
       },
       kick(gateway, conn, code, reason) {
-        outputs.emit(() => transport.send(gateway, [Kind.kick, conn, code, reason]));
+        outputs.emit(() => send(gateway, [Kind.kick, conn, code, reason]));
       },
       afterCommit(fn) {
         outputs.emit(fn);
       },
       defer: (fn) => {
-        this.deferred.add(fn);
+        if (!this.deferred.has(fn)) this.deferred.set(fn, this.current);
       },
     };
   }

@@ -22,6 +22,12 @@ export interface Config {
   slowConsumerBytes: number;
   passwordCost: number;
   askTimeoutMs: number;
+  passivateAfterMs: number;
+  maxActivations: number;
+  maxCommitBacklog: number;
+  maxShardRestarts: number;
+  maxAsksPerSocket: number;
+  maxBufferedBytes: number;
 }
 
 interface Field<K extends keyof Config> {
@@ -78,6 +84,30 @@ const fields: { [K in keyof Config]: Field<K> } = {
   slowConsumerBytes: { key: 'slowConsumerBytes', env: 'SLOW_CONSUMER_BYTES', flag: 'slow-consumer-bytes', help: 'send buffer above which live pushes stop until the socket drains', parse: int(16 * 1024, 1 << 30), default: () => 1 << 20 },
   passwordCost: { key: 'passwordCost', env: 'PASSWORD_COST', flag: 'password-cost', help: 'scrypt cost as log2(N); 15 = 32 MiB per hash', parse: int(10, 20), default: () => 15 },
   askTimeoutMs: { key: 'askTimeoutMs', env: 'ASK_TIMEOUT_MS', flag: 'ask-timeout-ms', help: 'how long a request to an actor may take before the client gets unavailable', parse: int(100, 600_000), default: () => 10_000 },
+  passivateAfterMs: {
+    key: 'passivateAfterMs', env: 'PASSIVATE_AFTER_MS', flag: 'passivate-after-ms',
+    help: 'an actor unused this long is dropped from memory (its state stays in LMDB)', parse: int(10, 86_400_000), default: () => 60_000,
+  },
+  maxActivations: {
+    key: 'maxActivations', env: 'MAX_ACTIVATIONS', flag: 'max-activations',
+    help: 'actors kept in memory per shard; beyond, the least recently used idle ones are dropped', parse: int(100, 100_000_000), default: () => 100_000,
+  },
+  maxCommitBacklog: {
+    key: 'maxCommitBacklog', env: 'MAX_COMMIT_BACKLOG', flag: 'max-commit-backlog',
+    help: 'commit groups a shard may have waiting for the disk; beyond, commands get unavailable with retry', parse: int(1, 1_000_000), default: () => 512,
+  },
+  maxShardRestarts: {
+    key: 'maxShardRestarts', env: 'MAX_SHARD_RESTARTS', flag: 'max-shard-restarts',
+    help: 'shard deaths within a minute after which the server exits non-zero instead of restarting the shard', parse: int(1, 1000), default: () => 5,
+  },
+  maxAsksPerSocket: {
+    key: 'maxAsksPerSocket', env: 'MAX_ASKS_PER_SOCKET', flag: 'max-asks-per-socket',
+    help: 'commands in flight per socket; beyond, rate_limited with retry', parse: int(1, 100_000), default: () => 64,
+  },
+  maxBufferedBytes: {
+    key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: 'max-buffered-bytes',
+    help: 'bytes buffered for slow sockets across the process; beyond, the largest offenders are closed with 4009', parse: int(1 << 20, 2 ** 40), default: () => 256 * 1024 * 1024,
+  },
 };
 
 export function configHelp(): string {

@@ -8,7 +8,7 @@ export class Metrics {
   /** Plain numbers on the hot path; prom-client reads them only when /metrics is scraped. */
   readonly counts = { connections: 0, framesIn: 0, framesOut: 0, slowConsumerPauses: 0 };
 
-  constructor(shardStats: () => Promise<ShardStats[]>) {
+  constructor(shardStats: () => Promise<ShardStats[]>, supervision: () => { restarts: number; lastRestartMs: number }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
     const registry = this.registry;
     const counts = this.counts;
@@ -39,6 +39,32 @@ export class Metrics {
           this.set((await shardStats()).reduce((sum, s) => sum + pick(s), 0));
         },
       });
+    counter('parley_shard_restarts_total', 'shard workers that died and were restarted', () => supervision().restarts);
+    new Gauge({
+      name: 'parley_shard_last_restart_seconds', help: 'time the last shard restart took, from its death to ready', registers: [registry],
+      collect() { this.set(supervision().lastRestartMs / 1000); },
+    });
+    const perShard = (name: string, help: string, pick: (s: ShardStats) => number) =>
+      new Gauge({
+        name, help, labelNames: ['shard'], registers: [registry],
+        async collect() {
+          for (const s of await shardStats()) this.set({ shard: String(s.shard) }, pick(s));
+        },
+      });
+    perShard('parley_commit_backlog', 'commit groups waiting for the disk', (s) => s.pendingOutputGroups);
+    perShard('parley_commit_held_outputs', 'replies, pushes and tells held until their commit', (s) => s.heldOutputs);
+    const shardTotal = (name: string, help: string, pick: (s: ShardStats) => number) =>
+      new Counter({
+        name, help, registers: [registry],
+        async collect() {
+          this.reset();
+          this.inc((await shardStats()).reduce((sum, s) => sum + pick(s), 0));
+        },
+      });
+    // Per run of each shard: a restarted shard counts from zero again.
+    shardTotal('parley_activations_total', 'actor activations made', (s) => s.activations);
+    shardTotal('parley_passivations_total', 'actor activations dropped (idle, empty, or over the bound)', (s) => s.passivations);
+    shardTotal('parley_commands_shed_total', 'commands answered unavailable because the commit backlog was full', (s) => s.shed);
     registrations('parley_attached_sockets', 'sockets registered with user actors', (s) => s.registrations.sockets);
     registrations('parley_presence_watchers', 'presence subscriptions registered with user actors', (s) => s.registrations.watchers);
     void actors;

@@ -17,11 +17,29 @@ export type ServerState = 'starting' | 'ready' | 'draining' | 'stopped';
 export interface Server {
   readonly port: number;
   readonly state: ServerState;
+  /** The actor runtime (tests and operations: shard figures, restarts). */
+  readonly cluster: ShardCluster;
   /** Stops accepting, closes sockets with 1001, lets shards finish, flushes and closes storage. */
   stop(): Promise<void>;
 }
 
-export async function startServer(config: Config, log: Logger): Promise<Server> {
+export interface ServerHooks {
+  /**
+   * The runtime cannot go on (a storage failure, shards dying too often). Default: stop, then
+   * exit the process with 1 so the process supervisor starts it afresh. Tests observe it instead.
+   */
+  onFatal?(err: unknown, stop: () => Promise<void>): void;
+}
+
+/** Exits non-zero even if the stop itself fails or hangs on a broken runtime. */
+function exitAfterStop(_err: unknown, stop: () => Promise<void>): void {
+  process.exitCode = 1;
+  setTimeout(() => process.exit(1), FATAL_STOP_LIMIT_MS).unref();
+  stop().finally(() => process.exit(1));
+}
+const FATAL_STOP_LIMIT_MS = 10_000;
+
+export async function startServer(config: Config, log: Logger, hooks: ServerHooks = {}): Promise<Server> {
   let state: ServerState = 'starting';
   let stopping: Promise<void> | null = null;
   let listenSocket: unknown = null;
@@ -32,13 +50,14 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const cluster = new ShardCluster({
     shards: config.shards, dataDir: config.dataDir, durability: config.durability,
     logLevel: config.logLevel, askTimeoutMs: config.askTimeoutMs, boot, log,
-    onFatal: () => {
-      // Without the shard its actors cannot run: stop cleanly and let the process exit non-zero.
-      process.exitCode = 1;
-      void stop();
+    passivateAfterMs: config.passivateAfterMs, maxActivations: config.maxActivations,
+    maxCommitBacklog: config.maxCommitBacklog, maxShardRestartsPerMinute: config.maxShardRestarts,
+    onFatal: (err) => {
+      log.fatal({ err }, 'the actor runtime cannot go on; stopping the server');
+      (hooks.onFatal ?? exitAfterStop)(err, stop);
     },
   });
-  const metrics = new Metrics(() => cluster.stats());
+  const metrics = new Metrics(() => cluster.stats(), () => ({ restarts: cluster.restarts, lastRestartMs: cluster.lastRestartMs }));
   const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log);
 
   const app = uws.App();
@@ -80,6 +99,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     get state() {
       return state;
     },
+    cluster,
     stop,
   };
 }

@@ -30,9 +30,32 @@ t.test('invalid values stop start-up with a message naming the option', async (t
   t.ok(new ConfigError('x') instanceof Error);
 });
 
+t.test('runtime bounds: defaults, env, flags and validation', async (t) => {
+  t.match(loadConfig([], {}), {
+    passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512, maxShardRestarts: 5,
+    maxAsksPerSocket: 64, maxBufferedBytes: 256 * 1024 * 1024,
+  });
+  const env = { PASSIVATE_AFTER_MS: '250', MAX_ACTIVATIONS: '1000', MAX_COMMIT_BACKLOG: '8', MAX_SHARD_RESTARTS: '2', MAX_ASKS_PER_SOCKET: '16', MAX_BUFFERED_BYTES: '1048576' };
+  t.match(loadConfig([], env), { passivateAfterMs: 250, maxActivations: 1000, maxCommitBacklog: 8, maxShardRestarts: 2, maxAsksPerSocket: 16, maxBufferedBytes: 1 << 20 });
+  t.match(loadConfig(['--passivate-after-ms', '500', '--max-asks-per-socket=4'], env), { passivateAfterMs: 500, maxAsksPerSocket: 4 }, 'flags win');
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ PASSIVATE_AFTER_MS: '0' }, /PASSIVATE_AFTER_MS.*10 to/],
+    [{ MAX_ACTIVATIONS: 'many' }, /MAX_ACTIVATIONS/],
+    [{ MAX_COMMIT_BACKLOG: '0' }, /MAX_COMMIT_BACKLOG/],
+    [{ MAX_SHARD_RESTARTS: '0' }, /MAX_SHARD_RESTARTS/],
+    [{ MAX_ASKS_PER_SOCKET: '0' }, /MAX_ASKS_PER_SOCKET/],
+    [{ MAX_BUFFERED_BYTES: '1000' }, /MAX_BUFFERED_BYTES/],
+  ];
+  for (const [e, message] of bad) t.throws(() => loadConfig([], e), { name: 'ConfigError', message }, Object.keys(e)[0]);
+});
+
 t.test('--help lists every option with its env var', async (t) => {
   const help = configHelp();
-  for (const name of ['--port', 'PORT', '--data-dir', 'DATA_DIR', '--shards', 'SHARDS', '--durability', 'DURABILITY', '--log-level', 'LOG_LEVEL']) {
+  for (const name of [
+    '--port', 'PORT', '--data-dir', 'DATA_DIR', '--shards', 'SHARDS', '--durability', 'DURABILITY', '--log-level', 'LOG_LEVEL',
+    '--passivate-after-ms', 'PASSIVATE_AFTER_MS', '--max-activations', 'MAX_ACTIVATIONS', '--max-commit-backlog', 'MAX_COMMIT_BACKLOG',
+    '--max-shard-restarts', 'MAX_SHARD_RESTARTS', '--max-asks-per-socket', 'MAX_ASKS_PER_SOCKET', '--max-buffered-bytes', 'MAX_BUFFERED_BYTES',
+  ]) {
     t.match(help, name);
   }
 });

@@ -1,7 +1,9 @@
 // Output commit in isolation: outputs after a write wait for its barrier, order is kept, and
-// outputs with nothing pending go out at once.
+// outputs with nothing pending go out at once; and the storage barrier it waits on is real.
 import t from 'tap';
 import { OutputCommit } from '../actors/output-commit.js';
+import { openStorage } from '../storage/env.js';
+import { tempDataDir } from './helpers/server.js';
 
 /** A barrier the test resolves by hand: the commit "lands" when the test says so. */
 function manualBarrier() {
@@ -63,14 +65,39 @@ t.test('two commits release in commit order', async (t) => {
   t.same(out, ['a', 'b']);
 });
 
-t.test('a failed commit never releases its outputs', async (t) => {
-  let failure: unknown;
-  const oc = new OutputCommit(() => Promise.reject(new Error('disk full')), (e) => (failure = e));
+t.test('a failed commit never releases its outputs, nor anything after it', async (t) => {
+  let failed!: (err: unknown) => void;
+  const failure = new Promise<unknown>((resolve) => (failed = resolve));
+  const oc = new OutputCommit(() => Promise.reject(new Error('disk full')), failed);
   const out: string[] = [];
   oc.wrote();
   oc.emit(() => out.push('must not be seen'));
-  await tick();
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  t.match(await failure, { message: 'disk full' }, 'the failure is reported');
   t.same(out, []);
-  t.match(failure, { message: 'disk full' });
+  oc.emit(() => out.push('nor this'));
+  await t.rejects(oc.idle(), { message: 'disk full' }, 'idle() never claims a clean drain after it');
+  t.same(out, []);
 });
+
+t.test('isReleased tells when the group of a write has been released', async (t) => {
+  const disk = manualBarrier();
+  const oc = new OutputCommit(disk.barrier, (e) => t.fail(String(e)));
+  const group = oc.wrote();
+  t.equal(oc.isReleased(group), false);
+  await tick();
+  disk.land();
+  await oc.idle();
+  t.equal(oc.isReleased(group), true);
+});
+
+for (const durability of ['relaxed', 'fsync'] as const) {
+  t.test(`the ${durability} storage barrier resolves only once the write is committed (read back without closing)`, async (t) => {
+    const storage = openStorage(tempDataDir(t), durability);
+    t.teardown(() => storage.close());
+    void storage.db.usernames.put('ann', 'u1');
+    t.equal(storage.db.usernames.get('ann'), undefined, 'not readable before its commit');
+    await storage.barrier();
+    storage.refresh();
+    t.equal(storage.db.usernames.get('ann'), 'u1', 'readable as soon as the barrier resolves');
+  });
+}
