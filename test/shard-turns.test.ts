@@ -6,6 +6,7 @@ import { Kind } from '../actors/envelope.js';
 import { SHED_RETRY_MS } from '../actors/shard.js';
 import { ErrorCode, ServerFrame } from '../protocol/codes.js';
 import { directThreadId } from '../protocol/ids.js';
+import { decodeFrame } from '../protocol/wire.js';
 import { answerOf, shardHarness } from './helpers/shard-harness.js';
 
 /** Lets already-queued I/O and immediates run (no timer): what was going to be sent is sent. */
@@ -78,4 +79,25 @@ t.test('a failed commit is fatal: its outputs are never released', async (t) => 
   await turnOfTheLoop();
   await turnOfTheLoop();
   t.equal(h.shard.transport.envelopesTo(0), 0, 'nor does anything after it');
+});
+
+t.test('crash recovery re-sends a long unconfirmed tail page by page, and every member logs it once', async (t) => {
+  const h = await shardHarness(t, ['ann', 'bob']);
+  h.gate.open();
+  // What a crash leaves behind: 600 stored messages whose fan-out was never confirmed.
+  const thread = directThreadId('ann', 'bob');
+  const n = 600;
+  const { db } = h.storage;
+  await db.threads.put(thread, { thread, kind: 'direct', members: ['ann', 'bob'], admins: [], title: '', created: 1, joined: {} });
+  for (let seq = 1; seq <= n; seq++) void db.threadLog.put([thread, seq], { seq, id: `m${seq}`, from: 'ann', device: 'phone', ts: seq, body: `tail ${seq}`, cid: `c${seq}` });
+  await db.fanout.put(thread, { seq: 1, eseq: 0 });
+  t.equal(h.shard.recover(), 1, 'one thread to recover');
+  await h.settle();
+  h.storage.refresh();
+  t.equal(db.fanout.get(thread), undefined, 'the fan-out is confirmed and its mark cleared');
+  for (const user of ['ann', 'bob']) {
+    const log = [...db.userLog.getRange({ start: [user, 0], end: [user, Number.MAX_SAFE_INTEGER] })];
+    const seqs = log.map(({ value }) => (decodeFrame(value) as { seq: number }).seq);
+    t.same(seqs, Array.from({ length: n }, (_, i) => i + 1), `${user}'s log has the tail once, in order`);
+  }
 });
