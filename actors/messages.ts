@@ -21,7 +21,12 @@ export interface ClientCommand {
 // ---- to the user actor ----
 /** A device socket comes online; answered with AttachResult. */
 export interface Attach { op: 'attach'; device: string; gateway: number; conn: number; [f: string]: unknown }
-export interface AttachResult { head: number; cursor: number }
+/** head: newest u; cursor: the device's acked u; first: the oldest u still stored. */
+export interface AttachResult { head: number; cursor: number; first: number }
+/** Replay: log frames after `after`, oldest first, up to a byte budget; answered with ReplayResult. */
+export interface Replay { op: 'replay'; after: number; [f: string]: unknown }
+/** frames: consecutive entries from u = `from` on (from > after+1 only where retention trimmed); head: the newest u. */
+export interface ReplayResult { frames: Uint8Array[]; from: number; head: number }
 /** The socket closed. */
 export interface Detach { op: 'detach'; device: string; gateway: number; conn: number; [f: string]: unknown }
 /** The device has stored every event up to u. */
@@ -53,5 +58,5 @@ export interface DeliveredTo { op: 'delivered-to'; user: string; seq: number; [f
 export interface Recover { op: 'recover'; eseq?: number; seq?: number; [f: string]: unknown }
 
 export type UserActorMessage =
-  | ClientCommand | Attach | Detach | Ack | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush;
+  | ClientCommand | Attach | Replay | Detach | Ack | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush;
 export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover;

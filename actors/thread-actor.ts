@@ -10,11 +10,11 @@ import { MAX_GROUP_MEMBERS } from '../protocol/validate.js';
 import { wireTime } from '../protocol/wire.js';
 import type { DedupeRecord, StoredMessage, ThreadEvent, ThreadEventKind, ThreadMeta, Watermarks } from '../storage/env.js';
 import { readThreadLog, threadLogHead } from '../storage/thread-log.js';
-import { threadEventsHead, readThreadEvents } from '../storage/thread-events.js';
+import { threadEventsHead } from '../storage/thread-events.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
-import type { Caller, ClientCommand, DeliveredTo, Logged, ThreadActorMessage } from './messages.js';
-import { userAddress } from './router.js';
+import type { Caller, ClientCommand, DeliveredTo, Logged, Recover, ThreadActorMessage } from './messages.js';
+import { threadAddress, userAddress } from './router.js';
 
 export class ThreadActor implements Actor {
   private meta: ThreadMeta | undefined;
@@ -49,7 +49,7 @@ export class ThreadActor implements Actor {
       case 'cmd': return this.command(msg);
       case 'logged': return this.onLogged(msg);
       case 'delivered-to': return this.onDelivered(msg);
-      case 'recover': return this.recover();
+      case 'recover': return this.recover(msg);
       default: throw new ProtocolError(ErrorCode.bad_frame, `thread actor: unknown op ${(msg as ActorMessage).op}`);
     }
   }
@@ -61,7 +61,7 @@ export class ThreadActor implements Actor {
       case Command.history: return this.history(caller, frame);
       case Command.read: return this.read(caller, frame.seq as number);
       case Command.typing: return this.typing(caller);
-      case Command.groupCreate: return this.createGroup(caller, frame.title as string, frame.members as string[]);
+      case Command.groupCreate: return this.createGroup(caller, frame.title as string, frame.members as string[], frame.cid as string | undefined);
       case Command.groupAdd: return this.addMembers(caller, frame.users as string[]);
       case Command.groupRemove: return this.removeMembers(caller, frame.users as string[]);
       case Command.groupLeave: return this.leave(caller);
@@ -81,7 +81,7 @@ export class ThreadActor implements Actor {
   private append({ caller, frame }: ClientCommand): DedupeRecord {
     const cid = frame.cid as string;
     const dedupeKey = `${caller.user}\u0000${cid}`;
-    const seen = this.uncommitted.get(dedupeKey) ?? this.ctx.storage.db.dedupe.get([caller.user, cid]);
+    const seen = this.uncommitted.get(dedupeKey) ?? this.ctx.storage.db.dedupe.get([this.thread, caller.user, cid]);
     if (seen) return seen;
 
     const meta = this.meta ?? this.createDirect(caller.user, frame.to as string | undefined);
@@ -96,7 +96,7 @@ export class ThreadActor implements Actor {
 
     const { db } = this.ctx.storage;
     this.ctx.put(db.threadLog, [this.thread, msg.seq], msg);
-    this.ctx.put(db.dedupe, [caller.user, cid], result);
+    this.ctx.put(db.dedupe, [this.thread, caller.user, cid], result);
     this.uncommitted.set(dedupeKey, result);
     // From the commit on, the dedupe table answers.
     this.ctx.afterCommit(() => this.uncommitted.delete(dedupeKey));
@@ -207,13 +207,19 @@ export class ThreadActor implements Actor {
 
   // ---- groups ----
 
-  private createGroup(caller: Caller, title: string, invited: string[]): { thread: string } {
-    if (this.meta) fail(ErrorCode.conflict, 'thread exists');
+  private createGroup(caller: Caller, title: string, invited: string[], cid: string | undefined): { thread: string } {
+    if (this.meta) {
+      // The id is derived from creator + cid: this is a retry of a create that already happened.
+      if (cid !== undefined && this.meta.createdBy === caller.user && this.meta.cid === cid) return { thread: this.thread };
+      fail(ErrorCode.conflict, 'thread exists');
+    }
     const members = unique([caller.user, ...invited]);
     if (members.length > MAX_GROUP_MEMBERS) fail(ErrorCode.too_large, `a group has at most ${MAX_GROUP_MEMBERS} members`);
     this.requireUsersExist(members);
     const joined = Object.fromEntries(members.map((m) => [m, 0]));
-    this.saveMeta({ thread: this.thread, kind: 'group', members, admins: [caller.user], title, created: Date.now(), joined });
+    const meta: ThreadMeta = { thread: this.thread, kind: 'group', members, admins: [caller.user], title, created: Date.now(), joined, createdBy: caller.user };
+    if (cid !== undefined) meta.cid = cid;
+    this.saveMeta(meta);
     this.emitEvent('created', caller.user, members, { users: members, title });
     return { thread: this.thread };
   }
@@ -306,24 +312,37 @@ export class ThreadActor implements Actor {
     return seqDone && eseqDone;
   }
 
-  /** After a restart: deliver again everything not confirmed (user actors skip what they have). */
-  private recover(): void {
+  /**
+   * After a restart: deliver again everything not confirmed (user actors skip what they have).
+   * One page per turn, events before messages, each entry told once per shard (tellMany); a
+   * tell to itself goes on after the page, so a long unconfirmed tail is never one huge turn.
+   */
+  private recover({ eseq, seq }: Recover): void {
     const meta = this.meta;
-    if (!meta) return;
-    this.awaiting = new Set(meta.members);
-    if (this.pending.eseq) {
-      for (const event of readThreadEvents(this.ctx.storage, this.thread, this.pending.eseq - 1)) {
-        for (const user of event.to) this.ctx.tell(userAddress(user), { op: 'event', thread: this.thread, event });
+    if (!meta || (this.pending.seq === 0 && this.pending.eseq === 0)) return;
+    if (eseq === undefined && seq === undefined) this.awaiting = new Set(meta.members);
+    const self = threadAddress(this.thread);
+    let eseqDone = eseq ?? (this.pending.eseq ? this.pending.eseq - 1 : this.lastEseq);
+    const seqDone = seq ?? (this.pending.seq ? this.pending.seq - 1 : this.lastSeq);
+    if (eseqDone < this.lastEseq) {
+      let n = 0;
+      const range = { start: [this.thread, eseqDone + 1] as [string, number], end: [this.thread, Number.MAX_SAFE_INTEGER] as [string, number], limit: RECOVER_PAGE };
+      for (const { value: event } of this.ctx.storage.db.threadEvents.getRange(range)) {
+        this.ctx.tellMany(event.to.map(userAddress), { op: 'event', thread: this.thread, event });
+        eseqDone = event.eseq;
+        n++;
       }
+      if (n === RECOVER_PAGE) return this.ctx.tell(self, { op: 'recover', eseq: eseqDone, seq: seqDone });
+      eseqDone = this.lastEseq;
     }
-    if (this.pending.seq) {
-      const page = readThreadLog(this.ctx.storage, this.thread, { after: this.pending.seq - 1, limit: Number.MAX_SAFE_INTEGER - 1 });
-      for (const msg of page.messages) {
-        for (const member of meta.members) {
-          if ((meta.joined[member] ?? 0) < msg.seq) this.ctx.tell(userAddress(member), { op: 'deliver', thread: this.thread, msg });
-        }
-      }
+    if (seqDone >= this.lastSeq) return;
+    const page = readThreadLog(this.ctx.storage, this.thread, { after: seqDone, limit: RECOVER_PAGE });
+    for (const msg of page.messages) {
+      const to = meta.members.filter((member) => (meta.joined[member] ?? 0) < msg.seq).map(userAddress);
+      if (to.length > 0) this.ctx.tellMany(to, { op: 'deliver', thread: this.thread, msg });
     }
+    const last = page.messages[page.messages.length - 1];
+    if (page.more && last) this.ctx.tell(self, { op: 'recover', eseq: eseqDone, seq: last.seq });
   }
 
   // ---- checks ----
@@ -358,3 +377,5 @@ export class ThreadActor implements Actor {
 const unique = (xs: string[]): string[] => [...new Set(xs)];
 /** Receipts covering more messages than this go to every member instead of scanning for authors. */
 const MAX_RECEIPT_SCAN = 2000;
+/** Crash recovery re-sends this many unconfirmed messages (or events) per turn. */
+const RECOVER_PAGE = 256;

@@ -7,19 +7,21 @@ import { fail, ProtocolError } from '../protocol/errors.js';
 import { decodeFrame, encodeFrame, wireTime } from '../protocol/wire.js';
 import type { InboxRow, StoredMessage, ThreadMeta } from '../storage/env.js';
 import { presenceOf, type PresenceState } from '../storage/presence.js';
-import { readUserLog, userLogHead } from '../storage/user-log.js';
+import { readUserLog, userLogFirst, userLogHead } from '../storage/user-log.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
 import type {
-  Ack, Attach, AttachResult, ClientCommand, Deliver, Detach, EventDeliver, Receipt, Revoke, Typing, UserActorMessage, Watch,
+  Ack, Attach, AttachResult, ClientCommand, Deliver, Detach, EventDeliver, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch,
 } from './messages.js';
 import { threadAddress, userAddress } from './router.js';
 
 interface Socket { gateway: number; conn: number; device: string }
 interface Watcher { gateway: number; conn: number }
 
-/** Presence changes are announced at most once per this interval (flapping is one event). */
+/** Going offline is announced only after this long without a socket (a reconnect within it is no event). */
 export const PRESENCE_COALESCE_MS = 1000;
+/** A replay answer carries at most this many bytes of frames (the rest comes with the next ask). */
+const REPLAY_BYTES = 256 * 1024;
 const MAX = Number.MAX_SAFE_INTEGER;
 
 export class UserActor implements Actor {
@@ -40,6 +42,8 @@ export class UserActor implements Actor {
   private announcedOnline: boolean;
   private lastOffline: number;
   private presenceTimer: NodeJS.Timeout | null = null;
+  /** Appended frames whose commit has not been seen yet: replay serves them from here. */
+  private readonly unflushed: { u: number; bytes: Uint8Array }[] = [];
 
   constructor(private readonly user: string, private readonly ctx: ActorContext) {
     this.address = userAddress(user);
@@ -53,7 +57,7 @@ export class UserActor implements Actor {
   }
 
   canPassivate(): boolean {
-    return this.sockets.length === 0 && this.watchers.length === 0 && this.presenceTimer === null && this.dirty.size === 0;
+    return this.sockets.length === 0 && this.watchers.length === 0 && this.presenceTimer === null && this.dirty.size === 0 && this.unflushed.length === 0;
   }
 
   registrations(): { sockets: number; watchers: number } {
@@ -68,6 +72,7 @@ export class UserActor implements Actor {
       case 'receipt': return this.receipt(msg);
       case 'typing': return this.typing(msg);
       case 'attach': return this.attach(msg);
+      case 'replay': return this.replay(msg);
       case 'detach': return this.detach(msg);
       case 'ack': return this.ack(msg);
       case 'revoke': return this.revoke(msg);
@@ -148,7 +153,49 @@ export class UserActor implements Actor {
     const u = ++this.head;
     const bytes = encodeFrame({ ...frame, u });
     this.ctx.put(this.ctx.storage.db.userLog, [this.user, u], bytes as Buffer);
+    this.unflushed.push({ u, bytes });
+    this.ctx.afterCommit(() => this.committed(u));
     this.pushTo(this.sockets, bytes, u);
+  }
+
+  private committed(u: number): void {
+    let n = 0;
+    while (n < this.unflushed.length && this.unflushed[n].u <= u) n++;
+    this.unflushed.splice(0, n);
+  }
+
+  /**
+   * The log after `after`, oldest first, up to a byte budget: committed entries from LMDB, then
+   * the ones still committing from memory. The answer is released after their commit (output
+   * commit), so a socket never sees an entry that could still be lost, and pushes of later
+   * entries always arrive after it.
+   */
+  private replay({ after }: Replay): ReplayResult {
+    const frames: Uint8Array[] = [];
+    let bytes = 0;
+    let last = after;
+    let from = 0;
+    const full = () => bytes >= REPLAY_BYTES;
+    while (!full() && last < this.head) {
+      const entries = readUserLog(this.ctx.storage, this.user, last, 256);
+      for (const e of entries) {
+        if (from === 0) from = e.u;
+        frames.push(e.frame);
+        bytes += e.frame.length;
+        last = e.u;
+        if (full()) break;
+      }
+      if (entries.length < 256) break;
+    }
+    for (const e of this.unflushed) {
+      if (full()) break;
+      if (e.u !== last + 1) continue;
+      if (from === 0) from = e.u;
+      frames.push(e.bytes);
+      bytes += e.bytes.length;
+      last = e.u;
+    }
+    return { frames, from: from || after + 1, head: this.head };
   }
 
   private typing({ thread, user }: Typing): void {
@@ -160,8 +207,9 @@ export class UserActor implements Actor {
   private attach({ device, gateway, conn }: Attach): AttachResult {
     if (!this.ctx.storage.db.devices.get([this.user, device])) fail(ErrorCode.unauthorized, 'session revoked');
     this.sockets.push({ gateway, conn, device });
-    if (this.sockets.length === 1) this.presenceChanged();
-    return { head: this.head, cursor: this.cursorOf(device) };
+    // Online is announced at once (PROTOCOL.md §8.2); a pending offline announcement just lapses.
+    if (this.sockets.length === 1 && !this.announcedOnline) this.announce(true);
+    return { head: this.head, cursor: this.cursorOf(device), first: userLogFirst(this.ctx.storage, this.user) };
   }
 
   private detach({ gateway, conn, device }: Detach): void {
@@ -171,7 +219,7 @@ export class UserActor implements Actor {
     this.saveCursor(device, this.cursorOf(device));
     if (this.sockets.length === 0) {
       this.lastOffline = Date.now();
-      this.presenceChanged();
+      this.offlineSoon();
     }
   }
 
@@ -228,8 +276,8 @@ export class UserActor implements Actor {
     if (i >= 0) this.watchers.splice(i, 1);
   }
 
-  /** Online flipped: announce after the coalescing interval, if it is still flipped then. */
-  private presenceChanged(): void {
+  /** The last socket closed: announce offline after the debounce, if nobody came back by then. */
+  private offlineSoon(): void {
     if (this.presenceTimer) return;
     this.presenceTimer = setTimeout(() => this.ctx.tell(this.address, { op: 'presence-flush' }), PRESENCE_COALESCE_MS);
   }
@@ -237,7 +285,10 @@ export class UserActor implements Actor {
   private flushPresence(): void {
     this.presenceTimer = null;
     const online = this.sockets.length > 0;
-    if (online === this.announcedOnline) return;
+    if (online !== this.announcedOnline) this.announce(online);
+  }
+
+  private announce(online: boolean): void {
     this.announcedOnline = online;
     this.ctx.put(this.ctx.storage.db.presence, this.user, { online, last: this.lastOffline, boot: this.ctx.boot });
     if (this.watchers.length > 0) {

@@ -28,6 +28,8 @@ export interface ClientOptions {
   WebSocket?: typeof globalThis.WebSocket | any;
   /** Stored cursor to resume from; omitted → the server's per-device cursor. */
   since?: number;
+  /** The epoch the stored cursor belongs to (`client.epoch` when it was stored); a different server epoch resets it. */
+  epoch?: string;
   /** Default true: exponential backoff with jitter, 250 ms .. 10 s. */
   reconnect?: boolean | { minMs?: number; maxMs?: number };
   /** Default 15000. */
@@ -87,6 +89,7 @@ export class ParleyClient {
   private _device?: string;
   /** Highest durable u dispatched; undefined until known (no opts.since, nothing replayed yet). */
   private _lastU?: number;
+  private _epoch?: string;
   private syncedU = 0;
 
   private ws?: SocketLike;
@@ -136,6 +139,12 @@ export class ParleyClient {
     this.timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.autoAck = opts.autoAck ?? true;
     this._lastU = opts.since;
+    this._epoch = opts.epoch;
+  }
+
+  /** The server's log epoch, known from the first welcome on (store it with lastU). */
+  get epoch(): string | undefined {
+    return this._epoch;
   }
 
   get user(): string | undefined {
@@ -304,6 +313,7 @@ export class ParleyClient {
       if (ws !== this.ws) return;
       const hello: Frame = { t: Command.hello, token: this.token };
       if (this._lastU !== undefined) hello.since = this._lastU;
+      if (this._epoch !== undefined) hello.epoch = this._epoch;
       this.write(hello);
     };
     ws.onmessage = (ev) => {
@@ -462,9 +472,16 @@ export class ParleyClient {
     this._device = f.device;
     this.hbMs = (typeof f.heartbeat === 'number' && f.heartbeat > 0 ? f.heartbeat : DEFAULT_HEARTBEAT_S) * 1000;
     this._state = 'syncing';
+    if (typeof f.epoch === 'string') this._epoch = f.epoch;
+    const first = typeof f.first === 'number' && f.first > 0 ? f.first : 1;
+    const reset = f.reset === true;
+    // After a reset the old cursor means nothing; below `first` the log was trimmed: no gap to chase.
+    if (reset || (this._lastU !== undefined && this._lastU < first - 1)) this._lastU = first - 1;
+    if (reset) this.ackWanted = -1;
     this.startHeartbeat();
     this.flush();
     this.em.emit('welcome', f as ClientEvents['welcome']);
+    if (reset) this.em.emit('reset', { epoch: this._epoch ?? '', first });
   }
 
   private onSynced(f: Frame): void {

@@ -112,6 +112,18 @@ export interface WelcomeFrame {
   device: string;
   u: number;
   heartbeat: number;
+  /** the server's log lineage (§8.1); store it with the cursor */
+  epoch?: string;
+  /** the oldest u still stored: a replay starts here at the earliest */
+  first?: number;
+  /** the epoch sent in hello was not the server's: the cursor was dropped, replay starts at `first` */
+  reset?: boolean;
+}
+
+/** The server's logs are not the ones the stored cursor belongs to: drop the local copy of the log. */
+export interface ResetEvent {
+  epoch: string;
+  first: number;
 }
 
 export interface SyncedFrame {
@@ -138,6 +150,7 @@ export interface ClientEvents {
   kick: KickEvent;
   welcome: WelcomeFrame;
   synced: SyncedFrame;
+  reset: ResetEvent;
   close: CloseInfo;
   error: ParleyError;
   event: AnyServerEvent;

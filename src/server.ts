@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ShardCluster } from '../actors/cluster.js';
 import { openStorage } from '../storage/env.js';
+import { ensureEpoch } from '../storage/epoch.js';
 import { Accounts } from './auth/accounts.js';
 import { PasswordHasher } from './auth/passwords.js';
 import type { Config } from './config.js';
@@ -58,7 +59,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     },
   });
   const metrics = new Metrics(() => cluster.stats(), () => ({ restarts: cluster.restarts, lastRestartMs: cluster.lastRestartMs }));
-  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log);
+  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage));
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());

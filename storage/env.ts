@@ -26,8 +26,8 @@ export interface Databases {
   threadLog: Database<StoredMessage, [string, number]>;
   /** thread → ThreadMeta */
   threads: Database<ThreadMeta, string>;
-  /** [user, cid] → SendResult: client-id dedupe, per user */
-  dedupe: Database<DedupeRecord, [string, string]>;
+  /** [thread, user, cid] → SendResult: client-id dedupe, per sender per thread (written by the thread actor only) */
+  dedupe: Database<DedupeRecord, [string, string, string]>;
   /** thread → the first message seq and event eseq whose fan-out is not yet confirmed */
   fanout: Database<PendingFanout, string>;
   /** [thread, eseq] → ThreadEvent: membership and title changes, in order */
@@ -42,6 +42,8 @@ export interface Databases {
   contacts: Database<ContactRecord, [string, string]>;
   /** user → PresenceRecord: last announced presence (written by the user actor) */
   presence: Database<PresenceRecord, string>;
+  /** facts about the data directory itself, e.g. `epoch` (storage/epoch.ts) */
+  meta: Database<string, string>;
 }
 
 export interface UserRecord { user: string; username: string; name: string; created: number }
@@ -60,6 +62,8 @@ export interface ThreadMeta {
   title: string; created: number;
   /** per member: the last seq before they joined; history and delivery start after it */
   joined: Record<string, number>;
+  /** groups: who created it and with which cid (a retried group.create answers the same thread) */
+  createdBy?: string; cid?: string;
 }
 export interface DedupeRecord { thread: string; seq: number; id: string; ts: number }
 export interface PendingFanout { seq: number; eseq: number }
@@ -131,6 +135,7 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     inboxByTime: sub('inbox-by-time'),
     contacts: sub('contacts'),
     presence: sub('presence'),
+    meta: sub('meta'),
   };
   return {
     root,

@@ -1,5 +1,5 @@
 // The user log: per user, strictly increasing u from 1, each entry the encoded event frame the
-// user's devices receive. Appended only by the user actor; read by the gateway for replay.
+// user's devices receive. Appended and read only by the user actor (it serves replay).
 import type { StorageEnv } from './env.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
@@ -10,6 +10,14 @@ export function userLogHead(storage: StorageEnv, user: string): number {
     return (key as [string, number])[1];
   }
   return 0;
+}
+
+/** The oldest u still stored for `user`: 1 while nothing was trimmed (or the log is empty). */
+export function userLogFirst(storage: StorageEnv, user: string): number {
+  for (const key of storage.db.userLog.getKeys({ start: [user, 0], end: [user, MAX], limit: 1 })) {
+    return (key as [string, number])[1];
+  }
+  return 1;
 }
 
 /** Up to `limit` entries with u > after, oldest first. */

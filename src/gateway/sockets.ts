@@ -3,19 +3,18 @@
 // newest u each socket has been sent — and no domain state.
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';
-import type { AttachResult, ClientCommand } from '../../actors/messages.js';
+import type { AttachResult, ClientCommand, ReplayResult } from '../../actors/messages.js';
 import { threadAddress, userAddress, GATEWAY_THREAD } from '../../actors/router.js';
 import type { StorageEnv } from '../../storage/env.js';
 import type { PresenceState } from '../../storage/presence.js';
-import { readUserLog } from '../../storage/user-log.js';
 import type { Accounts } from '../auth/accounts.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
-import { directThreadId, newGroupId } from '../../protocol/ids.js';
-import { bodyTooLarge, checkSend, frameCheckers, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
-import { decodeFrame, encodeFrame, wireTime } from '../../protocol/wire.js';
+import { directThreadId, groupIdFor, newGroupId } from '../../protocol/ids.js';
+import { bodyTooLarge, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { decodeClientFrame, encodeFrame, wireTime } from '../../protocol/wire.js';
 import type { UWS } from './uws.js';
 
 const enum Phase { awaitingHello, authenticating, syncing, live, closed }
@@ -37,6 +36,10 @@ interface Conn {
   typingAt: number;
   /** users this socket watches with presence.sub; null until it subscribes to any */
   watching: Set<string> | null;
+  /** commands sent to actors and not answered yet (bounded by MAX_ASKS_PER_SOCKET) */
+  inflight: number;
+  /** a replay ask is on its way: live pushes wait, its answer continues from sentU */
+  replaying: boolean;
 }
 
 type Socket = UWS.WebSocket<Conn>;
@@ -48,7 +51,10 @@ const MAX_BAD_FRAMES = 3;
 /** typing: a burst of 5, then one per second per socket, so a client cannot flood a group */
 const TYPING_BURST = 5;
 const TYPING_REFILL_MS = 1000;
-const REPLAY_CHUNK = 256;
+/** How long a client over its in-flight bound is told to wait. */
+const INFLIGHT_RETRY_MS = 100;
+/** How often the process-wide bound on buffered bytes is checked. */
+const BUFFER_SWEEP_MS = 1000;
 /** Commands of PROTOCOL.md this server does not implement yet (answered bad_frame, by name). */
 const NOT_YET = new Set<string>(Object.values(Command).filter((t) => !frameCheckers.has(t)));
 
@@ -57,6 +63,7 @@ export class SocketGateway {
   private readonly awaitingHello = new Set<Socket>();
   private nextId = 1;
   private readonly helloSweep: NodeJS.Timeout;
+  private readonly bufferSweep: NodeJS.Timeout;
   /** New sockets are refused until the server is ready, and again once it drains. */
   private accepting = false;
   /**
@@ -73,9 +80,13 @@ export class SocketGateway {
     private readonly accounts: Accounts,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    /** the data directory's log epoch (PROTOCOL.md §8.1) */
+    private readonly epoch: string,
   ) {
     this.helloSweep = setInterval(() => this.closeLateHellos(), 500);
     this.helloSweep.unref();
+    this.bufferSweep = setInterval(() => this.boundBufferedBytes(), BUFFER_SWEEP_MS);
+    this.bufferSweep.unref();
   }
 
   get connections(): number {
@@ -102,7 +113,7 @@ export class SocketGateway {
         }
         const conn: Conn = {
           id: 0, phase: Phase.awaitingHello, user: '', device: '', sentU: 0, lagging: false, badFrames: 0, helloDeadline: 0,
-          typingTokens: TYPING_BURST, typingAt: 0, watching: null,
+          typingTokens: TYPING_BURST, typingAt: 0, watching: null, inflight: 0, replaying: false,
         };
         res.upgrade(conn, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
@@ -155,6 +166,21 @@ export class SocketGateway {
     if (ws) this.close(ws, code, reason);
   }
 
+  /**
+   * Shard `shard` died and was restarted: the sockets and presence watches registered with its
+   * user actors are gone. Close the sockets whose user, or a user they watch, lives there with
+   * 1012, so their clients attach again and replay (nothing durable is lost: the logs have it).
+   */
+  shardRestarted(shard: number): void {
+    const onShard = (user: string) => this.cluster.router.threadOf(userAddress(user)) === shard;
+    for (const ws of [...this.sockets.values()]) {
+      const conn = ws.getUserData();
+      // Still authenticating: its attach to the dead shard fails on its own (unavailable).
+      if (conn.phase !== Phase.syncing && conn.phase !== Phase.live) continue;
+      if (onShard(conn.user) || (conn.watching && [...conn.watching].some(onShard))) this.close(ws, CloseCode.serviceRestart, 'service restart, reconnect');
+    }
+  }
+
   /** The shards are up: accept sockets. */
   open(): void {
     this.accepting = true;
@@ -164,6 +190,7 @@ export class SocketGateway {
   closeAll(): void {
     this.accepting = false;
     clearInterval(this.helloSweep);
+    clearInterval(this.bufferSweep);
     for (const ws of [...this.sockets.values()]) this.close(ws, CloseCode.goingAway, 'server shutting down');
   }
 
@@ -171,7 +198,7 @@ export class SocketGateway {
     const ws = this.sockets.get(connId);
     if (!ws) return;
     const conn = ws.getUserData();
-    if (conn.phase !== Phase.live || conn.lagging) return; // the log will catch it up
+    if (conn.phase !== Phase.live || conn.lagging || conn.replaying) return; // the log will catch it up
     if (u === 0) {
       this.write(ws, frame);
       return;
@@ -200,9 +227,9 @@ export class SocketGateway {
     if (!isBinary) return this.badFrame(ws, conn, undefined, 'frames must be binary msgpack');
     let frame: unknown;
     try {
-      frame = decodeFrame(new Uint8Array(data));
-    } catch {
-      return this.badFrame(ws, conn, undefined, 'frame is not valid msgpack');
+      frame = decodeClientFrame(new Uint8Array(data));
+    } catch (err) {
+      return this.badFrame(ws, conn, undefined, err instanceof ProtocolError ? err.message : 'frame is not valid msgpack');
     }
     if (frame === null || typeof frame !== 'object' || Array.isArray(frame) || typeof (frame as { t?: unknown }).t !== 'string') {
       return this.badFrame(ws, conn, undefined, 'a frame is a msgpack map with a string t');
@@ -216,6 +243,8 @@ export class SocketGateway {
     }
     const problem = check(frame);
     if (problem) return this.badFrame(ws, conn, r, `${f.t}: ${problem}`);
+    // Only what the schema validated goes further: no unknown field reaches an actor.
+    frame = knownFields(f.t, frame);
 
     if (f.t === Command.hello) return void this.hello(ws, conn, frame as FrameOf<'hello'>, r);
     if (f.t === Command.ping) return this.send(ws, { t: ServerFrame.pong, ts: wireTime(Date.now()), ...(r !== undefined ? { r } : {}) });
@@ -240,8 +269,12 @@ export class SocketGateway {
       case Command.groupLeave:
       case Command.groupTitle:
         return this.command(ws, conn, threadAddress((frame as { thread: string }).thread), frame as ClientCommand['frame'], r);
-      case Command.groupCreate:
-        return this.command(ws, conn, threadAddress(newGroupId()), frame as ClientCommand['frame'], r);
+      case Command.groupCreate: {
+        // With a cid the id is derived, so a retry after a lost answer reaches the same group.
+        const cid = (frame as FrameOf<'group.create'>).cid;
+        const group = cid === undefined ? newGroupId() : groupIdFor(conn.user, cid);
+        return this.command(ws, conn, threadAddress(group), frame as ClientCommand['frame'], r);
+      }
       case Command.inbox:
       case Command.threadGet:
       case Command.threadSet:
@@ -249,6 +282,7 @@ export class SocketGateway {
       case Command.contactsRemove:
       case Command.contactsList:
         return this.command(ws, conn, userAddress(conn.user), frame as ClientCommand['frame'], r);
+      case Command.userFind: return this.findUser(ws, (frame as FrameOf<'user.find'>).username, r);
       case Command.presenceSub: return this.presenceSub(ws, conn, (frame as FrameOf<'presence.sub'>).users, r);
       case Command.presenceUnsub: return this.presenceUnsub(ws, conn, (frame as FrameOf<'presence.unsub'>).users, r);
     }
@@ -263,6 +297,13 @@ export class SocketGateway {
     return true;
   }
 
+  /** user.find (PROTOCOL.md §8.8): the account behind a username, from the accounts table. */
+  private findUser(ws: Socket, username: string, r: number | undefined): void {
+    const found = this.accounts.find(username);
+    if (!found) return this.error(ws, r, ErrorCode.not_found, 'no such user');
+    if (r !== undefined) this.send(ws, { t: ServerFrame.ok, r, ...found });
+  }
+
   /** Current presence of each user, then presence events on change until unsub or disconnect. */
   private presenceSub(ws: Socket, conn: Conn, users: string[], r: number | undefined): void {
     const watching = (conn.watching ??= new Set());
@@ -272,6 +313,7 @@ export class SocketGateway {
     }
     const missing = fresh.find((u) => !this.storage.db.users.get(u));
     if (missing) return this.error(ws, r, ErrorCode.not_found, `no such user ${missing}`);
+    if (!this.takeAskSlot(ws, conn, r)) return;
     for (const u of fresh) watching.add(u);
     // Each user actor registers the watcher and answers its state in the same turn, so no
     // change can fall between the answer and the first event.
@@ -280,10 +322,12 @@ export class SocketGateway {
       [...new Set(users)].map((u) => this.cluster.ask<PresenceState>(userAddress(u), { op: 'watch', gateway: GATEWAY_THREAD, conn: id })),
     ).then(
       (states) => {
+        conn.inflight--;
         if (r === undefined || !this.sockets.has(id)) return;
         this.send(ws, { t: ServerFrame.ok, r, presence: states.map((p) => ({ user: p.user, online: p.online, last: wireTime(p.last) })) });
       },
       (err: ProtocolError) => {
+        conn.inflight--;
         if (this.sockets.has(id)) this.error(ws, r, err.code, err.message);
       },
     );
@@ -324,39 +368,67 @@ export class SocketGateway {
       this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
       return;
     }
-    conn.sentU = Math.min(frame.since ?? attached.cursor, attached.head);
+    // A cursor from another lineage of the logs means nothing here: start over from the oldest
+    // entry. So does one above the head: the device saw events these logs never had (a restore
+    // from an older backup keeps the epoch, but not those events).
+    const reset = (frame.epoch !== undefined && frame.epoch !== this.epoch) || (frame.since !== undefined && frame.since > attached.head);
+    conn.sentU = reset ? attached.first - 1 : (frame.since ?? Math.min(attached.cursor, attached.head));
     conn.phase = Phase.syncing;
-    this.send(ws, { t: ServerFrame.welcome, user: conn.user, device: conn.device, u: attached.head, heartbeat: this.config.heartbeatSeconds, ...(r !== undefined ? { r } : {}) });
+    const welcome: Record<string, unknown> = {
+      t: ServerFrame.welcome, user: conn.user, device: conn.device, u: attached.head, heartbeat: this.config.heartbeatSeconds,
+      epoch: this.epoch, first: attached.first,
+    };
+    if (reset) welcome.reset = true;
+    if (r !== undefined) welcome.r = r;
+    this.send(ws, welcome);
     this.catchUp(ws, conn);
   }
 
   /**
-   * Writes log entries after sentU until the log ends or the send buffer fills. Finishing the
-   * first time ends the replay (`synced`); live pushes resume from there, deduplicated by u.
+   * Asks the user actor (it owns the log) for the entries after sentU and writes them, again and
+   * again, until the log's end (the first time: the replay ends with `synced`) or until the send
+   * buffer fills (the drain event resumes). Live pushes wait meanwhile and are deduplicated by u.
    */
   private catchUp(ws: Socket, conn: Conn): void {
-    this.storage.refresh();
-    this.flushQueued(ws); // keep order: what this batch queued goes first
-    ws.cork(() => {
-      for (;;) {
-        const entries = readUserLog(this.storage, conn.user, conn.sentU, REPLAY_CHUNK);
-        for (const e of entries) {
-          if (ws.getBufferedAmount() > this.config.slowConsumerBytes) {
-            // Full: the rest waits for the drain event.
-            conn.lagging = true;
-            return;
-          }
-          this.writeNow(ws, e.frame);
-          conn.sentU = e.u;
-        }
-        if (entries.length < REPLAY_CHUNK) break;
+    if (conn.replaying) return; // the answer on its way continues from sentU
+    conn.replaying = true;
+    this.cluster.askWith<ReplayResult>(userAddress(conn.user), { op: 'replay', after: conn.sentU }, (err, page) => {
+      conn.replaying = false;
+      if (isClosed(conn)) return;
+      if (err) {
+        this.log.warn({ err, user: conn.user }, 'replay failed');
+        this.close(ws, CloseCode.goingAway, 'try again later');
+        return;
       }
-      conn.lagging = false;
-      if (conn.phase === Phase.syncing) {
-        conn.phase = Phase.live;
-        this.writeNow(ws, encodeFrame({ t: ServerFrame.synced, u: conn.sentU }));
+      this.writeReplay(ws, conn, page!);
+    });
+  }
+
+  private writeReplay(ws: Socket, conn: Conn, { frames, from, head }: ReplayResult): void {
+    this.flushQueued(ws); // keep order: what this batch queued for it goes first
+    let full = false;
+    ws.cork(() => {
+      for (let i = 0; i < frames.length; i++) {
+        if (ws.getBufferedAmount() > this.config.slowConsumerBytes) {
+          full = true;
+          return;
+        }
+        this.writeNow(ws, frames[i]);
+        conn.sentU = from + i;
       }
     });
+    if (isClosed(conn)) return;
+    if (full) {
+      // The rest waits for the drain event.
+      conn.lagging = true;
+      return;
+    }
+    if (conn.sentU < head && frames.length > 0) return this.catchUp(ws, conn);
+    conn.lagging = false;
+    if (conn.phase === Phase.syncing) {
+      conn.phase = Phase.live;
+      this.send(ws, { t: ServerFrame.synced, u: conn.sentU });
+    }
   }
 
   private sendMessage(ws: Socket, conn: Conn, frame: FrameOf<'send'>, r: number | undefined): void {
@@ -371,15 +443,51 @@ export class SocketGateway {
 
   /** Routes a command to its actor; the actor's encoded answer goes to the socket unchanged. */
   private command(ws: Socket, conn: Conn, address: string, frame: ClientCommand['frame'], r: number | undefined): void {
-    const msg: ClientCommand = { op: 'cmd', caller: { user: conn.user, device: conn.device, r }, frame };
+    if (!this.takeAskSlot(ws, conn, r)) return;
+    // Without r the field is left out, not sent as nil: no answer is owed on success (PROTOCOL.md §2).
+    const caller: ClientCommand['caller'] = r === undefined ? { user: conn.user, device: conn.device } : { user: conn.user, device: conn.device, r };
+    const msg: ClientCommand = { op: 'cmd', caller, frame };
     const id = conn.id;
     this.cluster.askWith<Uint8Array | null>(address, msg, (err, answer) => {
+      conn.inflight--;
       if (!this.sockets.has(id)) return;
       if (err) {
         if (err.code === ErrorCode.internal) this.log.error({ err }, 'command failed');
         this.error(ws, r, err.code, err.message);
       } else if (answer) this.write(ws, answer);
     });
+  }
+
+  /** Bounds what one socket can have waiting on actors; beyond it the client is told to wait. */
+  private takeAskSlot(ws: Socket, conn: Conn, r: number | undefined): boolean {
+    if (conn.inflight >= this.config.maxAsksPerSocket) {
+      this.error(ws, r, ErrorCode.rate_limited, `more than ${this.config.maxAsksPerSocket} commands in flight`, INFLIGHT_RETRY_MS);
+      return false;
+    }
+    conn.inflight++;
+    return true;
+  }
+
+  /**
+   * Bytes buffered for sockets that do not read are bounded across the process: past
+   * MAX_BUFFERED_BYTES the largest buffers are cut off (4009); their devices replay on reconnect.
+   */
+  private boundBufferedBytes(): void {
+    let total = 0;
+    const big: [number, Socket][] = [];
+    for (const ws of this.sockets.values()) {
+      const n = ws.getBufferedAmount();
+      total += n;
+      if (n > this.config.slowConsumerBytes / 2) big.push([n, ws]);
+    }
+    if (total <= this.config.maxBufferedBytes) return;
+    big.sort((a, b) => b[0] - a[0]);
+    for (const [n, ws] of big) {
+      if (total <= this.config.maxBufferedBytes) break;
+      this.log.warn({ buffered: n, total }, 'closing a slow consumer: process-wide send buffers over the limit');
+      this.close(ws, CloseCode.slowConsumer, 'slow consumer');
+      total -= n;
+    }
   }
 
   private onClose(ws: Socket): void {
