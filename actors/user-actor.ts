@@ -207,8 +207,13 @@ export class UserActor implements Actor {
   private attach({ device, gateway, conn }: Attach): AttachResult {
     if (!this.ctx.storage.db.devices.get([this.user, device])) fail(ErrorCode.unauthorized, 'session revoked');
     this.sockets.push({ gateway, conn, device });
-    // Online is announced at once (PROTOCOL.md §8.2); a pending offline announcement just lapses.
-    if (this.sockets.length === 1 && !this.announcedOnline) this.announce(true);
+    // Online is announced at once; a pending offline announcement is called off, so the next
+    // close waits a whole debounce again.
+    if (this.sockets.length === 1) {
+      if (this.presenceTimer) clearTimeout(this.presenceTimer);
+      this.presenceTimer = null;
+      if (!this.announcedOnline) this.announce(true);
+    }
     return { head: this.head, cursor: this.cursorOf(device), first: userLogFirst(this.ctx.storage, this.user) };
   }
 

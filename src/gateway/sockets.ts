@@ -44,6 +44,9 @@ interface Conn {
 
 type Socket = UWS.WebSocket<Conn>;
 
+/** Frames waiting for the end of a batch, with the u of each (0: not a durable push). */
+interface QueuedFrames { bytes: Uint8Array[]; u: number[] }
+
 /** Read after an await: the close handler may have run meanwhile. */
 const isClosed = (conn: Conn): boolean => conn.phase === Phase.closed;
 
@@ -71,7 +74,7 @@ export class SocketGateway {
    * callbacks every send would be its own syscall; written at the batch's end, one cork each.
    */
   private batching = false;
-  private readonly queued = new Map<Socket, Uint8Array[]>();
+  private readonly queued = new Map<Socket, QueuedFrames>();
 
   constructor(
     private readonly config: Config,
@@ -146,13 +149,29 @@ export class SocketGateway {
   }
 
   private flushQueued(ws: Socket): void {
-    const frames = this.queued.get(ws);
-    if (!frames) return;
+    const q = this.queued.get(ws);
+    if (!q) return;
     this.queued.delete(ws);
-    if (ws.getUserData().phase === Phase.closed) return;
+    const conn = ws.getUserData();
+    if (conn.phase === Phase.closed) return;
     ws.cork(() => {
-      for (const f of frames) this.writeNow(ws, f);
+      for (let i = 0; i < q.bytes.length; i++) {
+        const u = q.u[i];
+        // A durable push meets the pause rule when it is written, not when it was queued: a
+        // batch can carry far more than the send buffer should take.
+        if (u > 0 && (conn.lagging || this.mustPause(ws, conn, u))) continue;
+        this.writeNow(ws, q.bytes[i]);
+      }
     });
+  }
+
+  /** Full send buffer: stop live pushes at u (the log catches the socket up once it drains). */
+  private mustPause(ws: Socket, conn: Conn, u: number): boolean {
+    if (ws.getBufferedAmount() <= this.config.slowConsumerBytes) return false;
+    conn.lagging = true;
+    conn.sentU = u - 1;
+    this.metrics.counts.slowConsumerPauses++;
+    return true;
   }
 
   /** An encoded event for some of our sockets. u > 0: durable, in the user log at u. */
@@ -209,13 +228,9 @@ export class SocketGateway {
       this.catchUp(ws, conn);
       return;
     }
-    if (ws.getBufferedAmount() > this.config.slowConsumerBytes) {
-      conn.lagging = true;
-      this.metrics.counts.slowConsumerPauses++;
-      return;
-    }
-    this.write(ws, frame);
     conn.sentU = u;
+    if (this.batching) this.queue(ws, frame, u);
+    else if (!this.mustPause(ws, conn, u)) this.writeNow(ws, frame);
   }
 
   // ---- from clients ----
@@ -421,6 +436,7 @@ export class SocketGateway {
     if (full) {
       // The rest waits for the drain event.
       conn.lagging = true;
+      this.metrics.counts.slowConsumerPauses++;
       return;
     }
     if (conn.sentU < head && frames.length > 0) return this.catchUp(ws, conn);
@@ -531,13 +547,16 @@ export class SocketGateway {
   }
 
   private write(ws: Socket, bytes: Uint8Array): void {
-    if (this.batching) {
-      const list = this.queued.get(ws);
-      if (list) list.push(bytes);
-      else this.queued.set(ws, [bytes]);
-      return;
-    }
-    this.writeNow(ws, bytes);
+    if (this.batching) this.queue(ws, bytes, 0);
+    else this.writeNow(ws, bytes);
+  }
+
+  private queue(ws: Socket, bytes: Uint8Array, u: number): void {
+    const q = this.queued.get(ws);
+    if (q) {
+      q.bytes.push(bytes);
+      q.u.push(u);
+    } else this.queued.set(ws, { bytes: [bytes], u: [u] });
   }
 
   private writeNow(ws: Socket, bytes: Uint8Array): void {
