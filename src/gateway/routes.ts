@@ -43,7 +43,7 @@ class RouteTable {
     else this.routes.push({ segments, methods: new Set([method]) });
   }
 
-  /** Methods of every pattern matching `path`; empty when none does. */
+  /** Methods of every pattern matching `path`, sorted; empty when none does. */
   allowed(path: string): Method[] {
     const parts = path.split('/');
     const out = new Set<Method>();
@@ -51,7 +51,7 @@ class RouteTable {
       if (r.segments.length !== parts.length) continue;
       if (r.segments.every((seg, i) => (seg.startsWith(':') ? parts[i] !== '' : seg === parts[i]))) for (const m of r.methods) out.add(m);
     }
-    return [...out];
+    return [...out].sort();
   }
 }
 
