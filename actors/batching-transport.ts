@@ -105,7 +105,9 @@ export abstract class BatchingTransport implements Transport {
   /** For subclasses: `peer` went away; batches to it are undeliverable until it is connected again. */
   protected peerDown(peer: PeerId): void {
     this.reported.delete(`${peer}:gone`);
-    this.log.warn({ peer }, 'transport: peer gone');
+    // Info, not warn: at every stop each link closes. A shard that dies is reported (error) by
+    // its supervisor; this line only dates it.
+    this.log.info({ peer }, 'transport: peer gone');
     this.contain('onPeerDown', () => this.events.onPeerDown?.(peer));
   }
 
