@@ -114,7 +114,7 @@ export class ThreadActor implements Actor {
       limit: (frame.limit as number | undefined) ?? 50,
       floor: meta.joined[caller.user] ?? 0,
     });
-    // A cid is the sender's own business (PROTOCOL.md §5): only the sender sees it.
+    // A cid is the sender's own business (docs/protocol.md §6): only the sender sees it.
     const messages = page.messages.map(({ cid, ts, ...m }) =>
       m.from === caller.user ? { thread: this.thread, ...m, ts: wireTime(ts), cid } : { thread: this.thread, ...m, ts: wireTime(ts) });
     return { messages, more: page.more };

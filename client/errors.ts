@@ -8,7 +8,7 @@ export const ClientErrorCode = {
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
 export class ParleyError extends Error {
-  /** An ErrorCode from PROTOCOL.md §2, or a ClientErrorCode. */
+  /** An ErrorCode from docs/protocol.md §2, or a ClientErrorCode. */
   code: string;
   // `declare`: no own property at all when absent (cleaner logs, deepEqual-friendly).
   /** HTTP status, for errors from the HTTP API. */

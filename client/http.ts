@@ -1,4 +1,4 @@
-// HTTP account calls (PROTOCOL.md §7): JSON over fetch; failures throw ParleyError from {error, message}.
+// HTTP account calls (docs/protocol.md §11): JSON over fetch; failures throw ParleyError from {error, message}.
 import { ErrorCode } from '../protocol/codes.js';
 import { ParleyError, codeForStatus } from './errors.js';
 import type { LoginBody, LoginResult, RegisterBody, SessionRow } from './types.js';

@@ -1,4 +1,4 @@
-// Shapes of frames, events and results from PROTOCOL.md §3–5, as the client sees them.
+// Shapes of frames, events and results from docs/protocol.md §3–6, as the client sees them.
 import type { ServerFrame } from '../protocol/codes.js';
 import type { ParleyError } from './errors.js';
 

@@ -1,4 +1,4 @@
-// The one table of wire codes (PROTOCOL.md §2): frame types, error codes, close codes.
+// The one table of wire codes (docs/protocol.md §2): frame types, error codes, close codes.
 // Everything else imports names from here; no bare strings or numbers for these elsewhere.
 
 /** Commands a client may send (`t` of a client frame). */
@@ -23,7 +23,7 @@ export const Command = {
   contactsList: 'contacts.list',
   presenceSub: 'presence.sub',
   presenceUnsub: 'presence.unsub',
-  /** username → account (PROTOCOL.md §8.8) */
+  /** username → account (docs/protocol.md §4) */
   userFind: 'user.find',
   channelCreate: 'channel.create',
   channelJoin: 'channel.join',
@@ -76,7 +76,7 @@ export const HttpStatusOf: Record<ErrorCode, number> = {
   internal: 500,
 };
 
-/** WebSocket close codes (PROTOCOL.md §2). */
+/** WebSocket close codes (docs/protocol.md §2). */
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,

@@ -1,4 +1,4 @@
-// Errors with a stable protocol code (PROTOCOL.md §2): raised by actors and the edge alike; the
+// Errors with a stable protocol code (docs/protocol.md §2): raised by actors and the edge alike; the
 // client sees the code and a short message, the log sees the cause.
 import type { ErrorCode } from './codes.js';
 

@@ -1,4 +1,4 @@
-// Identifier formats (PROTOCOL.md §1): opaque strings of at most 40 characters from
+// Identifier formats (docs/protocol.md §1): opaque strings of at most 40 characters from
 // [A-Za-z0-9_:-]. Message ids are time-ordered so that sorting them sorts by time.
 import { createHash, randomBytes } from 'node:crypto';
 

@@ -1,6 +1,6 @@
 // Validation of client frames and HTTP bodies with TypeBox schemas compiled once at start-up
 // into plain checking functions: no parse-and-allocate on the hot path. Unknown fields are
-// allowed and ignored (PROTOCOL.md §2): `knownFields` copies a valid frame's known fields into a
+// allowed and ignored (docs/protocol.md §2): `knownFields` copies a valid frame's known fields into a
 // new object, so nothing unvalidated travels further than the gateway.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
@@ -21,11 +21,11 @@ const frame = <T extends string, P extends Record<string, TSchema>>(t: T, props:
  */
 export const MAX_BODY_BYTES = 16 * 1024;
 export const MAX_CID_CHARS = 64;
-/** A group, creator included (PROTOCOL.md §4). */
+/** A group, creator included (docs/protocol.md §4). */
 export const MAX_GROUP_MEMBERS = 1024;
-/** Users one socket may watch with presence.sub (PROTOCOL.md §4). */
+/** Users one socket may watch with presence.sub (docs/protocol.md §4). */
 export const MAX_PRESENCE_SUBS = 1000;
-/** Usernames, as registered and as looked up (PROTOCOL.md §7, §8.8). */
+/** Usernames, as registered and as looked up (docs/protocol.md §11, §8.8). */
 export const USERNAME_PATTERN = '^[a-z0-9_.]{3,32}$';
 const Username = Type.String({ pattern: USERNAME_PATTERN });
 const Cid = Type.String({ minLength: 1, maxLength: MAX_CID_CHARS });
@@ -42,7 +42,7 @@ export const Frames = {
   [Command.hello]: frame(Command.hello, {
     token: Type.String({ minLength: 1, maxLength: 512 }),
     since: Type.Optional(UInt),
-    // the log lineage the device's cursor belongs to (PROTOCOL.md §8.1); same alphabet as ids
+    // the log lineage the device's cursor belongs to (docs/protocol.md §3); same alphabet as ids
     epoch: Type.Optional(Type.String({ pattern: ID_PATTERN })),
   }),
   [Command.ping]: frame(Command.ping, {}),
@@ -166,7 +166,7 @@ export function bodyTooLarge(body: string | undefined): boolean {
   return body !== undefined && body.length * 3 > MAX_BODY_BYTES && Buffer.byteLength(body) > MAX_BODY_BYTES;
 }
 
-// ---- HTTP bodies (PROTOCOL.md §7) ----
+// ---- HTTP bodies (docs/protocol.md §11) ----
 export const Bodies = {
   createUser: Type.Object(
     {
@@ -184,7 +184,7 @@ export const Bodies = {
     },
     open,
   ),
-  /** PATCH /v1/users/me (PROTOCOL.md §8.8) */
+  /** PATCH /v1/users/me (docs/protocol.md §4) */
   updateUser: Type.Object({ name: DisplayName }, open),
 } as const;
 

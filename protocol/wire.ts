@@ -1,5 +1,5 @@
 // Wire encoding of client/server frames: plain MessagePack maps, no msgpackr records or
-// extensions (PROTOCOL.md §1), so any msgpack library in any language can read them.
+// extensions (docs/protocol.md §1), so any msgpack library in any language can read them.
 // Two decoders: `decodeClientFrame` for bytes from the network (strict, never trusts its input)
 // and `decodeFrame` for bytes we encoded ourselves (the server's frames, the user logs).
 import { Packr } from 'msgpackr';

@@ -1,4 +1,4 @@
-// The epoch of the data directory's logs (PROTOCOL.md §8.1): a name for their lineage, made once
+// The epoch of the data directory's logs (docs/protocol.md §3): a name for their lineage, made once
 // when the logs begin and kept across restarts, so a client can tell a cursor from another
 // lineage (data lost, rebuilt or restored) from one it can resume.
 import { randomBytes } from 'node:crypto';

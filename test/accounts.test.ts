@@ -1,4 +1,4 @@
-// Accounts and sessions over HTTP (PROTOCOL.md §7): sign-up, login, device list, logout and
+// Accounts and sessions over HTTP (docs/protocol.md §11): sign-up, login, device list, logout and
 // revocation closing the device's sockets with 4003, and every body validated.
 import t from 'tap';
 import { listSessions, login, logout, register, revokeSession } from '../client/index.js';

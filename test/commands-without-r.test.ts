@@ -1,4 +1,4 @@
-// PROTOCOL.md §2: a command without `r` that succeeds gets no answer; one that fails gets an
+// docs/protocol.md §2: a command without `r` that succeeds gets no answer; one that fails gets an
 // `err` without `r`. Checked on a raw socket, where nothing filters what the server sends.
 import t from 'tap';
 import { rawSocket, type RawSocket } from './helpers/raw-socket.js';

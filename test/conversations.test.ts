@@ -126,7 +126,7 @@ t.test('contacts: add, list with presence, remove', async (t) => {
   await phone.request('contacts.add', { user: b.user });
   await t.rejects(phone.request('contacts.add', { user: 'unobody000000' }), { code: 'not_found' });
   await t.rejects(phone.request('contacts.add', { user: me.user }), { code: 'bad_frame' });
-  // A user is online as soon as a socket of theirs is open (PROTOCOL.md §8.2): no wait.
+  // A user is online as soon as a socket of theirs is open (docs/protocol.md §4): no wait.
   const list = await phone.request('contacts.list', {});
   const byUser = Object.fromEntries(list.contacts.map((c: any) => [c.user, c]));
   t.match(byUser[a.user], { name: a.username, online: true });
@@ -149,7 +149,7 @@ t.test('presence: online at once, offline debounced with last, a flap unannounce
   const online = w.next('presence', (p) => p.user === target.user && p.online, 5000);
   const tp = await connect(t, s, targetDevice);
   await online;
-  // Online is immediate: a subscription made now already says so (PROTOCOL.md §8.2).
+  // Online is immediate: a subscription made now already says so (docs/protocol.md §4).
   const other = await connect(t, s, await newDevice(s, watcher, 'other'));
   t.match((await other.request('presence.sub', { users: [target.user] })).presence, [{ user: target.user, online: true }], 'presence.sub answers online right after connect');
   await other.close();

@@ -1,4 +1,4 @@
-// Log epochs (PROTOCOL.md §8.1): welcome names the lineage of the data directory's logs; a cursor
+// Log epochs (docs/protocol.md §3): welcome names the lineage of the data directory's logs; a cursor
 // from another lineage is dropped and the whole log is replayed, over the wire and in the SDK.
 import t from 'tap';
 import { rawSocket } from './helpers/raw-socket.js';

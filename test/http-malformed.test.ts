@@ -1,4 +1,4 @@
-// Requests no route takes (PROTOCOL.md §7): an unknown path is 404, a known path with another
+// Requests no route takes (docs/protocol.md §11): an unknown path is 404, a known path with another
 // method 405 with Allow, the WebSocket path without an upgrade 426 — all as JSON errors, at once.
 // Requests uWS's own parser refuses never reach us (docs/protocol.md "Malformed HTTP"); what we
 // assert of those is that the server keeps serving.

@@ -1,4 +1,4 @@
-// Presence timing (PROTOCOL.md §8.2): a user is online as soon as a socket is open — answers and
+// Presence timing (docs/protocol.md §4): a user is online as soon as a socket is open — answers and
 // events alike — and only going offline is debounced, so a quick reconnect is no event at all.
 import t from 'tap';
 import { PRESENCE_COALESCE_MS } from '../actors/user-actor.js';

@@ -1,5 +1,5 @@
 // Bad input over the WebSocket: every malformed frame gets the right error code while the
-// socket keeps working, until the limits of PROTOCOL.md §1–2 close it with the right code; and
+// socket keeps working, until the limits of docs/protocol.md §1–2 close it with the right code; and
 // what a command without r gets back.
 import t from 'tap';
 import { encodeFrame } from '../protocol/wire.js';

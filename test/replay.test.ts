@@ -1,4 +1,4 @@
-// Where a replay starts (PROTOCOL.md §3, §8.1): `since` as given, the server's device cursor
+// Where a replay starts (docs/protocol.md §3, §8.1): `since` as given, the server's device cursor
 // when omitted, and `first` (with welcome.reset) when the epoch differs or since is beyond the head.
 import t from 'tap';
 import { connect, newDevice, newUser, startTestServer, type TestDevice } from './helpers/server.js';

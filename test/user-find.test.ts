@@ -1,4 +1,4 @@
-// Finding people over the WebSocket (PROTOCOL.md §8.8): `user.find {username}` answers the
+// Finding people over the WebSocket (docs/protocol.md §4): `user.find {username}` answers the
 // account behind a username, so a person can start a conversation knowing only a name.
 import t from 'tap';
 import { register } from '../client/index.js';

@@ -1,4 +1,4 @@
-// Users at the HTTP edge (PROTOCOL.md §7, §8.8): finding a person by username, one's own record
+// Users at the HTTP edge (docs/protocol.md §11, §8.8): finding a person by username, one's own record
 // and display name; registration that never overwrites a user when an id is drawn twice; and a
 // password pool whose full queue refuses at once with unavailable instead of queueing.
 import t from 'tap';

@@ -1,4 +1,4 @@
-// The wire codec (PROTOCOL.md §1): int64 times round trip as numbers, and client frames are plain
+// The wire codec (docs/protocol.md §1): int64 times round trip as numbers, and client frames are plain
 // msgpack only — every extension type refused, nesting bounded, keys strings, no prototype games,
 // and a bin in an unknown field decoded but never forwarded.
 import t from 'tap';

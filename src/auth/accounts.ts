@@ -11,7 +11,7 @@ import type { PasswordHasher } from './passwords.js';
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 
 export interface DeviceInfo { device: string; name: string; created: number; lastSeen: number }
-/** What anyone may know of an account (PROTOCOL.md §8.8). */
+/** What anyone may know of an account (docs/protocol.md §4). */
 export interface PublicUser { user: string; username: string; name: string }
 
 /** Fresh ids drawn for one registration before giving up: a collision is already rare (ids.ts). */

@@ -1,4 +1,4 @@
-// HTTP routes (PROTOCOL.md §7, §8.8): accounts, users and sessions, health, metrics; and the
+// HTTP routes (docs/protocol.md §11, §8.8): accounts, users and sessions, health, metrics; and the
 // answer for everything else (404 unknown path, 405 known path with another method).
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';

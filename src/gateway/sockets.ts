@@ -1,4 +1,4 @@
-// The WebSocket gateway (PROTOCOL.md §3): sessions, replay from the user log, live pushes, and
+// The WebSocket gateway (docs/protocol.md §3): sessions, replay from the user log, live pushes, and
 // routing of validated commands to actors. It keeps per-socket delivery state only — the
 // newest u each socket has been sent — and no domain state.
 import type { Logger } from 'pino';
@@ -58,7 +58,7 @@ const TYPING_REFILL_MS = 1000;
 const INFLIGHT_RETRY_MS = 100;
 /** How often the process-wide bound on buffered bytes is checked. */
 const BUFFER_SWEEP_MS = 1000;
-/** Commands of PROTOCOL.md this server does not implement yet (answered bad_frame, by name). */
+/** Commands of docs/protocol.md this server does not implement yet (answered bad_frame, by name). */
 const NOT_YET = new Set<string>(Object.values(Command).filter((t) => !frameCheckers.has(t)));
 
 export class SocketGateway {
@@ -83,7 +83,7 @@ export class SocketGateway {
     private readonly accounts: Accounts,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-    /** the data directory's log epoch (PROTOCOL.md §8.1) */
+    /** the data directory's log epoch (docs/protocol.md §3) */
     private readonly epoch: string,
   ) {
     this.helloSweep = setInterval(() => this.closeLateHellos(), 500);
@@ -312,7 +312,7 @@ export class SocketGateway {
     return true;
   }
 
-  /** user.find (PROTOCOL.md §8.8): the account behind a username, from the accounts table. */
+  /** user.find (docs/protocol.md §4): the account behind a username, from the accounts table. */
   private findUser(ws: Socket, username: string, r: number | undefined): void {
     const found = this.accounts.find(username);
     if (!found) return this.error(ws, r, ErrorCode.not_found, 'no such user');
@@ -460,7 +460,7 @@ export class SocketGateway {
   /** Routes a command to its actor; the actor's encoded answer goes to the socket unchanged. */
   private command(ws: Socket, conn: Conn, address: string, frame: ClientCommand['frame'], r: number | undefined): void {
     if (!this.takeAskSlot(ws, conn, r)) return;
-    // Without r the field is left out, not sent as nil: no answer is owed on success (PROTOCOL.md §2).
+    // Without r the field is left out, not sent as nil: no answer is owed on success (docs/protocol.md §2).
     const caller: ClientCommand['caller'] = r === undefined ? { user: conn.user, device: conn.device } : { user: conn.user, device: conn.device, r };
     const msg: ClientCommand = { op: 'cmd', caller, frame };
     const id = conn.id;
