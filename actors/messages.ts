@@ -32,7 +32,11 @@ export interface Detach { op: 'detach'; device: string; gateway: number; conn: n
 /** The device has stored every event up to u. */
 export interface Ack { op: 'ack'; device: string; u: number; [f: string]: unknown }
 /** The device was logged out: close its sockets with 4003. */
+/** Log a device out: its session and device record go, its sockets close with 4003 (ask; not_found if unknown). */
 export interface Revoke { op: 'revoke'; device: string; [f: string]: unknown }
+/** A login: mint a device and store it with its session (token hash only); answered with LoginResult. */
+export interface Login { op: 'login'; name: string; tokenHash: string; [f: string]: unknown }
+export interface LoginResult { device: string }
 /** Append a thread message to this user's log (idempotent by thread + seq). */
 export interface Deliver { op: 'deliver'; thread: string; msg: StoredMessage; [f: string]: unknown }
 /** Append a thread event to this user's log (idempotent by thread + eseq). */
@@ -58,5 +62,5 @@ export interface DeliveredTo { op: 'delivered-to'; user: string; seq: number; [f
 export interface Recover { op: 'recover'; eseq?: number; seq?: number; [f: string]: unknown }
 
 export type UserActorMessage =
-  | ClientCommand | Attach | Replay | Detach | Ack | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush;
+  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush;
 export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover;

@@ -4,6 +4,7 @@
 // then pushed live.
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js';
 import { fail, ProtocolError } from '../protocol/errors.js';
+import { newDeviceId } from '../protocol/ids.js';
 import { decodeFrame, encodeFrame, wireTime } from '../protocol/wire.js';
 import type { InboxRow, StoredMessage, ThreadMeta } from '../storage/env.js';
 import { presenceOf, type PresenceState } from '../storage/presence.js';
@@ -11,7 +12,7 @@ import { readUserLog, userLogFirst, userLogHead } from '../storage/user-log.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
 import type {
-  Ack, Attach, AttachResult, ClientCommand, Deliver, Detach, EventDeliver, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch,
+  Ack, Attach, AttachResult, ClientCommand, Login, LoginResult, Deliver, Detach, EventDeliver, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch,
 } from './messages.js';
 import { threadAddress, userAddress } from './router.js';
 
@@ -44,6 +45,8 @@ export class UserActor implements Actor {
   private presenceTimer: NodeJS.Timeout | null = null;
   /** Appended frames whose commit has not been seen yet: replay serves them from here. */
   private readonly unflushed: { u: number; bytes: Uint8Array }[] = [];
+  /** Devices logged out by this activation: refused at once, before their removal is committed. */
+  private readonly revoked = new Set<string>();
 
   constructor(private readonly user: string, private readonly ctx: ActorContext) {
     this.address = userAddress(user);
@@ -75,6 +78,7 @@ export class UserActor implements Actor {
       case 'replay': return this.replay(msg);
       case 'detach': return this.detach(msg);
       case 'ack': return this.ack(msg);
+      case 'login': return this.login(msg);
       case 'revoke': return this.revoke(msg);
       case 'watch': return this.watch(msg);
       case 'unwatch': return this.unwatch(msg);
@@ -205,7 +209,7 @@ export class UserActor implements Actor {
   // ---- sockets and cursors ----
 
   private attach({ device, gateway, conn }: Attach): AttachResult {
-    if (!this.ctx.storage.db.devices.get([this.user, device])) fail(ErrorCode.unauthorized, 'session revoked');
+    if (this.revoked.has(device) || !this.ctx.storage.db.devices.get([this.user, device])) fail(ErrorCode.unauthorized, 'session revoked');
     this.sockets.push({ gateway, conn, device });
     // Online is announced at once; a pending offline announcement is called off, so the next
     // close waits a whole debounce again.
@@ -246,12 +250,27 @@ export class UserActor implements Actor {
     for (const [thread, seq] of newest) this.ctx.tell(threadAddress(thread), { op: 'delivered-to', user: this.user, seq });
   }
 
+  /** The user's devices and sessions are this actor's keys: the edge only checks the password. */
+  private login({ name, tokenHash }: Login): LoginResult {
+    const { db } = this.ctx.storage;
+    const device = newDeviceId();
+    const created = Date.now();
+    this.ctx.put(db.devices, [this.user, device], { name, created, tokenHash });
+    this.ctx.put(db.sessions, tokenHash, { user: this.user, device, created });
+    return { device };
+  }
+
   private revoke({ device }: Revoke): void {
+    const { db } = this.ctx.storage;
+    const record = (this.revoked.has(device) ? undefined : db.devices.get([this.user, device])) ?? fail(ErrorCode.not_found, 'no such device');
+    this.ctx.remove(db.sessions, record.tokenHash);
+    this.ctx.remove(db.devices, [this.user, device]);
+    this.revoked.add(device);
     for (const s of this.sockets) {
       if (s.device === device) this.ctx.kick(s.gateway, s.conn, CloseCode.revoked, 'session revoked');
     }
     this.cursors.delete(device);
-    this.ctx.remove(this.ctx.storage.db.cursors, [this.user, device]);
+    this.ctx.remove(db.cursors, [this.user, device]);
   }
 
   private cursorOf(device: string): number {

@@ -14,9 +14,9 @@ export interface Databases {
   usernames: Database<string, string>;
   /** user → Credential */
   credentials: Database<Credential, string>;
-  /** sha256(token) as hex → SessionRecord */
+  /** sha256(token) as hex → SessionRecord (written by the user actor; read by the edge to authenticate) */
   sessions: Database<SessionRecord, string>;
-  /** [user, device] → DeviceRecord (written by auth at the edge) */
+  /** [user, device] → DeviceRecord (written by the user actor: login, logout) */
   devices: Database<DeviceRecord, [string, string]>;
   /** [user, device] → CursorRecord (written by the user actor only) */
   cursors: Database<CursorRecord, [string, string]>;

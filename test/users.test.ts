@@ -90,8 +90,8 @@ t.test('registration that draws an id already in use draws again and overwrites 
 
   t.same(accounts.find('first'), { user: 'ucollide000000000a', username: 'first', name: 'First' }, 'the first user is intact');
   t.same(accounts.find('second'), { user: 'ucollide000000000b', username: 'second', name: 'Second' });
-  t.ok((await accounts.login({ username: 'first', password: PASSWORD, device: 'd' })).token, 'the first can still log in with their own password');
-  await t.rejects(accounts.login({ username: 'first', password: 'the second one', device: 'd' }), { code: 'unauthorized' });
+  t.equal(await accounts.verify({ username: 'first', password: PASSWORD, device: 'd' }), first.user, 'the first can still log in with their own password');
+  await t.rejects(accounts.verify({ username: 'first', password: 'the second one', device: 'd' }), { code: 'unauthorized' });
 
   // An id factory that only ever collides gives up with an error rather than overwrite.
   const stuck = new Accounts(storage, passwords, () => 'ucollide000000000a');
@@ -136,8 +136,8 @@ t.test('registrations and logins beyond the password queue are refused with unav
   // Logins too. The queue is filled in the same turn, so the login's first task (the decoy hash an
   // unknown username is checked against) is refused; a refused decoy is not kept as a failure.
   const filler = Array.from({ length: 4 }, () => passwords.hash(PASSWORD));
-  const login = accounts.login({ username: 'nobody', password: PASSWORD, device: 'd' });
+  const login = accounts.verify({ username: 'nobody', password: PASSWORD, device: 'd' });
   await t.rejects(login, { code: 'unavailable', retry: PASSWORD_RETRY_MS }, 'a login beyond the queue');
   await Promise.allSettled(filler);
-  await t.rejects(accounts.login({ username: 'nobody', password: PASSWORD, device: 'd' }), { code: 'unauthorized' }, 'later, a plain wrong login');
+  await t.rejects(accounts.verify({ username: 'nobody', password: PASSWORD, device: 'd' }), { code: 'unauthorized' }, 'later, a plain wrong login');
 });

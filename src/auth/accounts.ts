@@ -1,10 +1,11 @@
-// Accounts and sessions at the edge: users, usernames, credentials, sessions and device records.
-// Only the gateway writes these tables; tokens are stored as their sha256 only.
+// Accounts at the edge: users, usernames and credentials (written here), password checks, and
+// lookups of sessions and devices — those two are written by each user's actor (login, logout).
+// Tokens are stored as their sha256 only.
 import { createHash } from 'node:crypto';
 import { ProtocolError } from '../../protocol/errors.js';
 import type { SessionRecord, StorageEnv, UserRecord } from '../../storage/env.js';
 import { ErrorCode } from '../../protocol/codes.js';
-import { newDeviceId, newToken, newUserId } from '../../protocol/ids.js';
+import { newUserId } from '../../protocol/ids.js';
 import type { BodyOf } from '../../protocol/validate.js';
 import type { PasswordHasher } from './passwords.js';
 
@@ -83,30 +84,31 @@ export class Accounts {
     return publicUser(updated);
   }
 
-  async login(body: BodyOf<'createSession'>): Promise<{ token: string; user: string; device: string }> {
+  /** The user whose password this is; unauthorized otherwise (the same answer and work either way). */
+  async verify(body: BodyOf<'createSession'>): Promise<string> {
     const { db } = this.storage;
     const user = db.usernames.get(body.username);
     const cred = user === undefined ? undefined : db.credentials.get(user);
     if (!(await this.passwords.verify(body.password, cred)) || user === undefined) {
       throw new ProtocolError(ErrorCode.unauthorized, 'wrong username or password');
     }
-    const token = newToken();
-    const tokenHash = hashToken(token);
-    const device = newDeviceId();
-    const created = Date.now();
-    void db.devices.put([user, device], { name: body.device, created, tokenHash });
-    void db.sessions.put(tokenHash, { user, device, created });
-    await this.storage.barrier();
-    return { token, user, device };
+    return user;
   }
 
   /** The session a bearer token stands for, or undefined (unknown or revoked). */
   authenticate(token: string): SessionRecord | undefined {
-    return this.storage.db.sessions.get(hashToken(token));
+    const hash = hashToken(token);
+    const { sessions } = this.storage.db;
+    // Sessions are committed by the shards: a miss may be this thread's older read snapshot.
+    const found = sessions.get(hash);
+    if (found) return found;
+    this.storage.refresh();
+    return sessions.get(hash);
   }
 
   devices(user: string): DeviceInfo[] {
     const { db } = this.storage;
+    this.storage.refresh(); // written by the user actor in a shard
     const out: DeviceInfo[] = [];
     for (const { key, value } of db.devices.getRange({ start: [user, ''], end: [user, '\uffff'] })) {
       const device = (key as [string, string])[1];
@@ -114,15 +116,5 @@ export class Accounts {
       out.push({ device, name: value.name, created: value.created, lastSeen });
     }
     return out;
-  }
-
-  /** Deletes the device's session; the caller then tells the user actor to close its sockets. */
-  async revoke(user: string, device: string): Promise<void> {
-    const { db } = this.storage;
-    const record = db.devices.get([user, device]);
-    if (!record) throw new ProtocolError(ErrorCode.not_found, 'no such device');
-    void db.sessions.remove(record.tokenHash);
-    void db.devices.remove([user, device]);
-    await this.storage.barrier();
   }
 }

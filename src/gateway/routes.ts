@@ -2,12 +2,14 @@
 // answer for everything else (404 unknown path, 405 known path with another method).
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';
+import type { LoginResult } from '../../actors/messages.js';
 import { userAddress } from '../../actors/router.js';
-import type { Accounts } from '../auth/accounts.js';
+import { hashToken, type Accounts } from '../auth/accounts.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
+import { newToken } from '../../protocol/ids.js';
 import { bodyCheckers, USERNAME_PATTERN, type BodyOf } from '../../protocol/validate.js';
 import { bearerToken, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
@@ -113,8 +115,13 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   }));
 
   on('POST', '/v1/sessions', route(async (reply, req) => {
-    const result = await accounts.login(await body(reply, req, 'createSession'));
-    reply.json(201, result);
+    const b = await body(reply, req, 'createSession');
+    const user = await accounts.verify(b);
+    // The bearer secret is made here and only its hash leaves; the user actor mints the device
+    // and stores it with the session (answered once that is on disk).
+    const token = newToken();
+    const { device } = await cluster.ask<LoginResult>(userAddress(user), { op: 'login', name: b.device, tokenHash: hashToken(token) });
+    reply.json(201, { token, user, device });
   }));
 
   on('GET', '/v1/sessions', route((reply, req) => {
@@ -122,11 +129,9 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     reply.json(200, { devices: accounts.devices(s.user) });
   }));
 
-  const logout = async (user: string, device: string) => {
-    await accounts.revoke(user, device);
-    // The user actor knows the device's sockets wherever they are: it closes them with 4003.
-    cluster.tell(userAddress(user), { op: 'revoke', device });
-  };
+  // The user actor owns the device: it removes it with its session and closes its sockets with
+  // 4003 wherever they are; answered once the removal is on disk (not_found for no such device).
+  const logout = (user: string, device: string) => cluster.ask<void>(userAddress(user), { op: 'revoke', device });
 
   on('DELETE', '/v1/sessions/current', route(async (reply, req) => {
     const s = session(req);
