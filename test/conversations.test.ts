@@ -93,8 +93,10 @@ t.test('typing reaches online members only, and is rate limited per socket', asy
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobPhone = await connect(t, s, await newDevice(s, bob));
   const catDevice = await newDevice(s, cat);
+  // Waiting starts before the request: bob's event may arrive before ann's answer.
+  const created = bobPhone.next('thread', (e) => e.event === 'created');
   const { thread } = await annPhone.request('group.create', { title: 't', members: [bob.user, cat.user] });
-  await bobPhone.next('thread', (e) => e.event === 'created');
+  await created;
 
   const typing = bobPhone.next('typing', (e) => e.thread === thread);
   const annTyping = collect(annPhone, 'event');

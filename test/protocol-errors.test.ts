@@ -123,9 +123,12 @@ t.test('timestamps are msgpack integers on the wire, not floats', async (t) => {
   sock.ws.on('message', (data: ArrayBuffer) => raw.push(new Uint8Array(data)));
   sock.send({ t: 'hello', token: d.token });
   await sock.next((f) => f.t === 'synced');
+  // Both waits are registered before the send: the msg can arrive in the same read as the ok.
+  const answered = sock.next((f) => f.r === 1);
+  const echoed = sock.next((f) => f.t === 'msg');
   sock.send({ t: 'send', r: 1, cid: 'c', to: d.user, body: 'x' });
-  const ok = await sock.next((f) => f.r === 1);
-  await sock.next((f) => f.t === 'msg');
+  const ok = await answered;
+  await echoed;
   sock.send({ t: 'history', r: 2, thread: ok.thread });
   await sock.next((f) => f.r === 2);
   // "ts" as a msgpack fixstr (a2 74 73) followed by int64 (d3), never float64 (cb).
