@@ -18,6 +18,17 @@ export function parseAddress(address: string): { kind: string; id: string } {
   return { kind: address.slice(0, i), id: address.slice(i + 1) };
 }
 
+/**
+ * The ring key an actor is placed by. A 1:1 thread (`thread:d:<a>:<b>`, a < b) lives with its
+ * first member's user actor: a message and that member's copy of it are written by one shard in
+ * one transaction, and with two shards half of all pairs have both members there too.
+ */
+export function placementKey(address: string): string {
+  if (!address.startsWith('thread:d:')) return address;
+  const end = address.indexOf(':', 9);
+  return end > 9 ? `user:${address.slice(9, end)}` : address;
+}
+
 /** Where an actor lives: a shard (0-based) of a node. */
 export interface Location {
   readonly node: string;
@@ -59,7 +70,7 @@ export class Router {
 
   /** The node and shard that own `address`. */
   locate(address: string): Location {
-    return this.locations[this.ring.shardOf(address)];
+    return this.locations[this.ring.shardOf(placementKey(address))];
   }
 
   isLocal(location: Location): boolean {
@@ -71,7 +82,7 @@ export class Router {
    * for actors of this node: a remote one has no thread here, which is a wiring bug.
    */
   threadOf(address: string): number {
-    const r = this.ring.shardOf(address);
+    const r = this.ring.shardOf(placementKey(address));
     const local = r - this.first;
     if (local < 0 || local >= this.shardCount) {
       throw new RangeError(`Router: ${address} lives on node ${this.locations[r].node}, not on ${this.node}`);

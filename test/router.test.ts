@@ -2,7 +2,7 @@
 // thread mapping; routers of every node agree; a remote actor has no local thread.
 import t from 'tap';
 import { HashRing } from '../actors/ring.js';
-import { LOCAL_NODE, Router } from '../actors/router.js';
+import { LOCAL_NODE, placementKey, Router } from '../actors/router.js';
 
 const keys = Array.from({ length: 20_000 }, (_, i) => (i & 1 ? `user:u${i}` : `thread:d:u${i}:u${i + 1}`));
 
@@ -12,12 +12,25 @@ t.test('one node: the location is this node and the ring shard; threadOf is shar
   let wrong = 0;
   for (const k of keys) {
     const loc = router.locate(k);
-    if (loc.node !== LOCAL_NODE || loc.shard !== ring.shardOf(k) || router.threadOf(k) !== loc.shard + 1) wrong++;
+    if (loc.node !== LOCAL_NODE || loc.shard !== ring.shardOf(placementKey(k)) || router.threadOf(k) !== loc.shard + 1) wrong++;
   }
   t.equal(wrong, 0, 'same mapping as the ring');
   t.equal(router.shardCount, 4);
   t.ok(router.isLocal(router.locate('user:a')));
   t.equal(router.locate(keys[0]), router.locate(keys[0]), 'one location object per shard: locate allocates nothing');
+});
+
+t.test('a 1:1 thread lives with its first member; other addresses are placed by themselves', async (t) => {
+  const router = new Router(4);
+  let apart = 0;
+  for (let i = 0; i < 2000; i++) {
+    if (router.threadOf(`thread:d:u${i}:v${i}`) !== router.threadOf(`user:u${i}`)) apart++;
+  }
+  t.equal(apart, 0, 'thread:d:a:b is on the shard of user:a');
+  t.equal(placementKey('thread:d:ann:bob'), 'user:ann');
+  t.equal(placementKey('thread:g:abc'), 'thread:g:abc', 'a group is placed by its own id');
+  t.equal(placementKey('user:ann'), 'user:ann');
+  t.equal(placementKey('thread:d:'), 'thread:d:', 'a malformed direct id is placed by itself');
 });
 
 t.test('several nodes: every node agrees, each owns its share, a remote actor has no thread here', async (t) => {
