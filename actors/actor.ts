@@ -33,6 +33,11 @@ export interface Actor {
   receive(msg: ActorMessage): unknown;
   /** May this activation be dropped now? (no sockets, no unconfirmed work) */
   canPassivate(): boolean;
+  /**
+   * The activation is idle (or the shard stops): write down state it keeps lazily, so that it
+   * can be dropped once those writes are durable. Called again on later sweeps; idempotent.
+   */
+  quiesce?(): void;
   /** Live registrations this actor holds, for leak checks in /metrics. */
   registrations?(): { sockets: number; watchers: number };
 }

@@ -97,6 +97,16 @@ export class Shard {
   private current: Activation | null = null;
   /** Activations made during this batch, dropped at its end if they hold nothing. */
   private readonly fresh: string[] = [];
+  /**
+   * Tells between actors of this shard, run in this batch after the turn that made them: their
+   * writes join the same transaction, and every output they cause waits for its commit anyway,
+   * so a local hop costs neither a commit nor a trip through the transport.
+   */
+  private readonly local: { to: string; msg: ActorMessage }[] = [];
+  private localHead = 0;
+  /** A batch is being handled (local tells made outside one schedule their own). */
+  private inBatch = false;
+  private batchScheduled = false;
   /** The newest group with a write made outside any turn: blocks every passivation until released. */
   private orphanWrite = 0;
   private failed = false;
@@ -122,6 +132,7 @@ export class Shard {
   recover(): number {
     // Marks committed by the shard that died are newer than this thread's read snapshot.
     this.storage.refresh();
+    this.inBatch = true;
     let n = 0;
     for (const thread of this.storage.db.fanout.getKeys()) {
       const address = threadAddress(thread as string);
@@ -155,6 +166,7 @@ export class Shard {
 
   /** Releases every output produced so far, sends it, and reports for the stop protocol. */
   async drain(): Promise<QuiescenceReport> {
+    for (const a of this.activations.values()) this.quiesce(a);
     await this.outputs.idle();
     this.transport.flush();
     const sent: number[] = [];
@@ -183,6 +195,7 @@ export class Shard {
     if (this.failed) return;
     // Other threads commit too: read their latest writes (sessions, devices, users).
     this.storage.refresh();
+    this.inBatch = true;
     for (const env of envelopes) {
       switch (env[0]) {
         case Kind.tell:
@@ -202,16 +215,24 @@ export class Shard {
   }
 
   private endBatch(): void {
-    for (const [fn, activation] of this.deferred) {
-      this.current = activation;
-      try {
-        fn();
-      } catch (err) {
-        this.log.error({ err }, 'deferred work failed');
+    this.inBatch = true;
+    // Local tells, then the batch's deferred work, which may tell again: until both are done.
+    for (;;) {
+      this.runLocal();
+      if (this.deferred.size === 0) break;
+      const work = [...this.deferred];
+      this.deferred.clear();
+      for (const [fn, activation] of work) {
+        this.current = activation;
+        try {
+          fn();
+        } catch (err) {
+          this.log.error({ err }, 'deferred work failed');
+        }
       }
+      this.current = null;
     }
-    this.current = null;
-    this.deferred.clear();
+    this.inBatch = false;
     // An activation that wrote nothing holds nothing LMDB does not (e.g. `history` on a thread
     // id that does not exist): it is not kept for the idle time.
     for (const address of this.fresh) {
@@ -224,6 +245,28 @@ export class Shard {
 
   private send(dest: number, envelope: Envelope): void {
     this.transport.send(dest, envelope);
+  }
+
+  /** A tell to an actor of this shard: queued for this batch (or, outside one, for the next tick). */
+  private tellLocal(to: string, msg: ActorMessage): void {
+    this.local.push({ to, msg });
+    if (!this.inBatch && !this.batchScheduled) {
+      this.batchScheduled = true;
+      setImmediate(() => {
+        this.batchScheduled = false;
+        if (!this.failed) this.endBatch();
+      });
+    }
+  }
+
+  private runLocal(): void {
+    const queue = this.local;
+    while (this.localHead < queue.length) {
+      const { to, msg } = queue[this.localHead++];
+      this.deliver(to, msg);
+    }
+    queue.length = 0;
+    this.localHead = 0;
   }
 
   private activate(address: string): Activation {
@@ -269,8 +312,11 @@ export class Shard {
     }
     let value: unknown;
     let error: ProtocolError | undefined;
+    let activation: Activation | undefined;
+    let wroteBefore = 0;
     try {
-      const activation = this.activate(address);
+      activation = this.activate(address);
+      wroteBefore = activation.wroteIn;
       this.current = activation;
       value = activation.actor.receive(msg);
     } catch (err) {
@@ -286,7 +332,12 @@ export class Shard {
     } else {
       reply = error ? [Kind.reply, id, null, error.code, error.message] : [Kind.reply, id, value];
     }
-    this.outputs.emit(() => this.send(replyTo, reply));
+    // A turn that wrote nothing, by an actor whose own writes are all durable, answers from
+    // durable state: it need not wait behind other actors' commits (a `history` or `inbox`
+    // under load). Anything else waits for this tick's commit.
+    const readOnly = !activation || (activation.wroteIn === wroteBefore && this.outputs.isReleased(wroteBefore));
+    if (readOnly && this.outputs.isReleased(this.orphanWrite)) this.send(replyTo, reply);
+    else this.outputs.emit(() => this.send(replyTo, reply));
   }
 
   /** May this activation go now? Its own rules, and every write it made is durable. */
@@ -305,6 +356,19 @@ export class Shard {
     for (const [address, a] of this.activations) {
       if (a.lastActive >= cutoff) break; // LRU order: the rest are more recent
       if (this.droppable(a)) this.drop(address);
+      else this.quiesce(a); // droppable on a later sweep, once what it writes now is durable
+    }
+  }
+
+  private quiesce(a: Activation): void {
+    if (!a.actor.quiesce) return;
+    this.current = a;
+    try {
+      a.actor.quiesce();
+    } catch (err) {
+      this.log.error({ err }, 'quiesce failed');
+    } finally {
+      this.current = null;
     }
   }
 
@@ -316,7 +380,7 @@ export class Shard {
       if (this.droppable(a)) {
         this.drop(address);
         excess--;
-      }
+      } else this.quiesce(a);
     }
   }
 
@@ -364,19 +428,28 @@ export class Shard {
         wrote();
       },
       tell(to, msg) {
-        outputs.emit(() => send(router.threadOf(to), [Kind.tell, to, msg]));
+        const dest = router.threadOf(to);
+        if (dest === shard.index) shard.tellLocal(to, msg);
+        else outputs.emit(() => send(dest, [Kind.tell, to, msg]));
       },
       tellMany(to, msg) {
         if (to.length === 1) return this.tell(to[0], msg);
-        const byThread = new Map<number, string[]>();
+        let byThread: Map<number, string[]> | null = null;
         for (const address of to) {
           const thread = router.threadOf(address);
+          if (thread === shard.index) {
+            shard.tellLocal(address, msg);
+            continue;
+          }
+          byThread ??= new Map();
           const list = byThread.get(thread);
           if (list) list.push(address);
           else byThread.set(thread, [address]);
         }
+        if (!byThread) return;
+        const remote = byThread;
         outputs.emit(() => {
-          for (const [thread, addresses] of byThread) send(thread, [Kind.tellMany, addresses, msg]);
+          for (const [thread, addresses] of remote) send(thread, [Kind.tellMany, addresses, msg]);
         });
       },
       push(gateway, conns, frame, u) {

@@ -22,6 +22,16 @@ export class ThreadActor implements Actor {
   private lastEseq: number;
   /** First seq / eseq whose fan-out some member has not confirmed; 0 when none. */
   private pending: { seq: number; eseq: number };
+  /**
+   * The fan-out mark LMDB holds (null: none): at or before `pending`, so recovery after a crash
+   * re-sends at least everything unconfirmed. It is cleared lazily — when it lags MARK_SLACK
+   * entries behind, or when the shard quiesces the idle thread (before passivation and at stop) —
+   * so a busy thread writes it about once per MARK_SLACK messages, not twice per message.
+   */
+  private mark: { seq: number; eseq: number } | null;
+  /** Authors of the newest messages (seq authorsFrom + i), for receipts without a log scan. */
+  private readonly authors: string[] = [];
+  private authorsFrom: number;
   private readonly logged = new Map<string, { seq: number; eseq: number }>();
   /** Members whose log does not yet confirm the newest seq/eseq: cleared one by one, O(1) each. */
   private awaiting = new Set<string>();
@@ -36,11 +46,19 @@ export class ThreadActor implements Actor {
     this.meta = ctx.storage.db.threads.get(thread);
     this.lastSeq = threadLogHead(ctx.storage, thread);
     this.lastEseq = threadEventsHead(ctx.storage, thread);
-    this.pending = ctx.storage.db.fanout.get(thread) ?? { seq: 0, eseq: 0 };
+    this.mark = ctx.storage.db.fanout.get(thread) ?? null;
+    this.pending = this.mark ? { ...this.mark } : { seq: 0, eseq: 0 };
+    this.authorsFrom = this.lastSeq + 1;
   }
 
   canPassivate(): boolean {
-    return this.pending.seq === 0 && this.pending.eseq === 0 && this.uncommitted.size === 0 && this.receiptsDue.size === 0;
+    return this.pending.seq === 0 && this.pending.eseq === 0 && this.mark === null
+      && this.uncommitted.size === 0 && this.receiptsDue.size === 0;
+  }
+
+  /** Idle, or the shard stops: a mark whose fan-out every member confirmed goes now. */
+  quiesce(): void {
+    if (this.pending.seq === 0 && this.pending.eseq === 0) this.clearMark();
   }
 
   receive(message: ActorMessage): unknown {
@@ -101,6 +119,7 @@ export class ThreadActor implements Actor {
     // From the commit on, the dedupe table answers.
     this.ctx.afterCommit(() => this.uncommitted.delete(dedupeKey));
     this.markPending(msg.seq, 0);
+    this.rememberAuthor(msg.seq, msg.from);
     this.ctx.tellMany(meta.members.map(userAddress), { op: 'deliver', thread: this.thread, msg });
     return result;
   }
@@ -183,10 +202,30 @@ export class ThreadActor implements Actor {
   private authorsBetween(from: number, to: number, reader: string): Set<string> {
     if (to - from > MAX_RECEIPT_SCAN) return new Set(this.meta?.members ?? []);
     const authors = new Set<string>();
+    if (from + 1 >= this.authorsFrom && to < this.authorsFrom + this.authors.length) {
+      for (let seq = from + 1; seq <= to; seq++) {
+        const author = this.authors[seq - this.authorsFrom];
+        if (author !== reader) authors.add(author);
+      }
+      return authors;
+    }
     for (const { value } of this.ctx.storage.db.threadLog.getRange({ start: [this.thread, from + 1], end: [this.thread, to + 1] })) {
       if (value.from !== reader) authors.add(value.from);
     }
     return authors;
+  }
+
+  /** Keeps the author of the newest AUTHOR_WINDOW messages (seq arrives in order, one by one). */
+  private rememberAuthor(seq: number, from: string): void {
+    if (seq !== this.authorsFrom + this.authors.length) {
+      this.authors.length = 0;
+      this.authorsFrom = seq;
+    }
+    this.authors.push(from);
+    if (this.authors.length > AUTHOR_WINDOW) {
+      this.authors.splice(0, this.authors.length - AUTHOR_WINDOW / 2);
+      this.authorsFrom = seq - this.authors.length + 1;
+    }
   }
 
   private watermarksOf(user: string): Watermarks {
@@ -287,9 +326,27 @@ export class ThreadActor implements Actor {
     this.awaiting = new Set(this.meta?.members ?? []);
     const before = this.pending;
     this.pending = { seq: before.seq || seq, eseq: before.eseq || eseq };
-    if (this.pending.seq !== before.seq || this.pending.eseq !== before.eseq) {
-      this.ctx.put(this.ctx.storage.db.fanout, this.thread, this.pending);
+    // The mark on disk must be at or before what is pending; an older one covers it already.
+    const m = this.mark;
+    if (!m || (this.pending.seq && !m.seq) || (this.pending.eseq && !m.eseq)) {
+      this.mark = { seq: m?.seq || this.pending.seq, eseq: m?.eseq || this.pending.eseq };
+      this.ctx.put(this.ctx.storage.db.fanout, this.thread, this.mark);
     }
+  }
+
+  /** Every member confirmed: the mark goes now if it lags far behind, else when the thread is quiesced. */
+  private confirmedAll(): void {
+    this.pending = { seq: 0, eseq: 0 };
+    const m = this.mark;
+    if (!m) return;
+    const lag = Math.max(m.seq ? this.lastSeq - m.seq : 0, m.eseq ? this.lastEseq - m.eseq : 0);
+    if (lag >= MARK_SLACK) this.clearMark();
+  }
+
+  private clearMark(): void {
+    if (!this.mark) return;
+    this.mark = null;
+    this.ctx.remove(this.ctx.storage.db.fanout, this.thread);
   }
 
   /** A member's user actor has these in its log. */
@@ -299,8 +356,7 @@ export class ThreadActor implements Actor {
     if ((this.pending.seq === 0 && this.pending.eseq === 0) || !this.meta) return;
     if (this.awaiting.has(user) && this.hasNewest(user)) this.awaiting.delete(user);
     if (this.awaiting.size > 0) return;
-    this.pending = { seq: 0, eseq: 0 };
-    this.ctx.remove(this.ctx.storage.db.fanout, this.thread);
+    this.confirmedAll();
   }
 
   /** Does the member's log have the newest message (if it is theirs to have) and event? */
@@ -379,3 +435,7 @@ const unique = (xs: string[]): string[] => [...new Set(xs)];
 const MAX_RECEIPT_SCAN = 2000;
 /** Crash recovery re-sends this many unconfirmed messages (or events) per turn. */
 const RECOVER_PAGE = 256;
+/** A fan-out mark this many entries behind the newest is cleared (rewritten) without waiting. */
+const MARK_SLACK = 256;
+/** Authors remembered for receipts (older ranges are read from the log). */
+const AUTHOR_WINDOW = 64;

@@ -10,10 +10,12 @@ import { answerOf, shardHarness } from './helpers/shard-harness.js';
 import { connect, newDevice, newUser, startTestServer } from './helpers/server.js';
 
 const FAR_FUTURE = Date.now() + 365 * 24 * 3600_000;
+/** The shard's own sweeper never acts within a test: passivation is driven by passivateIdle(FAR_FUTURE). */
+const NO_SWEEP = 3600_000;
 const actorsOf = (s: { actors: { user: number; thread: number } }) => s.actors.user + s.actors.thread;
 
 t.test('an actor whose writes are not durable is never passivated; reactivated, seq and u continue', async (t) => {
-  const h = await shardHarness(t, ['ann', 'bob'], { passivateAfterMs: 10 });
+  const h = await shardHarness(t, ['ann', 'bob'], { passivateAfterMs: NO_SWEEP });
   const requested = h.gate.nextRequest();
   h.batch([h.send(1, 'ann', 'bob', 'one')]);
   await requested;
@@ -39,7 +41,7 @@ t.test('an actor whose writes are not durable is never passivated; reactivated, 
 
 t.test('an actor that would be idle is still kept until its write is durable', async (t) => {
   // contacts.add leaves the user actor with nothing of its own pending: only the disk can hold it.
-  const h = await shardHarness(t, ['ann', 'bob'], { passivateAfterMs: 10 });
+  const h = await shardHarness(t, ['ann', 'bob'], { passivateAfterMs: NO_SWEEP });
   const requested = h.gate.nextRequest();
   h.batch([h.command(1, 'ann', { t: 'contacts.add', user: 'bob' })]);
   await requested;
