@@ -17,13 +17,16 @@ import type {
 import { threadAddress, userAddress } from './router.js';
 
 interface Socket { gateway: number; conn: number; device: string }
+/** A logged frame not known to be committed; thread and seq for a message from someone else. */
+interface Unflushed { u: number; bytes: Uint8Array; thread?: string; seq?: number }
 interface Watcher { gateway: number; conn: number }
 
 /** Going offline is announced only after this long without a socket (a reconnect within it is no event). */
 export const PRESENCE_COALESCE_MS = 1000;
+/** Unacked messages from others tracked for delivered receipts (beyond, the log is read back). */
+const MAX_TRACKED_FROM_OTHERS = 4096;
 /** A replay answer carries at most this many bytes of frames (the rest comes with the next ask). */
 const REPLAY_BYTES = 256 * 1024;
-const MAX = Number.MAX_SAFE_INTEGER;
 
 export class UserActor implements Actor {
   private head: number;
@@ -34,8 +37,13 @@ export class UserActor implements Actor {
   private readonly cursors = new Map<string, number>();
   /** Rows changed in this batch. */
   private readonly dirty = new Set<string>();
-  /** Per loaded row, the `updated` its inbox-by-time entry is written under (-1: none yet). */
-  private readonly indexedAt = new Map<string, number>();
+  /**
+   * The inbox order (thread → updated), read from the rows at the first `inbox` of this
+   * activation and kept up to date from then on. Kept in memory rather than as an index in
+   * LMDB: that index cost two more writes per message per member, for a query a device makes
+   * when it opens.
+   */
+  private order: Map<string, number> | null = null;
   /** Per thread, the newest seq/eseq logged in this batch: confirmed to the thread at its end. */
   private readonly toConfirm = new Map<string, { seq: number; eseq: number }>();
   /** The highest u any device acked: delivered receipts are sent up to here. */
@@ -44,7 +52,14 @@ export class UserActor implements Actor {
   private lastOffline: number;
   private presenceTimer: NodeJS.Timeout | null = null;
   /** Appended frames whose commit has not been seen yet: replay serves them from here. */
-  private readonly unflushed: { u: number; bytes: Uint8Array }[] = [];
+  private readonly unflushed: Unflushed[] = [];
+  /**
+   * Messages from others logged since `fromOthersSince`, oldest first, not yet acked by any
+   * device: an ack turns them into delivered receipts without reading the log back. Bounded;
+   * past the bound (a device that never acks) the log is read instead.
+   */
+  private readonly fromOthers: { u: number; thread: string; seq: number }[] = [];
+  private fromOthersSince: number;
   /** Devices logged out by this activation: refused at once, before their removal is committed. */
   private readonly revoked = new Set<string>();
 
@@ -54,6 +69,7 @@ export class UserActor implements Actor {
     let acked = 0;
     for (const { value } of ctx.storage.db.cursors.getRange({ start: [user, ''], end: [user, '\uffff'] })) acked = Math.max(acked, value.u);
     this.deliveredU = acked;
+    this.fromOthersSince = this.head + 1;
     const p = presenceOf(ctx.storage, ctx.boot, user);
     this.announcedOnline = p.online;
     this.lastOffline = p.last;
@@ -113,10 +129,13 @@ export class UserActor implements Actor {
       if (msg.media !== undefined) frame.media = msg.media;
       if (msg.reply !== undefined) frame.reply = msg.reply;
       if (msg.cid !== undefined && msg.from === this.user) frame.cid = msg.cid;
-      this.append(frame);
+      const u = this.append(frame, msg.from !== this.user ? { thread, seq: msg.seq } : undefined);
       row.lastSeq = msg.seq;
       row.last = msg;
-      if (msg.from !== this.user) row.unread++;
+      if (msg.from !== this.user) {
+        row.unread++;
+        this.trackFromOthers(u, thread, msg.seq);
+      }
       this.touch(row, msg.ts);
     }
     // Re-deliveries after a restart are confirmed again, so the thread can clear its mark.
@@ -152,14 +171,29 @@ export class UserActor implements Actor {
     }
   }
 
-  /** Encodes the event with the next u, logs it, and pushes it after the commit. */
-  private append(frame: Record<string, unknown>): void {
+  /**
+   * Encodes the event with the next u, logs it, and pushes it after the commit. `fromOther`: a
+   * message from someone else, which an unread count must see before its commit.
+   */
+  private append(frame: Record<string, unknown>, fromOther?: { thread: string; seq: number }): number {
     const u = ++this.head;
-    const bytes = encodeFrame({ ...frame, u });
+    frame.u = u;
+    const bytes = encodeFrame(frame);
     this.ctx.put(this.ctx.storage.db.userLog, [this.user, u], bytes as Buffer);
-    this.unflushed.push({ u, bytes });
+    this.unflushed.push(fromOther ? { u, bytes, thread: fromOther.thread, seq: fromOther.seq } : { u, bytes });
     this.ctx.afterCommit(() => this.committed(u));
     this.pushTo(this.sockets, bytes, u);
+    return u;
+  }
+
+  private trackFromOthers(u: number, thread: string, seq: number): void {
+    if (this.fromOthers.length >= MAX_TRACKED_FROM_OTHERS) {
+      // Nobody acks: forget them; an ack reads the log back instead.
+      this.fromOthers.length = 0;
+      this.fromOthersSince = u + 1;
+      return;
+    }
+    this.fromOthers.push({ u, thread, seq });
   }
 
   private committed(u: number): void {
@@ -242,10 +276,21 @@ export class UserActor implements Actor {
   /** Messages from others in the newly acked part of the log are delivered: tell their threads. */
   private sendDeliveredReceipts(upTo: number): void {
     const newest = new Map<string, number>();
-    for (const { frame } of readUserLog(this.ctx.storage, this.user, this.deliveredU, upTo - this.deliveredU)) {
-      const f = decodeFrame(frame) as { t: string; thread: string; seq: number; from: string };
-      if (f.t === ServerFrame.msg && f.from !== this.user) newest.set(f.thread, Math.max(newest.get(f.thread) ?? 0, f.seq));
+    const note = (thread: string, seq: number) => newest.set(thread, Math.max(newest.get(thread) ?? 0, seq));
+    // The part logged before what is tracked in memory is read back from the log.
+    const readTo = Math.min(upTo, this.fromOthersSince - 1);
+    if (readTo > this.deliveredU) {
+      for (const { frame } of readUserLog(this.ctx.storage, this.user, this.deliveredU, readTo - this.deliveredU)) {
+        const f = decodeFrame(frame) as { t: string; thread: string; seq: number; from: string };
+        if (f.t === ServerFrame.msg && f.from !== this.user) note(f.thread, f.seq);
+      }
     }
+    let n = 0;
+    while (n < this.fromOthers.length && this.fromOthers[n].u <= upTo) {
+      note(this.fromOthers[n].thread, this.fromOthers[n].seq);
+      n++;
+    }
+    this.fromOthers.splice(0, n);
     this.deliveredU = upTo;
     for (const [thread, seq] of newest) this.ctx.tell(threadAddress(thread), { op: 'delivered-to', user: this.user, seq });
   }
@@ -324,24 +369,37 @@ export class UserActor implements Actor {
 
   /** Threads by last update, newest first; `before` is the cursor a previous page returned. */
   private inboxPage(before: string | undefined, limit: number): { threads: object[]; cursor?: string } {
-    let start: [string, number, string] = [this.user, MAX, '\uffff'];
+    let after: [number, string] | null = null;
     if (before !== undefined) {
       const dot = before.indexOf('.');
       const updated = Number(before.slice(0, dot));
       if (dot < 1 || !Number.isSafeInteger(updated)) fail(ErrorCode.bad_frame, 'before: not a cursor from inbox');
-      start = [this.user, updated, before.slice(dot + 1)];
+      after = [updated, before.slice(dot + 1)];
     }
-    const keys: [number, string][] = [];
-    for (const key of this.ctx.storage.db.inboxByTime.getKeys({ start, end: [this.user, -1, ''], reverse: true, limit: limit + 2 })) {
-      const [, updated, thread] = key as [string, number, string];
-      // The range starts at the cursor's own row (inclusive): skip it.
-      if (before === undefined || `${updated}.${thread}` !== before) keys.push([updated, thread]);
+    // Newest first; equal times by thread id, descending (a stable order for the cursor).
+    const sorted = [...this.inboxOrder()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0));
+    let start = 0;
+    if (after) {
+      const [updated, thread] = after;
+      while (start < sorted.length && (sorted[start][1] > updated || (sorted[start][1] === updated && sorted[start][0] >= thread))) start++;
     }
-    const page = keys.slice(0, limit);
-    const threads = page.map(([, thread]) => this.threadRow(this.inboxRow(thread)));
-    if (keys.length <= limit) return { threads };
-    const [updated, thread] = page[page.length - 1];
+    const page = sorted.slice(start, start + limit);
+    const threads = page.map(([thread]) => this.threadRow(this.inboxRow(thread)));
+    if (start + limit >= sorted.length) return { threads };
+    const [thread, updated] = page[page.length - 1];
     return { threads, cursor: `${updated}.${thread}` };
+  }
+
+  /** thread → updated for every row that has something in it (rows loaded here are not kept). */
+  private inboxOrder(): Map<string, number> {
+    if (this.order) return this.order;
+    const order = new Map<string, number>();
+    for (const { value } of this.ctx.storage.db.inbox.getRange({ start: [this.user, ''], end: [this.user, '\uffff'] })) {
+      if (value.lastSeq > 0 || value.lastEvent > 0) order.set(value.thread, value.updated);
+    }
+    // Rows changed in memory and not yet written are newer than what LMDB has.
+    for (const [thread, row] of this.inbox) if (row.lastSeq > 0 || row.lastEvent > 0) order.set(thread, row.updated);
+    return (this.order = order);
   }
 
   private threadRow(row: InboxRow): object {
@@ -382,7 +440,12 @@ export class UserActor implements Actor {
 
   private existingRow(thread: string): InboxRow {
     const row = this.inboxRow(thread);
-    if (row.lastSeq === 0 && row.lastEvent === 0) fail(ErrorCode.not_found, 'no such thread in your inbox');
+    if (row.lastSeq === 0 && row.lastEvent === 0) {
+      // Its first message or event may still be on its way here from the thread's shard, while
+      // the client already has the `ok` of its send or group.create: membership decides.
+      const meta = this.ctx.storage.db.threads.get(thread);
+      if (!meta?.members.includes(this.user)) fail(ErrorCode.not_found, 'no such thread in your inbox');
+    }
     return row;
   }
 
@@ -392,7 +455,6 @@ export class UserActor implements Actor {
       const stored = this.ctx.storage.db.inbox.get([this.user, thread]);
       row = stored ?? { thread, lastSeq: 0, lastEvent: 0, updated: 0, unread: 0, readSeq: 0, muted: false, member: true };
       this.inbox.set(thread, row);
-      this.indexedAt.set(thread, stored ? stored.updated : -1);
     }
     return row;
   }
@@ -402,6 +464,7 @@ export class UserActor implements Actor {
     this.dirty.add(row.thread);
     this.ctx.defer(this.flush);
     row.updated = Math.max(row.updated, updated);
+    this.order?.set(row.thread, row.updated);
   }
 
   private confirm(thread: string, seq: number, eseq: number): void {
@@ -419,14 +482,7 @@ export class UserActor implements Actor {
   private readonly flush = (): void => {
     const { db } = this.ctx.storage;
     for (const thread of this.dirty) {
-      const row = this.inbox.get(thread)!;
-      this.ctx.put(db.inbox, [this.user, thread], row);
-      const indexedAt = this.indexedAt.get(thread) ?? -1;
-      if (indexedAt !== row.updated) {
-        if (indexedAt >= 0) this.ctx.remove(db.inboxByTime, [this.user, indexedAt, thread]);
-        this.ctx.put(db.inboxByTime, [this.user, row.updated, thread], 1);
-        this.indexedAt.set(thread, row.updated);
-      }
+      this.ctx.put(db.inbox, [this.user, thread], this.inbox.get(thread)!);
     }
     this.dirty.clear();
     for (const [thread, { seq, eseq }] of this.toConfirm) this.ctx.tell(threadAddress(thread), { op: 'logged', user: this.user, seq, eseq });
@@ -435,9 +491,14 @@ export class UserActor implements Actor {
 
   private countUnread(thread: string, readSeq: number, lastSeq: number): number {
     let n = 0;
+    let seen = readSeq;
     for (const { value } of this.ctx.storage.db.threadLog.getRange({ start: [thread, readSeq + 1], end: [thread, lastSeq + 1] })) {
       if (value.from !== this.user) n++;
+      seen = value.seq;
     }
+    // A message delivered in this batch may share its thread's transaction, not committed yet:
+    // the read above cannot see it, memory can.
+    for (const e of this.unflushed) if (e.thread === thread && e.seq! > seen) n++;
     return n;
   }
 

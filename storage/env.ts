@@ -36,8 +36,6 @@ export interface Databases {
   watermarks: Database<Watermarks, [string, string]>;
   /** [user, thread] → InboxRow (written by the user actor only) */
   inbox: Database<InboxRow, [string, string]>;
-  /** [user, updated, thread] → 1: the inbox ordered by last update */
-  inboxByTime: Database<1, [string, number, string]>;
   /** [user, contact] → ContactRecord (written by the user actor) */
   contacts: Database<ContactRecord, [string, string]>;
   /** user → PresenceRecord: last announced presence (written by the user actor) */
@@ -132,7 +130,6 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     threadEvents: sub('thread-events'),
     watermarks: sub('watermarks'),
     inbox: sub('inbox'),
-    inboxByTime: sub('inbox-by-time'),
     contacts: sub('contacts'),
     presence: sub('presence'),
     meta: sub('meta'),
