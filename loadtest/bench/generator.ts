@@ -190,34 +190,79 @@ setInterval(() => {
   }
 }, 500).unref();
 
-// ------------------------------------------------------------------ Parley, raw ws + wire codec
+// ------------------------------------------------------------------ connections
 
-/** Closes politely (1000), terminates after 3 s. */
-function closeWs(ws: WebSocket | undefined): Promise<void> {
-  if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    ws.once('close', () => resolve());
-    ws.close(1000, 'bench done');
-    setTimeout(() => {
-      ws.terminate();
-      resolve();
-    }, 3000).unref();
-  });
+/**
+ * What every connection shares: its side and URL, numbered requests answered through `pending`
+ * (swept for timeouts), and, for the raw-ws ones, the socket and its polite close.
+ */
+abstract class BaseConn implements Conn {
+  readonly pending = new Map<number, PendingSend>();
+  protected ws?: WebSocket;
+  private r = 0;
+
+  constructor(
+    protected readonly url: string,
+    protected readonly side: () => Side,
+  ) {}
+
+  abstract open(): Promise<void>;
+  abstract send(body: string, n: number): Promise<void>;
+
+  /** Closes politely (1000), terminates after 3 s. */
+  close(): Promise<void> {
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      ws.once('close', () => resolve());
+      ws.close(1000, 'bench done');
+      setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, 3000).unref();
+    });
+  }
+
+  /** A new request: refused at once unless `open`; else numbered, registered and written. */
+  protected request(open: boolean, write: (r: number) => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (!open) return reject(new SendError('closed', 'socket not open'));
+      const r = ++this.r >>> 0;
+      this.pending.set(r, { resolve, reject, deadline: Date.now() + st.requestTimeoutMs });
+      write(r);
+    });
+  }
+
+  /** Settles request r (failed with `err`, if given); false when it is not pending (timed out, or not ours). */
+  protected answer(r: unknown, err?: SendError): boolean {
+    const p = typeof r === 'number' ? this.pending.get(r) : undefined;
+    if (!p) return false;
+    this.pending.delete(r as number);
+    if (err) p.reject(err);
+    else p.resolve();
+    return true;
+  }
+
+  /** The transport went away: pending requests fail; before `ready` open() rejects, after it that is unexpected. */
+  protected gone(ready: boolean, reject: (e: Error) => void, what: string): void {
+    failAll(this.pending, 'closed', what);
+    if (!ready) reject(new Error(`${this.side().me.name}: ${what} before it was ready`));
+    else onUnexpectedClose(this.side(), what);
+  }
+
+  protected socketError(err: Error): void {
+    st.clientErrors++;
+    sample(`${this.side().me.name}: socket error ${err.message}`);
+  }
 }
 
-class ParleyRawConn implements Conn {
-  readonly pending = new Map<number, PendingSend>();
-  private ws?: WebSocket;
-  private r = 0;
+// ------------------------------------------------------------------ Parley, raw ws + wire codec
+
+class ParleyRawConn extends BaseConn {
   private lastU = 0;
   private ackedU = 0;
   private ackTimer?: NodeJS.Timeout;
   thread?: string;
-
-  constructor(
-    private readonly url: string,
-    private readonly side: () => Side,
-  ) {}
 
   open(): Promise<void> {
     const side = this.side();
@@ -244,20 +289,15 @@ class ParleyRawConn implements Conn {
             if (f.from !== side.me.user) onBody(side, f.body, f.from); // own echo: only acked
             break;
           case 'ok':
-          case 'err': {
-            const p = typeof f.r === 'number' ? this.pending.get(f.r) : undefined;
-            if (p) {
-              this.pending.delete(f.r);
-              if (f.t === 'ok') {
-                if (typeof f.thread === 'string') this.thread ??= f.thread;
-                p.resolve();
-              } else p.reject(new SendError(String(f.code), String(f.msg)));
-            } else if (f.t === 'err') {
+            if (typeof f.thread === 'string' && this.pending.has(f.r)) this.thread ??= f.thread;
+            this.answer(f.r);
+            break;
+          case 'err':
+            if (!this.answer(f.r, new SendError(String(f.code), String(f.msg)))) {
               st.clientErrors++;
               sample(`${side.me.name}: err ${f.code}: ${f.msg}`);
             }
             break;
-          }
           case 'synced':
             if (!synced) {
               synced = true;
@@ -269,15 +309,10 @@ class ParleyRawConn implements Conn {
             break;
         }
       });
-      ws.on('error', (err) => {
-        st.clientErrors++;
-        sample(`${side.me.name}: socket error ${err.message}`);
-      });
+      ws.on('error', (err) => this.socketError(err));
       ws.on('close', (code, reason) => {
         clearTimeout(this.ackTimer);
-        failAll(this.pending, 'closed', `socket closed ${code}`);
-        if (!synced) reject(new Error(`${side.me.name}: closed before synced: ${code} ${reason.toString()}`));
-        else onUnexpectedClose(side, `socket closed ${code} ${reason.toString()}`);
+        this.gone(synced, reject, `socket closed ${code} ${reason.toString()}`);
       });
     });
   }
@@ -300,34 +335,19 @@ class ParleyRawConn implements Conn {
 
   send(body: string, n: number): Promise<void> {
     const side = this.side();
-    return new Promise<void>((resolve, reject) => {
-      const ws = this.ws;
-      if (!ws || ws.readyState !== WebSocket.OPEN) return reject(new SendError('closed', 'socket not open'));
-      const r = ++this.r;
-      this.pending.set(r, { resolve, reject, deadline: Date.now() + st.requestTimeoutMs });
-      const frame = this.thread
-        ? { t: 'send', r, cid: `${side.me.name}-${n}`, thread: this.thread, body }
-        : { t: 'send', r, cid: `${side.me.name}-${n}`, to: side.partner.user, body };
-      ws.send(encodeFrame(frame));
-    });
-  }
-
-  close(): Promise<void> {
-    return closeWs(this.ws);
+    const cid = `${side.me.name}-${n}`;
+    return this.request(this.ws?.readyState === WebSocket.OPEN, (r) =>
+      this.ws!.send(encodeFrame(this.thread ? { t: 'send', r, cid, thread: this.thread, body } : { t: 'send', r, cid, to: side.partner.user, body })),
+    );
   }
 }
 
 // ------------------------------------------------------------------ Parley, client SDK
 
-class ParleySdkConn implements Conn {
-  readonly pending = new Map<number, PendingSend>(); // the SDK times requests out itself
+class ParleySdkConn extends BaseConn {
+  // The SDK times its requests out itself: `pending` stays empty.
   private client?: ParleyClient;
   thread?: string;
-
-  constructor(
-    private readonly url: string,
-    private readonly side: () => Side,
-  ) {}
 
   async open(): Promise<void> {
     const side = this.side();
@@ -356,22 +376,15 @@ class ParleySdkConn implements Conn {
     }
   }
 
-  close(): Promise<void> {
+  override close(): Promise<void> {
     return this.client ? this.client.close() : Promise.resolve();
   }
 }
 
 // ------------------------------------------------------------------ Socket.IO
 
-class SocketIoConn implements Conn {
-  readonly pending = new Map<number, PendingSend>();
+class SocketIoConn extends BaseConn {
   private socket?: IoSocket;
-  private r = 0;
-
-  constructor(
-    private readonly url: string,
-    private readonly side: () => Side,
-  ) {}
 
   open(): Promise<void> {
     const side = this.side();
@@ -393,31 +406,20 @@ class SocketIoConn implements Conn {
         if (!connected) reject(new Error(`${side.me.name}: connect_error ${err.message}`));
       });
       socket.on('msg', (m: { from?: string; body?: unknown }) => onBody(side, m?.body, m?.from));
-      socket.on('disconnect', (reason) => {
-        failAll(this.pending, 'closed', `disconnected: ${reason}`);
-        if (connected) onUnexpectedClose(side, `disconnected: ${reason}`);
-      });
+      socket.on('disconnect', (reason) => this.gone(connected, reject, `disconnected: ${reason}`));
     });
   }
 
   send(body: string, n: number): Promise<void> {
     const side = this.side();
-    return new Promise<void>((resolve, reject) => {
-      const socket = this.socket;
-      if (!socket?.connected) return reject(new SendError('closed', 'socket not connected'));
-      const r = ++this.r;
-      this.pending.set(r, { resolve, reject, deadline: Date.now() + st.requestTimeoutMs });
-      socket.emit('send', { to: side.partner.user, body, cid: `${side.me.name}-${n}` }, (answer: { error?: string } | undefined) => {
-        const p = this.pending.get(r);
-        if (!p) return; // timed out already
-        this.pending.delete(r);
-        if (!answer || answer.error) p.reject(new SendError('error', String(answer?.error ?? 'no answer body')));
-        else p.resolve();
-      });
-    });
+    return this.request(this.socket?.connected === true, (r) =>
+      this.socket!.emit('send', { to: side.partner.user, body, cid: `${side.me.name}-${n}` }, (answer: { error?: string } | undefined) => {
+        this.answer(r, !answer || answer.error ? new SendError('error', String(answer?.error ?? 'no answer body')) : undefined);
+      }),
+    );
   }
 
-  close(): Promise<void> {
+  override close(): Promise<void> {
     const socket = this.socket;
     if (!socket || !socket.connected) return Promise.resolve();
     return new Promise<void>((resolve) => {
@@ -430,16 +432,7 @@ class SocketIoConn implements Conn {
 
 // ------------------------------------------------------------------ raw uWS relay
 
-class UwsConn implements Conn {
-  readonly pending = new Map<number, PendingSend>();
-  private ws?: WebSocket;
-  private r = 0;
-
-  constructor(
-    private readonly url: string,
-    private readonly side: () => Side,
-  ) {}
-
+class UwsConn extends BaseConn {
   open(): Promise<void> {
     const side = this.side();
     return new Promise<void>((resolve, reject) => {
@@ -452,45 +445,21 @@ class UwsConn implements Conn {
         resolve();
       });
       ws.on('message', (data: Buffer) => {
-        if (data.length === 4) {
-          const r = data.readUInt32LE(0);
-          const p = this.pending.get(r);
-          if (p) {
-            this.pending.delete(r);
-            p.resolve();
-          }
-        } else if (data.length > 4) {
-          onBody(side, data.toString('utf8', 4), undefined);
-        }
+        if (data.length === 4) this.answer(data.readUInt32LE(0));
+        else if (data.length > 4) onBody(side, data.toString('utf8', 4), undefined);
       });
-      ws.on('error', (err) => {
-        st.clientErrors++;
-        sample(`${side.me.name}: socket error ${err.message}`);
-      });
-      ws.on('close', (code) => {
-        failAll(this.pending, 'closed', `socket closed ${code}`);
-        if (!opened) reject(new Error(`${side.me.name}: closed before open: ${code}`));
-        else onUnexpectedClose(side, `socket closed ${code}`);
-      });
+      ws.on('error', (err) => this.socketError(err));
+      ws.on('close', (code) => this.gone(opened, reject, `socket closed ${code}`));
     });
   }
 
   send(body: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const ws = this.ws;
-      if (!ws || ws.readyState !== WebSocket.OPEN) return reject(new SendError('closed', 'socket not open'));
-      const r = ++this.r >>> 0;
-      const len = Buffer.byteLength(body);
-      const buf = Buffer.allocUnsafe(4 + len);
+    return this.request(this.ws?.readyState === WebSocket.OPEN, (r) => {
+      const buf = Buffer.allocUnsafe(4 + Buffer.byteLength(body));
       buf.writeUInt32LE(r, 0);
       buf.write(body, 4, 'utf8');
-      this.pending.set(r, { resolve, reject, deadline: Date.now() + st.requestTimeoutMs });
-      ws.send(buf, { binary: true });
+      this.ws!.send(buf, { binary: true });
     });
-  }
-
-  close(): Promise<void> {
-    return closeWs(this.ws);
   }
 }
 
