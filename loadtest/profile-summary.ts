@@ -181,9 +181,13 @@ export function renderProfiles(threads: ThreadProfile[]): string {
     }
     const share = (x: number) => (p.totalMs > 0 ? `${f(Math.round((x / p.totalMs) * 1000) / 10)} %` : '—');
     out.push(
-      `sampled ${f(p.totalMs)} ms (${p.samples} samples): busy ${f(p.busyMs)} ms (${share(p.busyMs)}), (idle) ${f(p.idleMs)} ms (${share(p.idleMs)}${p.atomicsWaitMs ? `, of which ${f(p.atomicsWaitMs)} ms parked in Atomics.wait` : ''}), (program) ${f(p.programMs)} ms, (garbage collector) ${f(p.gcMs)} ms`,
+      `sampled ${f(p.totalMs)} ms (${p.samples} samples): (idle) ${f(p.idleMs)} ms (${share(p.idleMs)}${p.atomicsWaitMs ? `, of which ${f(p.atomicsWaitMs)} ms parked in Atomics.wait` : ''}); busy ${f(p.busyMs)} ms (${share(p.busyMs)}), of which (garbage collector) ${f(p.gcMs)} ms, (program) ${f(p.programMs)} ms`,
       '',
     );
+    if (p.top.length === 0) {
+      out.push('no busy samples', '');
+      continue;
+    }
     const rows = p.top.map((t, i) => [String(i + 1), t.function, t.where, f(t.selfMs), f(t.selfPct), f(t.busyPct)]);
     const header = ['#', 'function', 'file:line', 'self ms', 'self %', '% of busy'];
     const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

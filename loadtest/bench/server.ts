@@ -42,7 +42,7 @@ export interface Server {
 }
 
 /** Lines Node itself prints on stderr for --inspect: not the server's complaints. */
-const NODE_NOISE = /^(Debugger listening on |For help, see: https:\/\/nodejs\.org|Debugger attached\.|Waiting for the debugger to disconnect)/;
+const NODE_NOISE = /^(Debugger listening on |Debugger ending on |For help, see: https:\/\/nodejs\.org|Debugger attached\.|Waiting for the debugger to disconnect)/;
 
 export async function startServer(kind: TargetKind, opts: ServerOptions, abort: Abort): Promise<Server> {
   const dataDir = trackDir(mkdtempSync(path.join(os.tmpdir(), `bench-${kind}-`)));
