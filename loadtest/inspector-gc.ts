@@ -1,6 +1,6 @@
 // Forces a full GC in every isolate of a Node process started with --inspect=127.0.0.1:0, through
 // the inspector protocol: HeapProfiler.collectGarbage on the main thread and, via NodeWorker, on
-// each worker thread. Used by core-bench to take comparable RSS readings (benchmark only).
+// each worker thread. Used by `npm run bench -- --idle/--retained` for comparable RSS readings (benchmark only).
 import { WebSocket } from 'ws';
 
 interface CdpMessage {

@@ -34,6 +34,8 @@ import { renderReport, type ServerPoint } from './k6/report.js';
 import { Collector, buildMetrics, evaluateThresholds, fmtNum, fmtTime, renderSummary, type SummaryJson } from './k6/summary.js';
 import { parseThresholdArg, parseThresholds, type Threshold } from './k6/thresholds.js';
 import { withTimeout } from './k6/helpers.js';
+import { stopProcess } from './bench/children.js';
+import { CLK_TCK, cpuTicks, memKiB, systemTicks } from './bench/proc.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // <repo>/dist/loadtest
 const repo = path.resolve(here, '..', '..');
@@ -267,66 +269,21 @@ async function startServer(a: Args): Promise<Spawned> {
 }
 
 async function stopServer(sp: Spawned): Promise<{ exitCode: number | null; signal: string | null; stopMs: number; killed: boolean }> {
-  const t0 = Date.now();
-  let killed = false;
-  if (!sp.exit) {
-    sp.planned = true;
-    const exited = new Promise<void>((res) => sp.proc.once('exit', () => res()));
-    sp.proc.kill('SIGTERM');
-    if (!(await Promise.race([exited.then(() => true), sleep(15_000).then(() => false)]))) {
-      killed = true;
-      sp.proc.kill('SIGKILL');
-      await Promise.race([exited, sleep(5000)]);
-    }
-  }
+  sp.planned = true;
+  const r = await stopProcess(sp.proc, 15_000);
   rmSync(sp.tmp, { recursive: true, force: true });
-  return { exitCode: sp.exit?.code ?? null, signal: sp.exit?.signal ?? null, stopMs: Date.now() - t0, killed };
+  return { exitCode: sp.exit?.code ?? r.exitCode, signal: sp.exit?.signal ?? r.signal, stopMs: r.ms, killed: r.killed };
 }
 
-// ------------------------------------------------------------------ /proc sampling (spawned server, generators)
+// ------------------------------------------------------------------ /proc sampling (spawned server, generators): bench/proc.ts
 
-const CLK_TCK = 100;
-
-function cpuTicks(pid: number): number {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]);
-  } catch {
-    return NaN;
-  }
-}
-
-/** RSS split: anonymous (heap, native allocations) vs file-backed (LMDB's memory map, code). */
+/** RSS split: anonymous (heap, native allocations) vs file-backed and shared (LMDB's memory map, code). */
 function rssSplitMiB(pid: number): { anon: number; file: number } {
-  try {
-    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const f = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN) / 1024;
-    return { anon: round2(f('RssAnon')), file: round2(f('RssFile')) };
-  } catch {
-    return { anon: NaN, file: NaN };
-  }
+  const m = memKiB(pid);
+  return { anon: round2(m.anon / 1024), file: round2(m.file / 1024) };
 }
 
-function rssMiB(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** Whole machine: busy and total ticks over all cores. */
-function systemTicks(): { busy: number; total: number } {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.reduce((x, y) => x + y, 0);
-    return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total };
-  } catch {
-    return { busy: NaN, total: NaN };
-  }
-}
+const rssMiB = (pid: number): number => memKiB(pid).rss / 1024;
 
 async function scrapeMetrics(base: string): Promise<Record<string, number> | undefined> {
   try {

@@ -1,24 +1,25 @@
-// Load generator child of bench.ts (forked with an IPC channel): one process holds both users of
-// each of its pairs (one clock for the send stamp in the body and the receive time) and drives
-// the chat-1to1 traffic shape against one target:
-//  - parley:   raw `ws` + the wire codec (hello → synced, `send` by thread, coalesced acks), or the
-//              client SDK (ParleyClient) with --parley-client sdk;
+// Load generator child of bench.ts (forked with an IPC channel). One process holds both users of
+// each of its pairs (one clock for the send stamp in the body and the receive time) and drives the
+// chat-1to1 traffic shape against one target:
+//  - parley:   raw `ws` + the wire codec (hello → synced, `send` by thread, one coalesced ack per
+//              ~50 ms like the SDK), or the client SDK (ParleyClient) with --parley-client sdk;
 //  - socketio: socket.io-client, websocket transport only, auth {user}, `send` with an ack callback;
 //  - uws:      raw `ws`, binary frames [u32 request number][body], the 4-byte ack echoed back.
-// Every sender keeps at most `window` sends unanswered; every receiver checks what it gets by the
-// sender's message number in the body (lost / duplicated / out of order).
+// Closed loop: every sender keeps at most `window` sends unanswered. Open loop (--rate): sends are
+// issued on a schedule of absolute times, at most `maxInflight` unanswered per sender (a send due
+// beyond that is dropped and counted). Every receiver checks what it gets by the sender's message
+// number in the body (lost / duplicated / out of order).
+// Or, for the idle phase (Parley): raw sockets that only say hello, wait for synced and ping.
 // Every wait is bounded; the process exits when the parent goes away or after its own deadline.
-import { performance } from 'node:perf_hooks';
 import { io as ioClient, type Socket as IoSocket } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { ParleyClient } from '../../client/index.js';
 import { decodeFrame, encodeFrame } from '../../protocol/wire.js';
 import { LogHistogram } from '../k6/histogram.js';
-import type { BenchUser, FromGen, GenStats, ParleyClientKind, TargetKind, ToGen } from './bench-ipc.js';
-import { pool, withTimeout } from '../k6/helpers.js';
+import type { BenchUser, FromGen, GenStats, IdleStats, OpenLoad, ParleyClientKind, TargetKind, ToGen } from './ipc.js';
+import { now, pool, withTimeout } from '../k6/helpers.js';
 
 const MAX_LIFETIME_MS = Number(process.env.BENCH_GENERATOR_MAX_MS ?? 5 * 60_000);
-const now = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((res) => setTimeout(res, ms));
 
 function post(msg: FromGen): void {
@@ -62,11 +63,16 @@ const st = {
   requestTimeoutMs: 30_000,
   latency: new LogHistogram(),
   ackLatency: new LogHistogram(),
+  scheduleLag: new LogHistogram(),
+  sendsOffered: 0,
   sendsIssued: 0,
+  sendsDropped: 0,
   sendsAcked: 0,
   sendsAckedInWindow: 0,
   sendErrors: {} as Record<string, number>,
   recvInWindow: 0,
+  /** partner messages received per 100 ms of the window */
+  recvPer100ms: [] as number[],
   recvTotal: 0,
   duplicates: 0,
   outOfOrder: 0,
@@ -152,7 +158,11 @@ function onBody(side: Side, body: unknown, from: string | undefined): void {
   if (n < side.maxSeen) st.outOfOrder++;
   else side.maxSeen = n;
   st.recvTotal++;
-  if (t >= st.windowStart && t <= st.windowEnd) st.recvInWindow++;
+  if (t >= st.windowStart && t <= st.windowEnd) {
+    st.recvInWindow++;
+    const b = Math.floor((t - st.windowStart) / 100);
+    st.recvPer100ms[b] = (st.recvPer100ms[b] ?? 0) + 1;
+  }
   st.latency.add(t - sent);
 }
 
@@ -180,21 +190,79 @@ setInterval(() => {
   }
 }, 500).unref();
 
+// ------------------------------------------------------------------ connections
+
+/**
+ * What every connection shares: its side and URL, numbered requests answered through `pending`
+ * (swept for timeouts), and, for the raw-ws ones, the socket and its polite close.
+ */
+abstract class BaseConn implements Conn {
+  readonly pending = new Map<number, PendingSend>();
+  protected ws?: WebSocket;
+  private r = 0;
+
+  constructor(
+    protected readonly url: string,
+    protected readonly side: () => Side,
+  ) {}
+
+  abstract open(): Promise<void>;
+  abstract send(body: string, n: number): Promise<void>;
+
+  /** Closes politely (1000), terminates after 3 s. */
+  close(): Promise<void> {
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      ws.once('close', () => resolve());
+      ws.close(1000, 'bench done');
+      setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, 3000).unref();
+    });
+  }
+
+  /** A new request: refused at once unless `open`; else numbered, registered and written. */
+  protected request(open: boolean, write: (r: number) => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (!open) return reject(new SendError('closed', 'socket not open'));
+      const r = ++this.r >>> 0;
+      this.pending.set(r, { resolve, reject, deadline: Date.now() + st.requestTimeoutMs });
+      write(r);
+    });
+  }
+
+  /** Settles request r (failed with `err`, if given); false when it is not pending (timed out, or not ours). */
+  protected answer(r: unknown, err?: SendError): boolean {
+    const p = typeof r === 'number' ? this.pending.get(r) : undefined;
+    if (!p) return false;
+    this.pending.delete(r as number);
+    if (err) p.reject(err);
+    else p.resolve();
+    return true;
+  }
+
+  /** The transport went away: pending requests fail; before `ready` open() rejects, after it that is unexpected. */
+  protected gone(ready: boolean, reject: (e: Error) => void, what: string): void {
+    failAll(this.pending, 'closed', what);
+    if (!ready) reject(new Error(`${this.side().me.name}: ${what} before it was ready`));
+    else onUnexpectedClose(this.side(), what);
+  }
+
+  protected socketError(err: Error): void {
+    st.clientErrors++;
+    sample(`${this.side().me.name}: socket error ${err.message}`);
+  }
+}
+
 // ------------------------------------------------------------------ Parley, raw ws + wire codec
 
-class ParleyRawConn implements Conn {
-  readonly pending = new Map<number, PendingSend>();
-  private ws?: WebSocket;
-  private r = 0;
+class ParleyRawConn extends BaseConn {
   private lastU = 0;
   private ackedU = 0;
   private ackTimer?: NodeJS.Timeout;
   thread?: string;
-
-  constructor(
-    private readonly url: string,
-    private readonly side: () => Side,
-  ) {}
 
   open(): Promise<void> {
     const side = this.side();
@@ -221,20 +289,15 @@ class ParleyRawConn implements Conn {
             if (f.from !== side.me.user) onBody(side, f.body, f.from); // own echo: only acked
             break;
           case 'ok':
-          case 'err': {
-            const p = typeof f.r === 'number' ? this.pending.get(f.r) : undefined;
-            if (p) {
-              this.pending.delete(f.r);
-              if (f.t === 'ok') {
-                if (typeof f.thread === 'string') this.thread ??= f.thread;
-                p.resolve();
-              } else p.reject(new SendError(String(f.code), String(f.msg)));
-            } else if (f.t === 'err') {
+            if (typeof f.thread === 'string' && this.pending.has(f.r)) this.thread ??= f.thread;
+            this.answer(f.r);
+            break;
+          case 'err':
+            if (!this.answer(f.r, new SendError(String(f.code), String(f.msg)))) {
               st.clientErrors++;
               sample(`${side.me.name}: err ${f.code}: ${f.msg}`);
             }
             break;
-          }
           case 'synced':
             if (!synced) {
               synced = true;
@@ -246,15 +309,10 @@ class ParleyRawConn implements Conn {
             break;
         }
       });
-      ws.on('error', (err) => {
-        st.clientErrors++;
-        sample(`${side.me.name}: socket error ${err.message}`);
-      });
+      ws.on('error', (err) => this.socketError(err));
       ws.on('close', (code, reason) => {
         clearTimeout(this.ackTimer);
-        failAll(this.pending, 'closed', `socket closed ${code}`);
-        if (!synced) reject(new Error(`${side.me.name}: closed before synced: ${code} ${reason.toString()}`));
-        else onUnexpectedClose(side, `socket closed ${code} ${reason.toString()}`);
+        this.gone(synced, reject, `socket closed ${code} ${reason.toString()}`);
       });
     });
   }
@@ -277,43 +335,19 @@ class ParleyRawConn implements Conn {
 
   send(body: string, n: number): Promise<void> {
     const side = this.side();
-    return new Promise<void>((resolve, reject) => {
-      const ws = this.ws;
-      if (!ws || ws.readyState !== WebSocket.OPEN) return reject(new SendError('closed', 'socket not open'));
-      const r = ++this.r;
-      this.pending.set(r, { resolve, reject, deadline: Date.now() + st.requestTimeoutMs });
-      const frame = this.thread
-        ? { t: 'send', r, cid: `${side.me.name}-${n}`, thread: this.thread, body }
-        : { t: 'send', r, cid: `${side.me.name}-${n}`, to: side.partner.user, body };
-      ws.send(encodeFrame(frame));
-    });
-  }
-
-  close(): Promise<void> {
-    const ws = this.ws;
-    if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      ws.once('close', () => resolve());
-      ws.close(1000, 'bench done');
-      setTimeout(() => {
-        ws.terminate();
-        resolve();
-      }, 3000).unref();
-    });
+    const cid = `${side.me.name}-${n}`;
+    return this.request(this.ws?.readyState === WebSocket.OPEN, (r) =>
+      this.ws!.send(encodeFrame(this.thread ? { t: 'send', r, cid, thread: this.thread, body } : { t: 'send', r, cid, to: side.partner.user, body })),
+    );
   }
 }
 
 // ------------------------------------------------------------------ Parley, client SDK
 
-class ParleySdkConn implements Conn {
-  readonly pending = new Map<number, PendingSend>(); // the SDK times requests out itself
+class ParleySdkConn extends BaseConn {
+  // The SDK times its requests out itself: `pending` stays empty.
   private client?: ParleyClient;
   thread?: string;
-
-  constructor(
-    private readonly url: string,
-    private readonly side: () => Side,
-  ) {}
 
   async open(): Promise<void> {
     const side = this.side();
@@ -342,22 +376,15 @@ class ParleySdkConn implements Conn {
     }
   }
 
-  close(): Promise<void> {
+  override close(): Promise<void> {
     return this.client ? this.client.close() : Promise.resolve();
   }
 }
 
 // ------------------------------------------------------------------ Socket.IO
 
-class SocketIoConn implements Conn {
-  readonly pending = new Map<number, PendingSend>();
+class SocketIoConn extends BaseConn {
   private socket?: IoSocket;
-  private r = 0;
-
-  constructor(
-    private readonly url: string,
-    private readonly side: () => Side,
-  ) {}
 
   open(): Promise<void> {
     const side = this.side();
@@ -379,31 +406,20 @@ class SocketIoConn implements Conn {
         if (!connected) reject(new Error(`${side.me.name}: connect_error ${err.message}`));
       });
       socket.on('msg', (m: { from?: string; body?: unknown }) => onBody(side, m?.body, m?.from));
-      socket.on('disconnect', (reason) => {
-        failAll(this.pending, 'closed', `disconnected: ${reason}`);
-        if (connected) onUnexpectedClose(side, `disconnected: ${reason}`);
-      });
+      socket.on('disconnect', (reason) => this.gone(connected, reject, `disconnected: ${reason}`));
     });
   }
 
   send(body: string, n: number): Promise<void> {
     const side = this.side();
-    return new Promise<void>((resolve, reject) => {
-      const socket = this.socket;
-      if (!socket?.connected) return reject(new SendError('closed', 'socket not connected'));
-      const r = ++this.r;
-      this.pending.set(r, { resolve, reject, deadline: Date.now() + st.requestTimeoutMs });
-      socket.emit('send', { to: side.partner.user, body, cid: `${side.me.name}-${n}` }, (answer: { error?: string } | undefined) => {
-        const p = this.pending.get(r);
-        if (!p) return; // timed out already
-        this.pending.delete(r);
-        if (!answer || answer.error) p.reject(new SendError('error', String(answer?.error ?? 'no answer body')));
-        else p.resolve();
-      });
-    });
+    return this.request(this.socket?.connected === true, (r) =>
+      this.socket!.emit('send', { to: side.partner.user, body, cid: `${side.me.name}-${n}` }, (answer: { error?: string } | undefined) => {
+        this.answer(r, !answer || answer.error ? new SendError('error', String(answer?.error ?? 'no answer body')) : undefined);
+      }),
+    );
   }
 
-  close(): Promise<void> {
+  override close(): Promise<void> {
     const socket = this.socket;
     if (!socket || !socket.connected) return Promise.resolve();
     return new Promise<void>((resolve) => {
@@ -416,16 +432,7 @@ class SocketIoConn implements Conn {
 
 // ------------------------------------------------------------------ raw uWS relay
 
-class UwsConn implements Conn {
-  readonly pending = new Map<number, PendingSend>();
-  private ws?: WebSocket;
-  private r = 0;
-
-  constructor(
-    private readonly url: string,
-    private readonly side: () => Side,
-  ) {}
-
+class UwsConn extends BaseConn {
   open(): Promise<void> {
     const side = this.side();
     return new Promise<void>((resolve, reject) => {
@@ -438,53 +445,20 @@ class UwsConn implements Conn {
         resolve();
       });
       ws.on('message', (data: Buffer) => {
-        if (data.length === 4) {
-          const r = data.readUInt32LE(0);
-          const p = this.pending.get(r);
-          if (p) {
-            this.pending.delete(r);
-            p.resolve();
-          }
-        } else if (data.length > 4) {
-          onBody(side, data.toString('utf8', 4), undefined);
-        }
+        if (data.length === 4) this.answer(data.readUInt32LE(0));
+        else if (data.length > 4) onBody(side, data.toString('utf8', 4), undefined);
       });
-      ws.on('error', (err) => {
-        st.clientErrors++;
-        sample(`${side.me.name}: socket error ${err.message}`);
-      });
-      ws.on('close', (code) => {
-        failAll(this.pending, 'closed', `socket closed ${code}`);
-        if (!opened) reject(new Error(`${side.me.name}: closed before open: ${code}`));
-        else onUnexpectedClose(side, `socket closed ${code}`);
-      });
+      ws.on('error', (err) => this.socketError(err));
+      ws.on('close', (code) => this.gone(opened, reject, `socket closed ${code}`));
     });
   }
 
   send(body: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const ws = this.ws;
-      if (!ws || ws.readyState !== WebSocket.OPEN) return reject(new SendError('closed', 'socket not open'));
-      const r = ++this.r >>> 0;
-      const len = Buffer.byteLength(body);
-      const buf = Buffer.allocUnsafe(4 + len);
+    return this.request(this.ws?.readyState === WebSocket.OPEN, (r) => {
+      const buf = Buffer.allocUnsafe(4 + Buffer.byteLength(body));
       buf.writeUInt32LE(r, 0);
       buf.write(body, 4, 'utf8');
-      this.pending.set(r, { resolve, reject, deadline: Date.now() + st.requestTimeoutMs });
-      ws.send(buf, { binary: true });
-    });
-  }
-
-  close(): Promise<void> {
-    const ws = this.ws;
-    if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      ws.once('close', () => resolve());
-      ws.close(1000, 'bench done');
-      setTimeout(() => {
-        ws.terminate();
-        resolve();
-      }, 3000).unref();
+      this.ws!.send(buf, { binary: true });
     });
   }
 }
@@ -493,6 +467,13 @@ class UwsConn implements Conn {
 
 let target: TargetKind = 'parley';
 let pingTimer: NodeJS.Timeout | undefined;
+
+/** Heartbeat of raw Parley sockets (the server closes sockets silent for 2 × 25 s; the SDK pings itself). */
+function startPings(conns: ParleyRawConn[]): void {
+  pingTimer = setInterval(() => {
+    for (const c of conns) c.ping();
+  }, 20_000);
+}
 
 function makeConn(kind: TargetKind, parleyClient: ParleyClientKind, url: string, side: () => Side): Conn {
   if (kind === 'socketio') return new SocketIoConn(url, side);
@@ -526,12 +507,7 @@ async function connect(msg: Extract<ToGen, { type: 'connect' }>): Promise<void> 
   } catch (err) {
     fatal(`${(err as Error).message} (${opened} connected) ${st.errorSamples.slice(0, 3).join(' | ')}`);
   }
-  if (msg.target === 'parley' && msg.parleyClient === 'raw') {
-    // Heartbeat (the server closes sockets silent for 2 × 25 s).
-    pingTimer = setInterval(() => {
-      for (const s of sides) (s.conn as ParleyRawConn).ping();
-    }, 20_000);
-  }
+  if (msg.target === 'parley' && msg.parleyClient === 'raw') startPings(sides.map((s) => s.conn as ParleyRawConn));
   post({ type: 'connected', clients: sides.length, ms: Date.now() - t0 });
 }
 
@@ -564,41 +540,87 @@ async function warmup(msg: Extract<ToGen, { type: 'warmup' }>): Promise<void> {
   post({ type: 'warm', ms: Date.now() - t0 });
 }
 
+/** Issues one send of `side` stamped `stamp`; `then` runs when it is answered (ok or error). */
+function issue(side: Side, stamp: number, then?: (ok: boolean) => void): void {
+  side.inflight++;
+  st.sendsIssued++;
+  const n = ++side.nextN;
+  side.conn.send(`b ${stamp.toFixed(3)} ${n} ${side.me.name}`, n).then(
+    () => {
+      const t1 = now();
+      side.inflight--;
+      side.acked.push(n);
+      st.sendsAcked++;
+      if (t1 <= st.windowEnd) st.sendsAckedInWindow++;
+      st.ackLatency.add(t1 - stamp);
+      then?.(true);
+    },
+    (err: SendError) => {
+      side.inflight--;
+      const code = err?.code ?? 'exception';
+      st.sendErrors[code] = (st.sendErrors[code] ?? 0) + 1;
+      sample(`${side.me.name}: send ${n} failed ${code}: ${err?.message}`);
+      then?.(false);
+    },
+  );
+}
+
+/** Closed loop: at most `window` sends unanswered per sender, and only while running. */
 function pump(side: Side, window: number): void {
-  // Bounded: at most `window` sends unanswered per sender, and only while running.
   while (st.running && side.inflight < window) {
-    side.inflight++;
-    st.sendsIssued++;
-    const n = ++side.nextN;
-    const t0 = now();
-    side.conn.send(`b ${t0.toFixed(3)} ${n} ${side.me.name}`, n).then(
-      () => {
-        const t1 = now();
-        side.inflight--;
-        side.acked.push(n);
-        st.sendsAcked++;
-        if (t1 <= st.windowEnd) st.sendsAckedInWindow++;
-        st.ackLatency.add(t1 - t0);
-        pump(side, window);
-      },
-      (err: SendError) => {
-        side.inflight--;
-        const code = err?.code ?? 'exception';
-        st.sendErrors[code] = (st.sendErrors[code] ?? 0) + 1;
-        sample(`${side.me.name}: send ${n} failed ${code}: ${err?.message}`);
-        if (st.running) setTimeout(() => pump(side, window), 100);
-      },
-    );
+    issue(side, now(), (ok) => {
+      if (ok) pump(side, window);
+      else if (st.running) setTimeout(() => pump(side, window), 100);
+    });
   }
+}
+
+/**
+ * Open loop: the j-th send of this process is due at windowStart + (j + phase) / rate, sender
+ * j mod n (every sender at rate / n, evenly spread). Each tick issues everything due by now, late
+ * or not (its stamp and latency count from the due time: no coordinated omission); a sender with
+ * maxInflight unanswered drops its due send. Resolves at the end of the window.
+ */
+function openLoop(load: OpenLoad): Promise<void> {
+  const interval = 1000 / load.rate;
+  const n = sides.length;
+  let j = 0;
+  return new Promise<void>((resolve) => {
+    const tick = () => {
+      const t = now();
+      for (;;) {
+        const due = st.windowStart + (j + load.phase) * interval;
+        if (due >= st.windowEnd) return resolve();
+        if (due > t) break;
+        const side = sides[j % n]!;
+        j++;
+        st.sendsOffered++;
+        if (side.inflight >= load.maxInflight) {
+          st.sendsDropped++;
+          continue;
+        }
+        st.scheduleLag.add(t - due);
+        issue(side, due);
+      }
+      const next = st.windowStart + (j + load.phase) * interval;
+      setTimeout(tick, Math.max(0, Math.min(next, st.windowEnd) - now()));
+    };
+    tick();
+  });
 }
 
 async function go(msg: Extract<ToGen, { type: 'go' }>): Promise<void> {
   st.requestTimeoutMs = msg.requestTimeoutMs;
-  st.windowStart = now();
+  st.windowStart = msg.startAt;
   st.windowEnd = st.windowStart + msg.seconds * 1000;
+  await sleep(Math.max(0, st.windowStart - now()));
   st.running = true;
-  for (const s of sides) pump(s, msg.window);
-  await sleep(msg.seconds * 1000);
+  if (msg.load.kind === 'closed') {
+    for (const s of sides) pump(s, msg.load.window);
+    await sleep(Math.max(0, st.windowEnd - now()));
+  } else {
+    await openLoop(msg.load);
+  }
   st.running = false;
   const stopAt = now();
   const drainStart = Date.now();
@@ -627,14 +649,18 @@ async function go(msg: Extract<ToGen, { type: 'go' }>): Promise<void> {
     clients: sides.length,
     pairs: pairs.length,
     windowMs: stopAt - st.windowStart,
+    sendsOffered: st.sendsOffered,
     sendsIssued: st.sendsIssued,
+    sendsDropped: st.sendsDropped,
     sendsAcked: st.sendsAcked,
     sendsAckedInWindow: st.sendsAckedInWindow,
     sendErrors: st.sendErrors,
     recvInWindow: st.recvInWindow,
+    recvPer100ms: Array.from(st.recvPer100ms, (x) => x ?? 0),
     recvTotal: st.recvTotal,
     latency: st.latency.toWire(),
     ackLatency: st.ackLatency.toWire(),
+    scheduleLag: st.scheduleLag.toWire(),
     duplicates: st.duplicates,
     outOfOrder: st.outOfOrder,
     lost,
@@ -650,12 +676,50 @@ async function go(msg: Extract<ToGen, { type: 'go' }>): Promise<void> {
   post({ type: 'stats', stats });
 }
 
+// ------------------------------------------------------------------ idle (Parley)
+
+const idle = { conns: [] as ParleyRawConn[], synced: 0, failed: 0, connectMs: 0 };
+
+function idleStats(): IdleStats {
+  return { sockets: idle.conns.length, synced: idle.synced, failed: idle.failed, connectMs: idle.connectMs, dropped: st.unexpectedCloses, errorSamples: st.errorSamples };
+}
+
+/** One raw socket per token: hello → synced, nothing else but the heartbeat. */
+async function idleConnect(msg: Extract<ToGen, { type: 'idle-connect' }>): Promise<void> {
+  const t0 = Date.now();
+  const perSocketMs = Math.min(30_000, msg.timeoutMs);
+  await withTimeout(
+    pool(msg.tokens, msg.concurrency, async (token, i) => {
+      const me: BenchUser = { user: '', name: `idle${i}`, token };
+      const side: Side = { me, partner: me, conn: undefined as unknown as Conn, warm: false, inflight: 0, nextN: 0, acked: [], seen: new Set(), maxSeen: 0 };
+      const conn = new ParleyRawConn(msg.url, () => side);
+      side.conn = conn;
+      idle.conns.push(conn);
+      try {
+        await withTimeout(conn.open(), perSocketMs, 'synced');
+        idle.synced++;
+      } catch (err) {
+        idle.failed++;
+        sample(`idle socket ${i}: ${(err as Error).message}`);
+        void conn.close();
+      }
+    }),
+    msg.timeoutMs,
+    `connecting ${msg.tokens.length} idle sockets`,
+  ).catch((err: Error) => sample(err.message));
+  idle.connectMs = Date.now() - t0;
+  startPings(idle.conns);
+  post({ type: 'idle-synced', stats: idleStats() });
+}
+
 async function closeAll(timeoutMs: number): Promise<void> {
   const t0 = Date.now();
   st.running = false;
   st.closing = true;
   if (pingTimer) clearInterval(pingTimer);
-  await withTimeout(Promise.all(sides.map((s) => s.conn.close().catch(() => undefined))), timeoutMs, 'closing clients').catch((e: Error) => sample(e.message));
+  if (idle.conns.length > 0) post({ type: 'idle-stats', stats: idleStats() }); // drops before our own close
+  const conns = [...sides.map((s) => s.conn), ...idle.conns];
+  await withTimeout(Promise.all(conns.map((c) => c.close().catch(() => undefined))), timeoutMs, 'closing clients').catch((e: Error) => sample(e.message));
   post({ type: 'closed', ms: Date.now() - t0 });
   setTimeout(() => process.exit(0), 100);
 }
@@ -670,6 +734,8 @@ process.on('message', (raw: unknown) => {
         return warmup(msg);
       case 'go':
         return go(msg);
+      case 'idle-connect':
+        return idleConnect(msg);
       case 'close':
         return closeAll(msg.timeoutMs);
     }
