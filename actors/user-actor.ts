@@ -5,7 +5,7 @@
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js';
 import { fail, ProtocolError } from '../protocol/errors.js';
 import { newDeviceId } from '../protocol/ids.js';
-import { decodeFrame, encodeFrame, wireTime } from '../protocol/wire.js';
+import { decodeFrame, encodeFrame, encodeShared, wireTime, withU } from '../protocol/wire.js';
 import type { InboxRow, StoredMessage, ThreadMeta } from '../storage/env.js';
 import { presenceOf, type PresenceState } from '../storage/presence.js';
 import { readUserLog, userLogFirst, userLogHead } from '../storage/user-log.js';
@@ -122,14 +122,7 @@ export class UserActor implements Actor {
   private deliver({ thread, msg }: Deliver): void {
     const row = this.inboxRow(thread);
     if (msg.seq > row.lastSeq) {
-      const frame: Record<string, unknown> = {
-        t: ServerFrame.msg, thread, seq: msg.seq, id: msg.id, from: msg.from, device: msg.device, ts: wireTime(msg.ts),
-      };
-      if (msg.body !== undefined) frame.body = msg.body;
-      if (msg.media !== undefined) frame.media = msg.media;
-      if (msg.reply !== undefined) frame.reply = msg.reply;
-      if (msg.cid !== undefined && msg.from === this.user) frame.cid = msg.cid;
-      const u = this.append(frame, msg.from !== this.user ? { thread, seq: msg.seq } : undefined);
+      const u = this.appendEncoded(msgFrame(thread, msg, msg.from === this.user), msg.from !== this.user ? { thread, seq: msg.seq } : undefined);
       row.lastSeq = msg.seq;
       row.last = msg;
       if (msg.from !== this.user) {
@@ -175,10 +168,19 @@ export class UserActor implements Actor {
    * Encodes the event with the next u, logs it, and pushes it after the commit. `fromOther`: a
    * message from someone else, which an unread count must see before its commit.
    */
-  private append(frame: Record<string, unknown>, fromOther?: { thread: string; seq: number }): number {
+  private append(frame: Record<string, unknown>): number {
     const u = ++this.head;
     frame.u = u;
-    const bytes = encodeFrame(frame);
+    return this.log(u, encodeFrame(frame));
+  }
+
+  /** Like append, for a frame encoded once for every member (see msgFrame). */
+  private appendEncoded(shared: Uint8Array, fromOther?: { thread: string; seq: number }): number {
+    const u = ++this.head;
+    return this.log(u, withU(shared, u), fromOther);
+  }
+
+  private log(u: number, bytes: Uint8Array, fromOther?: { thread: string; seq: number }): number {
     this.ctx.put(this.ctx.storage.db.userLog, [this.user, u], bytes as Buffer);
     this.unflushed.push(fromOther ? { u, bytes, thread: fromOther.thread, seq: fromOther.seq } : { u, bytes });
     this.ctx.afterCommit(() => this.committed(u));
@@ -527,6 +529,7 @@ export class UserActor implements Actor {
 
   // ---- pushing ----
 
+
   private pushTo(targets: readonly { gateway: number; conn: number }[], bytes: Uint8Array, u: number): void {
     const n = targets.length;
     if (n === 0) return;
@@ -543,4 +546,29 @@ export class UserActor implements Actor {
     }
     for (const [gateway, conns] of byGateway) this.ctx.push(gateway, conns, bytes, u);
   }
+}
+
+/**
+ * The `msg` frame of a delivered message without its `u`, encoded once per message and variant
+ * (the sender's own copy carries its cid): every member's log gets the same bytes plus its u.
+ * A message object is shared by all members of one shard (one tell, or one tellMany envelope).
+ */
+const encodedMessages = new WeakMap<StoredMessage, { own?: Uint8Array; others?: Uint8Array }>();
+
+function msgFrame(thread: string, msg: StoredMessage, own: boolean): Uint8Array {
+  let cached = encodedMessages.get(msg);
+  if (!cached) encodedMessages.set(msg, (cached = {}));
+  const hit = own ? cached.own : cached.others;
+  if (hit) return hit;
+  const frame: Record<string, unknown> = {
+    t: ServerFrame.msg, thread, seq: msg.seq, id: msg.id, from: msg.from, device: msg.device, ts: wireTime(msg.ts),
+  };
+  if (msg.body !== undefined) frame.body = msg.body;
+  if (msg.media !== undefined) frame.media = msg.media;
+  if (msg.reply !== undefined) frame.reply = msg.reply;
+  if (own && msg.cid !== undefined) frame.cid = msg.cid;
+  const bytes = encodeShared(frame);
+  if (own) cached.own = bytes;
+  else cached.others = bytes;
+  return bytes;
 }

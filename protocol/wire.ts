@@ -26,6 +26,47 @@ export function encodeFrame(frame: object): Uint8Array {
   return packr.pack(frame);
 }
 
+/**
+ * `fields` encoded once, for frames that differ only in a trailing `u` (one message logged by
+ * every member): `withU(shared, u)` is the bytes of `{...fields, u}` without encoding again.
+ * At most 14 fields.
+ */
+export function encodeShared(fields: object): Uint8Array {
+  const bytes = packr.pack(fields);
+  // msgpackr writes an object's header as map16 (0xde + count); a fixmap has its count inside.
+  const count = bytes[0] === 0xde ? (bytes[1] << 8) | bytes[2] : (bytes[0] & 0xf0) === 0x80 ? bytes[0] & 0x0f : -1;
+  if (count < 0 || count > 14) throw new RangeError('encodeShared: a map of at most 14 fields');
+  return bytes;
+}
+
+/** The frame `encodeShared` encoded, with `u` (a safe non-negative integer) appended as its last field. */
+export function withU(shared: Uint8Array, u: number): Uint8Array {
+  const uBytes = u < 0x80 ? 1 : u < 0x100 ? 2 : u < 0x10000 ? 3 : u < 0x100000000 ? 5 : 9;
+  const out = new Uint8Array(shared.length + 2 + uBytes);
+  out.set(shared);
+  if (shared[0] === 0xde) out[2] = shared[2] + 1; // one more field (count ≤ 14: the low byte)
+  else out[0] = shared[0] + 1;
+  let i = shared.length;
+  out[i++] = 0xa1; // "u"
+  out[i++] = 0x75;
+  if (uBytes === 1) out[i] = u;
+  else if (uBytes === 2) (out[i] = 0xcc), (out[i + 1] = u);
+  else if (uBytes === 3) (out[i] = 0xcd), (out[i + 1] = u >>> 8), (out[i + 2] = u & 0xff);
+  else if (uBytes === 5) {
+    out[i] = 0xce;
+    for (let b = 0; b < 4; b++) out[i + 4 - b] = (u >>> (8 * b)) & 0xff;
+  } else {
+    out[i] = 0xcf; // big-endian uint64: high 32 bits, then low
+    const high = Math.floor(u / 0x100000000);
+    const low = u >>> 0;
+    for (let b = 0; b < 4; b++) {
+      out[i + 4 - b] = (high >>> (8 * b)) & 0xff;
+      out[i + 8 - b] = (low >>> (8 * b)) & 0xff;
+    }
+  }
+  return out;
+}
+
 /** Decodes one frame we encoded ourselves; throws on malformed msgpack. Does not validate the shape. */
 export function decodeFrame(bytes: Uint8Array): unknown {
   return packr.unpack(bytes);

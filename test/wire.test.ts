@@ -4,7 +4,7 @@
 import t from 'tap';
 import { Packr } from 'msgpackr';
 import { frameCheckers, knownFields } from '../protocol/validate.js';
-import { decodeClientFrame, decodeFrame, encodeFrame, MAX_FRAME_DEPTH, scanPlainMsgpack, wireTime } from '../protocol/wire.js';
+import { decodeClientFrame, decodeFrame, encodeFrame, encodeShared, MAX_FRAME_DEPTH, scanPlainMsgpack, wireTime, withU } from '../protocol/wire.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 /** A one-entry map {t: "inbox", x: <value bytes>}: a frame that passes validation but carries `value` unknown. */
@@ -17,6 +17,18 @@ t.test('times above 2^32 go out as int64 and come back as the same number', asyn
   t.equal((decodeFrame(bytes) as { ts: number }).ts, ms, 'trusted decoder');
   t.equal(decodeClientFrame(bytes).ts, ms, 'client decoder');
   t.equal(decodeClientFrame(encodeFrame({ t: 'x', n: Number.MAX_SAFE_INTEGER })).n, Number.MAX_SAFE_INTEGER);
+});
+
+t.test('a frame encoded once with u appended is the frame with u, for every size of u', async (t) => {
+  const fields = { t: 'msg', thread: 'd:a:b', seq: 7, id: 'x1', from: 'a', device: 'p', ts: wireTime(1_800_000_000_000), body: 'hé' };
+  const shared = encodeShared(fields);
+  for (const u of [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER]) {
+    const bytes = withU(shared, u);
+    t.same(decodeFrame(bytes), { ...fields, u }, `u = ${u} decodes`);
+    t.same(decodeClientFrame(bytes), { ...fields, u }, `u = ${u} is plain msgpack`);
+    if (u < 2 ** 32) t.same(Buffer.from(bytes), Buffer.from(encodeFrame({ ...fields, u })), `u = ${u}: the bytes a full encode gives`);
+  }
+  t.throws(() => encodeShared(Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`k${i}`, i]))), RangeError, 'at most 14 fields');
 });
 
 t.test('plain msgpack decodes: every plain type, in a map with a string t', async (t) => {
