@@ -24,6 +24,8 @@ import { UserActor } from './user-actor.js';
 export const EXIT_STORAGE_FAILED = 70;
 /** `retry` (ms) of the `unavailable` answer to a command shed because the commit backlog is full. */
 export const SHED_RETRY_MS = 1000;
+/** An activation's place in the LRU order is refreshed at most this often. */
+const LRU_STEP_MS = 250;
 
 export interface ShardOptions {
   /** An activation unused this long is dropped (if it can be). */
@@ -272,6 +274,10 @@ export class Shard {
   private activate(address: string): Activation {
     let activation = this.activations.get(address);
     if (activation) {
+      // Used within the last LRU_STEP_MS: already near the end; moving it every turn costs more
+      // than the order is worth (passivation works in tens of seconds).
+      const now = Date.now();
+      if (now - activation.lastActive < LRU_STEP_MS) return activation;
       this.activations.delete(address); // to the end: most recently used
     } else {
       const { kind, id } = parseAddress(address);

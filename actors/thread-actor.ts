@@ -18,6 +18,8 @@ import { threadAddress, userAddress } from './router.js';
 
 export class ThreadActor implements Actor {
   private meta: ThreadMeta | undefined;
+  /** meta.members as a set (a group has up to MAX_GROUP_MEMBERS: no scan per receipt or send). */
+  private memberSet: ReadonlySet<string> = new Set();
   private lastSeq: number;
   private lastEseq: number;
   /** First seq / eseq whose fan-out some member has not confirmed; 0 when none. */
@@ -44,6 +46,7 @@ export class ThreadActor implements Actor {
 
   constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
     this.meta = ctx.storage.db.threads.get(thread);
+    if (this.meta) this.memberSet = new Set(this.meta.members);
     this.lastSeq = threadLogHead(ctx.storage, thread);
     this.lastEseq = threadEventsHead(ctx.storage, thread);
     this.mark = ctx.storage.db.fanout.get(thread) ?? null;
@@ -165,7 +168,7 @@ export class ThreadActor implements Actor {
 
   /** A member's device acked (stored) messages of this thread up to seq. */
   private onDelivered({ user, seq }: DeliveredTo): void {
-    if (!this.meta?.members.includes(user)) return;
+    if (!this.memberSet.has(user)) return;
     const marks = this.watermarksOf(user);
     const upTo = Math.min(seq, this.lastSeq);
     if (upTo <= marks.delivered) return;
@@ -187,7 +190,7 @@ export class ThreadActor implements Actor {
    * clear unread.
    */
   private readonly flushReceipts = (): void => {
-    const members = new Set(this.meta?.members ?? []);
+    const members = this.memberSet;
     for (const [user, { readMoved, from }] of this.receiptsDue) {
       const { delivered, read } = this.watermarksOf(user);
       const to = this.authorsBetween(from, Math.max(delivered, read), user);
@@ -404,7 +407,7 @@ export class ThreadActor implements Actor {
   // ---- checks ----
 
   private requireMember(meta: ThreadMeta, user: string): void {
-    if (!meta.members.includes(user)) fail(ErrorCode.forbidden, 'not a member of this thread');
+    if (!(meta === this.meta ? this.memberSet.has(user) : meta.members.includes(user))) fail(ErrorCode.forbidden, 'not a member of this thread');
   }
 
   private requireGroup(): ThreadMeta {
@@ -426,6 +429,7 @@ export class ThreadActor implements Actor {
 
   private saveMeta(meta: ThreadMeta): void {
     this.meta = meta;
+    this.memberSet = new Set(meta.members);
     this.ctx.put(this.ctx.storage.db.threads, this.thread, meta);
   }
 }
