@@ -198,6 +198,12 @@ export class Shard {
     // Other threads commit too: read their latest writes (sessions, devices, users).
     this.storage.refresh();
     this.inBatch = true;
+    this.storage.writeBatch(() => this.handleBatch(envelopes)).then(undefined, this.onBatchFailed);
+  }
+
+  private readonly onBatchFailed = (err: unknown): void => this.fatal(err, 'write failed');
+
+  private handleBatch(envelopes: Envelope[]): void {
     for (const env of envelopes) {
       switch (env[0]) {
         case Kind.tell:
