@@ -556,9 +556,11 @@ export class UserActor implements Actor {
 const encodedMessages = new WeakMap<StoredMessage, { own?: Uint8Array; others?: Uint8Array }>();
 
 function msgFrame(thread: string, msg: StoredMessage, own: boolean): Uint8Array {
-  let cached = encodedMessages.get(msg);
-  if (!cached) encodedMessages.set(msg, (cached = {}));
-  const hit = own ? cached.own : cached.others;
+  // A 1:1 message has one reader of each variant: caching it would cost more than it saves.
+  const cache = !thread.startsWith('d:');
+  let cached = cache ? encodedMessages.get(msg) : undefined;
+  if (cache && !cached) encodedMessages.set(msg, (cached = {}));
+  const hit = own ? cached?.own : cached?.others;
   if (hit) return hit;
   const frame: Record<string, unknown> = {
     t: ServerFrame.msg, thread, seq: msg.seq, id: msg.id, from: msg.from, device: msg.device, ts: wireTime(msg.ts),
@@ -568,7 +570,7 @@ function msgFrame(thread: string, msg: StoredMessage, own: boolean): Uint8Array 
   if (msg.reply !== undefined) frame.reply = msg.reply;
   if (own && msg.cid !== undefined) frame.cid = msg.cid;
   const bytes = encodeShared(frame);
-  if (own) cached.own = bytes;
-  else cached.others = bytes;
+  if (cached && own) cached.own = bytes;
+  else if (cached) cached.others = bytes;
   return bytes;
 }
