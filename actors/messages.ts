@@ -31,7 +31,6 @@ export interface ReplayResult { frames: Uint8Array[]; from: number; head: number
 export interface Detach { op: 'detach'; device: string; gateway: number; conn: number; [f: string]: unknown }
 /** The device has stored every event up to u. */
 export interface Ack { op: 'ack'; device: string; u: number; [f: string]: unknown }
-/** The device was logged out: close its sockets with 4003. */
 /** Log a device out: its session and device record go, its sockets close with 4003 (ask; not_found if unknown). */
 export interface Revoke { op: 'revoke'; device: string; [f: string]: unknown }
 /** A login: mint a device and store it with its session (token hash only); answered with LoginResult. */

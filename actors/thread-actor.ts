@@ -106,7 +106,7 @@ export class ThreadActor implements Actor {
     if (seen) return seen;
 
     const meta = this.meta ?? this.createDirect(caller.user, frame.to as string | undefined);
-    this.requireMember(meta, caller.user);
+    this.requireMember(caller.user);
 
     const ts = Date.now();
     const msg: StoredMessage = { seq: ++this.lastSeq, id: this.ids.next(ts), from: caller.user, device: caller.device, ts, cid };
@@ -129,7 +129,7 @@ export class ThreadActor implements Actor {
 
   private history(caller: Caller, frame: ClientCommand['frame']): { messages: unknown[]; more: boolean } {
     const meta = this.meta ?? fail(ErrorCode.not_found, 'no such thread');
-    this.requireMember(meta, caller.user);
+    this.requireMember(caller.user);
     const page = readThreadLog(this.ctx.storage, this.thread, {
       before: frame.before as number | undefined,
       after: frame.after as number | undefined,
@@ -158,7 +158,7 @@ export class ThreadActor implements Actor {
 
   private read(caller: Caller, seq: number): void {
     const meta = this.meta ?? fail(ErrorCode.not_found, 'no such thread');
-    this.requireMember(meta, caller.user);
+    this.requireMember(caller.user);
     const marks = this.watermarksOf(caller.user);
     const upTo = Math.min(seq, this.lastSeq);
     // Reading implies delivery; neither ever moves backwards.
@@ -242,7 +242,7 @@ export class ThreadActor implements Actor {
 
   private typing(caller: Caller): void {
     const meta = this.meta ?? fail(ErrorCode.not_found, 'no such thread');
-    this.requireMember(meta, caller.user);
+    this.requireMember(caller.user);
     const others = meta.members.filter((m) => m !== caller.user).map(userAddress);
     this.ctx.tellMany(others, { op: 'typing', thread: this.thread, user: caller.user });
   }
@@ -290,7 +290,7 @@ export class ThreadActor implements Actor {
 
   private leave(caller: Caller): void {
     const meta = this.requireGroup();
-    this.requireMember(meta, caller.user);
+    this.requireMember(caller.user);
     const members = meta.members.filter((m) => m !== caller.user);
     this.saveMeta(this.withoutMembers(meta, members, [caller.user]));
     this.emitEvent('left', caller.user, [...members, caller.user], {});
@@ -298,7 +298,7 @@ export class ThreadActor implements Actor {
 
   private retitle(caller: Caller, title: string): void {
     const meta = this.requireGroup();
-    this.requireMember(meta, caller.user);
+    this.requireMember(caller.user);
     if (title === meta.title) return;
     this.saveMeta({ ...meta, title });
     this.emitEvent('title', caller.user, meta.members, { title });
@@ -406,8 +406,9 @@ export class ThreadActor implements Actor {
 
   // ---- checks ----
 
-  private requireMember(meta: ThreadMeta, user: string): void {
-    if (!(meta === this.meta ? this.memberSet.has(user) : meta.members.includes(user))) fail(ErrorCode.forbidden, 'not a member of this thread');
+  /** Callers hold this.meta (loaded, or just created): its members are memberSet. */
+  private requireMember(user: string): void {
+    if (!this.memberSet.has(user)) fail(ErrorCode.forbidden, 'not a member of this thread');
   }
 
   private requireGroup(): ThreadMeta {
@@ -418,7 +419,7 @@ export class ThreadActor implements Actor {
 
   private requireAdmin(user: string): ThreadMeta {
     const meta = this.requireGroup();
-    this.requireMember(meta, user);
+    this.requireMember(user);
     if (!meta.admins.includes(user)) fail(ErrorCode.forbidden, 'only admins may do this');
     return meta;
   }

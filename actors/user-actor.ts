@@ -122,10 +122,11 @@ export class UserActor implements Actor {
   private deliver({ thread, msg }: Deliver): void {
     const row = this.inboxRow(thread);
     if (msg.seq > row.lastSeq) {
-      const u = this.appendEncoded(msgFrame(thread, msg, msg.from === this.user), msg.from !== this.user ? { thread, seq: msg.seq } : undefined);
+      const fromOther = msg.from !== this.user;
+      const u = this.appendEncoded(msgFrame(thread, msg, !fromOther), fromOther ? thread : undefined, msg.seq);
       row.lastSeq = msg.seq;
       row.last = msg;
-      if (msg.from !== this.user) {
+      if (fromOther) {
         row.unread++;
         this.trackFromOthers(u, thread, msg.seq);
       }
@@ -164,25 +165,25 @@ export class UserActor implements Actor {
     }
   }
 
-  /**
-   * Encodes the event with the next u, logs it, and pushes it after the commit. `fromOther`: a
-   * message from someone else, which an unread count must see before its commit.
-   */
+  /** Encodes the event with the next u, logs it, and pushes it after the commit. */
   private append(frame: Record<string, unknown>): number {
     const u = ++this.head;
     frame.u = u;
     return this.log(u, encodeFrame(frame));
   }
 
-  /** Like append, for a frame encoded once for every member (see msgFrame). */
-  private appendEncoded(shared: Uint8Array, fromOther?: { thread: string; seq: number }): number {
+  /**
+   * Like append, for a frame encoded once for every member (see msgFrame). `otherThread`: the
+   * thread of a message from someone else, which an unread count must see before its commit.
+   */
+  private appendEncoded(shared: Uint8Array, otherThread: string | undefined, seq: number): number {
     const u = ++this.head;
-    return this.log(u, withU(shared, u), fromOther);
+    return this.log(u, withU(shared, u), otherThread, seq);
   }
 
-  private log(u: number, bytes: Uint8Array, fromOther?: { thread: string; seq: number }): number {
+  private log(u: number, bytes: Uint8Array, otherThread?: string, seq?: number): number {
     this.ctx.put(this.ctx.storage.db.userLog, [this.user, u], bytes as Buffer);
-    this.unflushed.push(fromOther ? { u, bytes, thread: fromOther.thread, seq: fromOther.seq } : { u, bytes });
+    this.unflushed.push(otherThread === undefined ? { u, bytes } : { u, bytes, thread: otherThread, seq });
     this.ctx.afterCommit(() => this.committed(u));
     this.pushTo(this.sockets, bytes, u);
     return u;
