@@ -20,6 +20,8 @@ export interface ActorContext {
   tellMany(to: readonly string[], msg: ActorMessage): void;
   /** Encoded frame to sockets on a gateway (released after this tick's commit); u = 0 if ephemeral. */
   push(gateway: number, conns: number | number[], frame: Uint8Array, u: number): void;
+  /** A channel's encoded posts (seq firstSeq, firstSeq + 1, …) for its subscribers on a gateway (after this tick's commit). */
+  publish(gateway: number, channel: string, firstSeq: number, frames: Uint8Array[]): void;
   /** Run `fn` in this thread once this tick's writes are durable (bookkeeping, not output). */
   afterCommit(fn: () => void): void;
   /** Run `fn` once at the end of the current batch of messages (to coalesce per batch). */
@@ -39,7 +41,10 @@ export interface Actor {
    */
   quiesce?(): void;
   /** Live registrations this actor holds, for leak checks in /metrics. */
-  registrations?(): { sockets: number; watchers: number };
+  registrations?(): Registrations;
 }
+
+/** Sockets attached to a user, presence watchers, and a channel's subscribers (sockets and SSE viewers). */
+export interface Registrations { sockets: number; watchers: number; followers?: number }
 
 export type ActorFactory = (id: string, ctx: ActorContext) => Actor;

@@ -56,6 +56,8 @@ export interface ClusterOptions {
 /** What the gateway does with envelopes actors address to it. */
 export interface GatewaySink {
   push(conns: number | number[], frame: Uint8Array, u: number): void;
+  /** A channel's new posts for this gateway's subscribers: frames[i] is the cmsg of seq firstSeq + i. */
+  publish(channel: string, firstSeq: number, frames: Uint8Array[]): void;
   kick(conn: number, code: number, reason: string): void;
   /** Brackets each incoming batch, so the sink can write everything it produced at once. */
   beginBatch(): void;
@@ -364,6 +366,7 @@ export class ShardCluster {
         case Kind.push: sink.push(env[1], env[2], env[3]); break;
         case Kind.reply: this.asks.settle(env[1], env[2], env[3], env[4]); break;
         case Kind.kick: sink.kick(env[1], env[2], env[3]); break;
+        case Kind.publish: sink.publish(env[1], env[2], env[3]); break;
         default: this.opts.log.error({ kind: env[0] }, 'gateway got an envelope it does not handle');
       }
     }

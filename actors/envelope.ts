@@ -17,6 +17,11 @@ export const Kind = {
   kick: 4,
   /** one message to many actors of the receiving thread: [Kind.tellMany, to[], msg] (fan-out) */
   tellMany: 5,
+  /**
+   * a channel's new posts for the gateway's subscribers: [Kind.publish, channel, firstSeq, frames]
+   * (frames[i] is the encoded cmsg of seq firstSeq + i; one envelope per channel per batch)
+   */
+  publish: 6,
 } as const;
 
 export type TellEnvelope = [typeof Kind.tell, string, ActorMessage];
@@ -25,7 +30,8 @@ export type ReplyEnvelope = [typeof Kind.reply, number, unknown, string?, string
 export type PushEnvelope = [typeof Kind.push, number | number[], Uint8Array, number];
 export type KickEnvelope = [typeof Kind.kick, number, number, string];
 export type TellManyEnvelope = [typeof Kind.tellMany, string[], ActorMessage];
-export type Envelope = TellEnvelope | AskEnvelope | ReplyEnvelope | PushEnvelope | KickEnvelope | TellManyEnvelope;
+export type PublishEnvelope = [typeof Kind.publish, string, number, Uint8Array[]];
+export type Envelope = TellEnvelope | AskEnvelope | ReplyEnvelope | PushEnvelope | KickEnvelope | TellManyEnvelope | PublishEnvelope;
 
 /** Every actor message is a plain object with an `op`; see actors/messages.ts. */
 export interface ActorMessage {

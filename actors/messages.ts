@@ -15,6 +15,8 @@ export interface ClientCommand {
   op: 'cmd';
   caller: Caller;
   frame: { t: string; [field: string]: unknown };
+  /** channel.post: the socket has joined the channel (docs/protocol.md §8.3, open mode) */
+  joined?: boolean;
   [field: string]: unknown;
 }
 
@@ -59,6 +61,27 @@ export interface DeliveredTo { op: 'delivered-to'; user: string; seq: number; [f
  * a turn re-sends one page and tells itself to go on after `eseq` / `seq` (absent: from the mark).
  */
 export interface Recover { op: 'recover'; eseq?: number; seq?: number; [f: string]: unknown }
+
+// ---- to the channel actor ----
+/**
+ * A subscriber on `gateway` follows the channel (a joined socket or an SSE viewer): counted there
+ * until unfollow. With `since`, answered with the posts after it (a first page); see FollowResult.
+ */
+export interface Follow { op: 'follow'; gateway: number; since?: number; [f: string]: unknown }
+/**
+ * head: the newest seq. frames: encoded posts since+1, since+2, … (possibly fewer than up to head:
+ * ask `page` for the rest). reset: since was above head (another lineage of the log): nothing replayed.
+ * Publishes of posts after head reach the gateway after this answer.
+ */
+export interface FollowResult { head: number; frames: Uint8Array[]; reset?: boolean }
+/** `n` subscribers on `gateway` stopped following. */
+export interface Unfollow { op: 'unfollow'; gateway: number; n: number; [f: string]: unknown }
+/** The next posts after `after` for a catching-up subscriber; answered with a FollowResult. */
+export interface Page { op: 'page'; after: number; [f: string]: unknown }
+/** History for readers without an account (HTTP); answered with { messages, more }. */
+export interface ReadPosts { op: 'read-posts'; before?: number; after?: number; limit: number; [f: string]: unknown }
+
+export type ChannelActorMessage = ClientCommand | Follow | Unfollow | Page | ReadPosts;
 
 export type UserActorMessage =
   | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush;

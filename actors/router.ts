@@ -11,6 +11,7 @@ export type ActorKind = 'user' | 'thread' | 'channel';
 
 export const userAddress = (user: string): string => `user:${user}`;
 export const threadAddress = (thread: string): string => `thread:${thread}`;
+export const channelAddress = (channel: string): string => `channel:${channel}`;
 
 /** Splits `kind:id` at the first colon (ids may contain colons). */
 export function parseAddress(address: string): { kind: string; id: string } {

@@ -16,6 +16,7 @@ import type { ClientCommand } from './messages.js';
 import { OutputCommit } from './output-commit.js';
 import { parseAddress, Router, threadAddress } from './router.js';
 import { ThreadActor } from './thread-actor.js';
+import { ChannelActor } from './channel-actor.js';
 import { PortTransport } from './port-transport.js';
 import type { TransportStats } from './transport.js';
 import { UserActor } from './user-actor.js';
@@ -58,9 +59,9 @@ export interface QuiescenceReport {
 
 export interface ShardStats {
   shard: number;
-  actors: { user: number; thread: number };
-  /** sockets attached to user actors, and presence watchers, across this shard */
-  registrations: { sockets: number; watchers: number };
+  actors: { user: number; thread: number; channel: number };
+  /** sockets attached to user actors, presence watchers and channel subscribers, across this shard */
+  registrations: { sockets: number; watchers: number; followers: number };
   /** commit groups waiting for the disk, and the outputs they hold */
   pendingOutputGroups: number;
   heldOutputs: number;
@@ -147,8 +148,8 @@ export class Shard {
   }
 
   stats(): ShardStats {
-    const actors = { user: 0, thread: 0 };
-    const registrations = { sockets: 0, watchers: 0 };
+    const actors = { user: 0, thread: 0, channel: 0 };
+    const registrations = { sockets: 0, watchers: 0, followers: 0 };
     for (const [address, { actor }] of this.activations) {
       const kind = parseAddress(address).kind as keyof typeof actors;
       if (kind in actors) actors[kind]++;
@@ -156,6 +157,7 @@ export class Shard {
       if (r) {
         registrations.sockets += r.sockets;
         registrations.watchers += r.watchers;
+        registrations.followers += r.followers ?? 0;
       }
     }
     return {
@@ -290,6 +292,7 @@ export class Shard {
       let actor: Actor;
       if (kind === 'user') actor = new UserActor(id, this.ctx);
       else if (kind === 'thread') actor = new ThreadActor(id, this.ctx, this.ids);
+      else if (kind === 'channel') actor = new ChannelActor(id, this.ctx, this.ids);
       else throw new ProtocolError(ErrorCode.not_found, `no actor kind ${kind}`);
       activation = { actor, lastActive: 0, wroteIn: 0 };
       this.made++;
@@ -466,6 +469,9 @@ export class Shard {
       },
       push(gateway, conns, frame, u) {
         outputs.emit(() => send(gateway, [Kind.push, conns, frame, u]));
+      },
+      publish(gateway, channel, firstSeq, frames) {
+        outputs.emit(() => send(gateway, [Kind.publish, channel, firstSeq, frames]));
       },
       kick(gateway, conn, code, reason) {
         outputs.emit(() => send(gateway, [Kind.kick, conn, code, reason]));

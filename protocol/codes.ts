@@ -26,6 +26,8 @@ export const Command = {
   /** username → account (docs/protocol.md §4) */
   userFind: 'user.find',
   channelCreate: 'channel.create',
+  channelGet: 'channel.get',
+  channelAdmin: 'channel.admin',
   channelJoin: 'channel.join',
   channelLeave: 'channel.leave',
   channelPost: 'channel.post',

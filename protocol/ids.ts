@@ -35,6 +35,12 @@ export const newGroupId = (): string => `g:${b36(Date.now(), 9)}${randomB36(8)}`
 export const groupIdFor = (creator: string, cid: string): string =>
   `g:${createHash('sha256').update(creator).update('\u0000').update(cid).digest('base64url').slice(0, 24)}`;
 
+/**
+ * A channel's id is derived from its name (docs/protocol.md §8.3): `channel.create` and
+ * `channel.get {name}` reach the one actor that owns the name, so names are unique without an index.
+ */
+export const channelIdFor = (name: string): string => `c:${createHash('sha256').update(name).digest('base64url').slice(0, 24)}`;
+
 /** The 1:1 thread of two users is named by them, so `send {to}` needs no lookup to find it. */
 export function directThreadId(a: string, b: string): string {
   return a < b ? `d:${a}:${b}` : `d:${b}:${a}`;

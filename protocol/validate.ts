@@ -28,6 +28,13 @@ export const MAX_PRESENCE_SUBS = 1000;
 /** Usernames, as registered and as looked up (docs/protocol.md §11, §8.8). */
 export const USERNAME_PATTERN = '^[a-z0-9_.]{3,32}$';
 const Username = Type.String({ pattern: USERNAME_PATTERN });
+/** Channel names: the same alphabet as usernames (docs/protocol.md §8.3). */
+export const CHANNEL_NAME_PATTERN = USERNAME_PATTERN;
+const ChannelName = Type.String({ pattern: CHANNEL_NAME_PATTERN });
+/** Channels one socket may have joined at once (docs/protocol.md §8.3). */
+export const MAX_CHANNELS_PER_SOCKET = 1000;
+/** Admins of one channel, owner excluded. */
+export const MAX_CHANNEL_ADMINS = 100;
 const Cid = Type.String({ minLength: 1, maxLength: MAX_CID_CHARS });
 const DisplayName = Type.String({ minLength: 1, maxLength: 64 });
 const Title = Type.String({ minLength: 1, maxLength: 100 });
@@ -89,6 +96,26 @@ export const Frames = {
   [Command.presenceSub]: frame(Command.presenceSub, { users: Users(MAX_PRESENCE_SUBS) }),
   [Command.presenceUnsub]: frame(Command.presenceUnsub, { users: Users(MAX_PRESENCE_SUBS) }),
   [Command.userFind]: frame(Command.userFind, { username: Username }),
+  [Command.channelCreate]: frame(Command.channelCreate, {
+    name: ChannelName,
+    title: Title,
+    mode: Type.Optional(Type.Union([Type.Literal('broadcast'), Type.Literal('open')])),
+  }),
+  [Command.channelGet]: frame(Command.channelGet, { channel: Type.Optional(Id), name: Type.Optional(ChannelName) }),
+  [Command.channelAdmin]: frame(Command.channelAdmin, { channel: Id, user: Id, admin: Type.Boolean() }),
+  [Command.channelJoin]: frame(Command.channelJoin, {
+    channel: Id,
+    since: Type.Optional(UInt),
+    epoch: Type.Optional(Type.String({ pattern: ID_PATTERN })),
+  }),
+  [Command.channelLeave]: frame(Command.channelLeave, { channel: Id }),
+  [Command.channelPost]: frame(Command.channelPost, { channel: Id, cid: Cid, body: Type.String() }),
+  [Command.channelHistory]: frame(Command.channelHistory, {
+    channel: Id,
+    before: Type.Optional(Seq),
+    after: Type.Optional(UInt),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  }),
 } as const;
 
 export type FrameOf<T extends keyof typeof Frames> = Static<(typeof Frames)[T]>;
@@ -159,6 +186,11 @@ export function checkSend(f: FrameOf<'send'>): string | null {
   if ((f.thread === undefined) === (f.to === undefined)) return 'exactly one of thread or to is required';
   if (f.body === undefined && f.media === undefined) return 'one of body or media is required';
   return null;
+}
+
+/** channel.get names its channel one way. */
+export function checkChannelGet(f: FrameOf<'channel.get'>): string | null {
+  return (f.channel === undefined) === (f.name === undefined) ? 'exactly one of channel or name is required' : null;
 }
 
 export function bodyTooLarge(body: string | undefined): boolean {

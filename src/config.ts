@@ -28,6 +28,7 @@ export interface Config {
   maxShardRestarts: number;
   maxAsksPerSocket: number;
   maxBufferedBytes: number;
+  channelPostsPerSecond: number;
 }
 
 interface Field<K extends keyof Config> {
@@ -107,6 +108,10 @@ const fields: { [K in keyof Config]: Field<K> } = {
   maxBufferedBytes: {
     key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: 'max-buffered-bytes',
     help: 'bytes buffered for slow sockets across the process; beyond, the largest offenders are closed with 4009', parse: int(1 << 20, 2 ** 40), default: () => 256 * 1024 * 1024,
+  },
+  channelPostsPerSecond: {
+    key: 'channelPostsPerSecond', env: 'CHANNEL_POSTS_PER_SECOND', flag: 'channel-posts-per-second',
+    help: 'channel posts per user per second (a burst of as many); beyond, rate_limited with retry', parse: int(1, 100_000), default: () => 20,
   },
 };
 

@@ -6,7 +6,11 @@ import type { ShardStats } from '../actors/shard.js';
 export class Metrics {
   readonly registry = new Registry();
   /** Plain numbers on the hot path; prom-client reads them only when /metrics is scraped. */
-  readonly counts = { connections: 0, framesIn: 0, framesOut: 0, slowConsumerPauses: 0 };
+  readonly counts = {
+    connections: 0, framesIn: 0, framesOut: 0, slowConsumerPauses: 0,
+    /** channel posts published to this gateway's topics, and frames written to SSE viewers */
+    channelPublishes: 0, sseViewers: 0, sseEventsOut: 0, sseDisconnects: 0, channelLagPauses: 0,
+  };
 
   constructor(shardStats: () => Promise<ShardStats[]>, supervision: () => { restarts: number; lastRestartMs: number }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
@@ -23,6 +27,11 @@ export class Metrics {
     new Gauge({ name: 'parley_connections', help: 'open WebSocket connections', registers: [registry], collect() { this.set(counts.connections); } });
     counter('parley_frames_in_total', 'WebSocket frames received', () => counts.framesIn);
     counter('parley_frames_out_total', 'WebSocket frames sent', () => counts.framesOut);
+    new Gauge({ name: 'parley_sse_viewers', help: 'open Server-Sent Events streams', registers: [registry], collect() { this.set(counts.sseViewers); } });
+    counter('parley_channel_publishes_total', 'channel posts published to this gateway\'s subscribers', () => counts.channelPublishes);
+    counter('parley_sse_events_out_total', 'channel posts written to SSE viewers', () => counts.sseEventsOut);
+    counter('parley_sse_slow_disconnects_total', 'SSE viewers disconnected for falling too far behind', () => counts.sseDisconnects);
+    counter('parley_channel_lag_pauses_total', 'times a channel subscriber socket stopped getting live posts for a full send buffer', () => counts.channelLagPauses);
     counter('parley_slow_consumer_pauses_total', 'times a socket was paused for a full send buffer', () => counts.slowConsumerPauses);
     const actors = new Gauge({
       name: 'parley_actors', help: 'active actor activations', labelNames: ['shard', 'kind'], registers: [registry],
@@ -67,6 +76,7 @@ export class Metrics {
     shardTotal('parley_commands_shed_total', 'commands answered unavailable because the commit backlog was full', (s) => s.shed);
     registrations('parley_attached_sockets', 'sockets registered with user actors', (s) => s.registrations.sockets);
     registrations('parley_presence_watchers', 'presence subscriptions registered with user actors', (s) => s.registrations.watchers);
+    registrations('parley_channel_followers', 'channel subscribers (joined sockets and SSE viewers) registered with channel actors', (s) => s.registrations.followers);
     void actors;
   }
 }

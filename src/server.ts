@@ -63,6 +63,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());
+  sockets.attachApp(app);
   mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready' });
 
   const stop = () =>

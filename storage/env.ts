@@ -40,6 +40,12 @@ export interface Databases {
   contacts: Database<ContactRecord, [string, string]>;
   /** user → PresenceRecord: last announced presence (written by the user actor) */
   presence: Database<PresenceRecord, string>;
+  /** channel → ChannelMeta (written by the channel actor only) */
+  channels: Database<ChannelMeta, string>;
+  /** [channel, seq] → the encoded `cmsg` frame, exactly the bytes a subscriber receives (binary) */
+  channelLog: Database<Buffer, [string, number]>;
+  /** [channel, user, cid] → ChannelPostResult: client-id dedupe of posts (written by the channel actor only) */
+  channelDedupe: Database<ChannelPostResult, [string, string, string]>;
   /** facts about the data directory itself, e.g. `epoch` (storage/epoch.ts) */
   meta: Database<string, string>;
 }
@@ -83,6 +89,12 @@ export interface InboxRow {
   /** false once the user was removed or left: the row stays, as in every chat app */
   member: boolean;
 }
+export type ChannelMode = 'broadcast' | 'open';
+export interface ChannelMeta {
+  channel: string; name: string; title: string; mode: ChannelMode;
+  owner: string; admins: string[]; created: number;
+}
+export interface ChannelPostResult { seq: number; id: string; ts: number }
 export interface ContactRecord { added: number }
 export interface PresenceRecord { online: boolean; last: number; boot: string }
 
@@ -137,6 +149,9 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     inbox: sub('inbox'),
     contacts: sub('contacts'),
     presence: sub('presence'),
+    channels: sub('channels'),
+    channelLog: sub('channel-log', 'binary'),
+    channelDedupe: sub('channel-dedupe'),
     meta: sub('meta'),
   };
   return {

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';
 import type { AttachResult, ClientCommand, ReplayResult } from '../../actors/messages.js';
-import { threadAddress, userAddress, GATEWAY_THREAD } from '../../actors/router.js';
+import { channelAddress, threadAddress, userAddress, GATEWAY_THREAD } from '../../actors/router.js';
 import type { StorageEnv } from '../../storage/env.js';
 import type { PresenceState } from '../../storage/presence.js';
 import type { Accounts } from '../auth/accounts.js';
@@ -12,8 +12,10 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
-import { directThreadId, groupIdFor, newGroupId } from '../../protocol/ids.js';
-import { bodyTooLarge, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { channelIdFor, directThreadId, groupIdFor, newGroupId } from '../../protocol/ids.js';
+import { bodyTooLarge, checkChannelGet, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { ChannelHub, type Following } from './channels.js';
+import { TokenBuckets } from './token-buckets.js';
 import { decodeClientFrame, encodeFrame, wireTime } from '../../protocol/wire.js';
 import type { UWS } from './uws.js';
 
@@ -40,6 +42,8 @@ interface Conn {
   inflight: number;
   /** a replay ask is on its way: live pushes wait, its answer continues from sentU */
   replaying: boolean;
+  /** channels this socket has joined (src/gateway/channels.ts); null until it joins any */
+  channels: Map<string, Following> | null;
 }
 
 type Socket = UWS.WebSocket<Conn>;
@@ -75,6 +79,9 @@ export class SocketGateway {
    */
   private batching = false;
   private readonly queued = new Map<Socket, QueuedFrames>();
+  readonly channels: ChannelHub;
+  /** channel.post per user, across their sockets */
+  private readonly posts: TokenBuckets;
 
   constructor(
     private readonly config: Config,
@@ -90,6 +97,21 @@ export class SocketGateway {
     this.helloSweep.unref();
     this.bufferSweep = setInterval(() => this.boundBufferedBytes(), BUFFER_SWEEP_MS);
     this.bufferSweep.unref();
+    this.posts = new TokenBuckets(config.channelPostsPerSecond, config.channelPostsPerSecond);
+    this.channels = new ChannelHub(cluster, {
+      isOpen: (ws) => !isClosed(ws.getUserData() as Conn),
+      send: (ws, frame) => this.send(ws as Socket, frame),
+      writeNow: (ws, bytes) => this.writeNow(ws as Socket, bytes),
+      error: (ws, r, code, msg, retry) => this.error(ws as Socket, r, code, msg, retry),
+      takeAskSlot: (ws, r) => this.takeAskSlot(ws as Socket, ws.getUserData() as Conn, r),
+      releaseAskSlot: (ws) => void (ws.getUserData() as Conn).inflight--,
+      close: (ws, code, reason) => this.close(ws as Socket, code, reason),
+    }, metrics, log, epoch, config.slowConsumerBytes);
+  }
+
+  /** The uWS app whose topics carry channel posts. */
+  attachApp(app: UWS.TemplatedApp): void {
+    this.channels.attach(app);
   }
 
   get connections(): number {
@@ -116,7 +138,7 @@ export class SocketGateway {
         }
         const conn: Conn = {
           id: 0, phase: Phase.awaitingHello, user: '', device: '', sentU: 0, lagging: false, badFrames: 0, helloDeadline: 0,
-          typingTokens: TYPING_BURST, typingAt: 0, watching: null, inflight: 0, replaying: false,
+          typingTokens: TYPING_BURST, typingAt: 0, watching: null, inflight: 0, replaying: false, channels: null,
         };
         res.upgrade(conn, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
@@ -131,7 +153,9 @@ export class SocketGateway {
       message: (ws, data, isBinary) => this.onMessage(ws, data, isBinary),
       drain: (ws) => {
         const conn = ws.getUserData();
-        if (conn.lagging && ws.getBufferedAmount() < this.config.slowConsumerBytes / 2) this.catchUp(ws, conn);
+        if (ws.getBufferedAmount() >= this.config.slowConsumerBytes / 2) return;
+        if (conn.lagging) this.catchUp(ws, conn);
+        this.channels.drained(ws, conn);
       },
       close: (ws) => this.onClose(ws),
     };
@@ -180,6 +204,10 @@ export class SocketGateway {
     else for (const id of conns) this.pushOne(id, frame, u);
   }
 
+  publish(channel: string, firstSeq: number, frames: Uint8Array[]): void {
+    this.channels.publish(channel, firstSeq, frames);
+  }
+
   kick(connId: number, code: number, reason: string): void {
     const ws = this.sockets.get(connId);
     if (ws) this.close(ws, code, reason);
@@ -198,6 +226,7 @@ export class SocketGateway {
       if (conn.phase !== Phase.syncing && conn.phase !== Phase.live) continue;
       if (onShard(conn.user) || (conn.watching && [...conn.watching].some(onShard))) this.close(ws, CloseCode.serviceRestart, 'service restart, reconnect');
     }
+    this.channels.shardRestarted(shard, CloseCode.serviceRestart);
   }
 
   /** The shards are up: accept sockets. */
@@ -210,6 +239,8 @@ export class SocketGateway {
     this.accepting = false;
     clearInterval(this.helloSweep);
     clearInterval(this.bufferSweep);
+    this.channels.stop();
+    this.posts.stop();
     for (const ws of [...this.sockets.values()]) this.close(ws, CloseCode.goingAway, 'server shutting down');
   }
 
@@ -300,6 +331,20 @@ export class SocketGateway {
       case Command.userFind: return this.findUser(ws, (frame as FrameOf<'user.find'>).username, r);
       case Command.presenceSub: return this.presenceSub(ws, conn, (frame as FrameOf<'presence.sub'>).users, r);
       case Command.presenceUnsub: return this.presenceUnsub(ws, conn, (frame as FrameOf<'presence.unsub'>).users, r);
+      case Command.channelCreate:
+        return this.command(ws, conn, channelAddress(channelIdFor((frame as FrameOf<'channel.create'>).name)), frame as ClientCommand['frame'], r);
+      case Command.channelGet: {
+        const f = frame as FrameOf<'channel.get'>;
+        const problem = checkChannelGet(f);
+        if (problem) return this.badFrame(ws, conn, r, `channel.get: ${problem}`);
+        return this.command(ws, conn, channelAddress(f.channel ?? channelIdFor(f.name!)), frame as ClientCommand['frame'], r);
+      }
+      case Command.channelAdmin:
+      case Command.channelHistory:
+        return this.command(ws, conn, channelAddress((frame as { channel: string }).channel), frame as ClientCommand['frame'], r);
+      case Command.channelPost: return this.post(ws, conn, frame as FrameOf<'channel.post'>, r);
+      case Command.channelJoin: return this.channels.join(ws, conn, frame as FrameOf<'channel.join'>, r);
+      case Command.channelLeave: return this.channels.leave(ws, conn, (frame as FrameOf<'channel.leave'>).channel, r);
     }
   }
 
@@ -457,12 +502,20 @@ export class SocketGateway {
     this.command(ws, conn, threadAddress(thread), frame as ClientCommand['frame'], r);
   }
 
+  private post(ws: Socket, conn: Conn, frame: FrameOf<'channel.post'>, r: number | undefined): void {
+    if (bodyTooLarge(frame.body)) return this.error(ws, r, ErrorCode.too_large, 'body is larger than 16 KiB');
+    const wait = this.posts.take(conn.user);
+    if (wait > 0) return this.error(ws, r, ErrorCode.rate_limited, `at most ${this.config.channelPostsPerSecond} channel posts a second`, wait);
+    // Open channels take posts from joined users: the gateway is who knows what a socket joined.
+    this.command(ws, conn, channelAddress(frame.channel), frame as ClientCommand['frame'], r, this.channels.follows(conn, frame.channel));
+  }
+
   /** Routes a command to its actor; the actor's encoded answer goes to the socket unchanged. */
-  private command(ws: Socket, conn: Conn, address: string, frame: ClientCommand['frame'], r: number | undefined): void {
+  private command(ws: Socket, conn: Conn, address: string, frame: ClientCommand['frame'], r: number | undefined, joined?: boolean): void {
     if (!this.takeAskSlot(ws, conn, r)) return;
     // Without r the field is left out, not sent as nil: no answer is owed on success (docs/protocol.md §2).
     const caller: ClientCommand['caller'] = r === undefined ? { user: conn.user, device: conn.device } : { user: conn.user, device: conn.device, r };
-    const msg: ClientCommand = { op: 'cmd', caller, frame };
+    const msg: ClientCommand = joined === undefined ? { op: 'cmd', caller, frame } : { op: 'cmd', caller, frame, joined };
     const id = conn.id;
     this.cluster.askWith<Uint8Array | null>(address, msg, (err, answer) => {
       conn.inflight--;
@@ -514,6 +567,7 @@ export class SocketGateway {
     this.awaitingHello.delete(ws);
     this.metrics.counts.connections--;
     if (attached) this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
+    this.channels.closed(ws, conn);
     // Leave no watcher behind.
     if (conn.watching) {
       for (const u of conn.watching) this.cluster.tell(userAddress(u), { op: 'unwatch', gateway: GATEWAY_THREAD, conn: conn.id });
