@@ -39,7 +39,7 @@ t.test('each kind of malformed frame is refused with bad_frame', async (t) => {
     ['send with neither body nor media', encodeFrame({ t: 'send', r: 4, cid: 'c', to: 'u1' }), /body or media/],
     ['id with a bad character', encodeFrame({ t: 'history', r: 5, thread: 'no spaces' }), /thread/],
     ['negative ack', encodeFrame({ t: 'ack', u: -1 }), /u/],
-    ['known but not yet supported command', encodeFrame({ t: 'channel.join', r: 6, channel: 'news' }), /not supported by this server yet/],
+    ['channel.get naming neither channel nor name', encodeFrame({ t: 'channel.get', r: 6 }), /exactly one of channel or name/],
   ];
   for (const [name, bytes, why] of cases) {
     // A fresh socket per case: three bad frames close a socket.

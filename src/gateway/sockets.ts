@@ -62,8 +62,6 @@ const TYPING_REFILL_MS = 1000;
 const INFLIGHT_RETRY_MS = 100;
 /** How often the process-wide bound on buffered bytes is checked. */
 const BUFFER_SWEEP_MS = 1000;
-/** Commands of docs/protocol.md this server does not implement yet (answered bad_frame, by name). */
-const NOT_YET = new Set<string>(Object.values(Command).filter((t) => !frameCheckers.has(t)));
 
 export class SocketGateway {
   private readonly sockets = new Map<number, Socket>();
@@ -283,10 +281,7 @@ export class SocketGateway {
     const f = frame as { t: string; r?: unknown };
     const r = typeof f.r === 'number' && Number.isInteger(f.r) && f.r >= 0 ? f.r : undefined;
     const check = frameCheckers.get(f.t);
-    if (!check) {
-      const why = NOT_YET.has(f.t) ? `command ${f.t} is not supported by this server yet` : `unknown command ${f.t}`;
-      return this.badFrame(ws, conn, r, why);
-    }
+    if (!check) return this.badFrame(ws, conn, r, `unknown command ${f.t}`);
     const problem = check(frame);
     if (problem) return this.badFrame(ws, conn, r, `${f.t}: ${problem}`);
     // Only what the schema validated goes further: no unknown field reaches an actor.
