@@ -179,7 +179,8 @@ export class ChannelActor implements Actor {
   }
 
   private readPosts({ before, after, limit }: ReadPosts): { messages: object[]; more: boolean } {
-    return this.history(before, after, limit);
+    // An absent field may cross the thread boundary as nil.
+    return this.history(before ?? undefined, after ?? undefined, limit);
   }
 
   // ---- subscribers ----
@@ -187,7 +188,7 @@ export class ChannelActor implements Actor {
   private follow({ gateway, since }: Follow): FollowResult {
     this.requireChannel();
     this.gateways.set(gateway, (this.gateways.get(gateway) ?? 0) + 1);
-    if (since === undefined) return { head: this.lastSeq, frames: [] };
+    if (since == null) return { head: this.lastSeq, frames: [] }; // absent (nil once encoded)
     if (since > this.lastSeq) return { head: this.lastSeq, frames: [], reset: true };
     return { head: this.lastSeq, frames: this.framesAfter(since) };
   }

@@ -29,6 +29,7 @@ export interface Config {
   maxAsksPerSocket: number;
   maxBufferedBytes: number;
   channelPostsPerSecond: number;
+  sseKeepaliveSeconds: number;
 }
 
 interface Field<K extends keyof Config> {
@@ -112,6 +113,10 @@ const fields: { [K in keyof Config]: Field<K> } = {
   channelPostsPerSecond: {
     key: 'channelPostsPerSecond', env: 'CHANNEL_POSTS_PER_SECOND', flag: 'channel-posts-per-second',
     help: 'channel posts per user per second (a burst of as many); beyond, rate_limited with retry', parse: int(1, 100_000), default: () => 20,
+  },
+  sseKeepaliveSeconds: {
+    key: 'sseKeepaliveSeconds', env: 'SSE_KEEPALIVE_SECONDS', flag: 'sse-keepalive-seconds',
+    help: 'a comment line on every Server-Sent Events stream this often, so proxies keep it open', parse: int(1, 3600), default: () => 15,
   },
 };
 

@@ -64,7 +64,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());
   sockets.attachApp(app);
-  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready' });
+  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels });
 
   const stop = () =>
     (stopping ??= (async () => {

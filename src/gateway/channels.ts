@@ -5,12 +5,14 @@
 // answered: publishes and answers from one actor arrive in order, so nothing falls between.
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';
-import type { FollowResult } from '../../actors/messages.js';
+import type { Follow, FollowResult } from '../../actors/messages.js';
 import { channelAddress, GATEWAY_THREAD } from '../../actors/router.js';
 import { ErrorCode, ServerFrame } from '../../protocol/codes.js';
 import type { ProtocolError } from '../../protocol/errors.js';
 import { MAX_CHANNELS_PER_SOCKET, type FrameOf } from '../../protocol/validate.js';
+import { decodeFrame } from '../../protocol/wire.js';
 import type { Metrics } from '../metrics.js';
+import { EventStream } from './event-stream.js';
 import type { UWS } from './uws.js';
 
 const enum State { joining, catchingUp, live }
@@ -57,6 +59,8 @@ interface LocalChannel {
   /** newest seq published here, or answered to a follow (whichever is newer) */
   lastSeq: number;
   sockets: Set<Socket>;
+  /** Server-Sent Events viewers (live and catching up) */
+  viewers: Set<EventStream>;
 }
 
 export class ChannelHub {
@@ -65,6 +69,7 @@ export class ChannelHub {
   private readonly published = new Set<LocalChannel>();
   private lagCheck: NodeJS.Timeout | null = null;
   private app: UWS.TemplatedApp | null = null;
+  private readonly keepAlive: NodeJS.Timeout;
 
   constructor(
     private readonly cluster: ShardCluster,
@@ -73,7 +78,13 @@ export class ChannelHub {
     private readonly log: Logger,
     private readonly epoch: string,
     private readonly slowConsumerBytes: number,
-  ) {}
+    keepAliveMs: number,
+  ) {
+    this.keepAlive = setInterval(() => {
+      for (const local of this.channels.values()) for (const v of local.viewers) v.keepAlive();
+    }, keepAliveMs);
+    this.keepAlive.unref();
+  }
 
   /** The uWS app whose topics carry live posts. */
   attach(app: UWS.TemplatedApp): void {
@@ -97,7 +108,7 @@ export class ChannelHub {
     const f: Following = { state: State.joining, sentSeq: since ?? 0, counted: false, left: false, r, reset: otherEpoch };
     channels.set(frame.channel, f);
     const channel = frame.channel;
-    this.cluster.askWith<FollowResult>(channelAddress(channel), { op: 'follow', gateway: GATEWAY_THREAD, since }, (err, answer) => {
+    this.cluster.askWith<FollowResult>(channelAddress(channel), followOf(since), (err, answer) => {
       this.writer.releaseAskSlot(ws);
       if (err) return this.joinFailed(ws, conn, channel, f, err);
       f.counted = true;
@@ -149,6 +160,17 @@ export class ChannelHub {
     if (last <= local.lastSeq) return; // already known from a follow answer's replay
     if (firstSeq > local.lastSeq + 1 && local.lastSeq > 0) this.log.warn({ channel, lastSeq: local.lastSeq, firstSeq }, 'channel publish out of sequence');
     for (let i = Math.max(0, local.lastSeq + 1 - firstSeq); i < frames.length; i++) this.app.publish(local.topic, frames[i], true);
+    if (local.viewers.size > 0) {
+      // Encoded as SSE once per batch, written to every live viewer.
+      let text = '';
+      for (let i = Math.max(0, local.lastSeq + 1 - firstSeq); i < frames.length; i++) text += sseEvent(frames[i]);
+      for (const v of local.viewers) {
+        if (!v.live) continue;
+        v.write(text);
+        v.sentSeq = last;
+        this.metrics.counts.sseEventsOut += frames.length;
+      }
+    }
     local.lastSeq = last;
     this.metrics.counts.channelPublishes += frames.length;
     this.published.add(local);
@@ -160,11 +182,67 @@ export class ChannelHub {
     for (const [channel, local] of [...this.channels]) {
       if (this.cluster.router.threadOf(channelAddress(channel)) !== shard) continue;
       for (const ws of [...local.sockets]) this.writer.close(ws, closeCode, 'service restart, reconnect');
+      for (const v of [...local.viewers]) v.end();
       this.channels.delete(channel);
     }
   }
 
+  /**
+   * A Server-Sent Events viewer of `channel` from after `since` (or from now): 404 for a channel
+   * that does not exist; otherwise the replay, then live posts, like a joining socket.
+   */
+  openStream(res: UWS.HttpResponse, channel: string, since: number | undefined, onError: (err: ProtocolError) => void): void {
+    const stream = new EventStream(res, this.slowConsumerBytes, (s, overflowed) => {
+      if (overflowed) this.metrics.counts.sseDisconnects++;
+      const local = this.channels.get(channel);
+      if (local?.viewers.delete(s)) {
+        this.metrics.counts.sseViewers--;
+        this.forgetIfEmpty(channel, local);
+      }
+      if (counted) this.uncount(channel);
+    });
+    let counted = false;
+    this.cluster.askWith<FollowResult>(channelAddress(channel), followOf(since), (err, answer) => {
+      if (err) {
+        if (err.code === ErrorCode.unavailable) this.uncount(channel);
+        if (!stream.gone) onError(err);
+        return;
+      }
+      if (stream.gone) return this.uncount(channel);
+      counted = true;
+      const local = this.local(channel);
+      local.viewers.add(stream);
+      this.metrics.counts.sseViewers++;
+      if (answer!.head > local.lastSeq) local.lastSeq = answer!.head;
+      stream.begin();
+      stream.sentSeq = since === undefined || answer!.reset ? answer!.head : since;
+      this.streamReplay(channel, stream, answer!);
+    });
+  }
+
+  private streamReplay(channel: string, stream: EventStream, { head, frames }: FollowResult): void {
+    if (stream.gone) return;
+    if (frames.length > 0) {
+      let text = '';
+      for (const frame of frames) text += sseEvent(frame);
+      stream.write(text);
+      stream.sentSeq += frames.length;
+      this.metrics.counts.sseEventsOut += frames.length;
+    }
+    if (stream.sentSeq >= head) {
+      stream.live = true;
+      return;
+    }
+    if (frames.length === 0) return stream.end();
+    this.cluster.askWith<FollowResult>(channelAddress(channel), { op: 'page', after: stream.sentSeq }, (err, answer) => {
+      if (err) return stream.end();
+      this.streamReplay(channel, stream, answer!);
+    });
+  }
+
   stop(): void {
+    clearInterval(this.keepAlive);
+    for (const local of this.channels.values()) for (const v of [...local.viewers]) v.end();
     if (this.lagCheck) clearTimeout(this.lagCheck);
     this.lagCheck = null;
   }
@@ -174,7 +252,7 @@ export class ChannelHub {
   private local(channel: string): LocalChannel {
     let local = this.channels.get(channel);
     if (!local) {
-      local = { topic: topicOf(channel), lastSeq: 0, sockets: new Set() };
+      local = { topic: topicOf(channel), lastSeq: 0, sockets: new Set(), viewers: new Set() };
       this.channels.set(channel, local);
     }
     return local;
@@ -196,9 +274,13 @@ export class ChannelHub {
     if (local) {
       local.sockets.delete(ws);
       if (f.state === State.live && this.writer.isOpen(ws)) ws.unsubscribe(local.topic);
-      if (local.sockets.size === 0) this.channels.delete(channel);
+      this.forgetIfEmpty(channel, local);
     }
     this.uncount(channel);
+  }
+
+  private forgetIfEmpty(channel: string, local: LocalChannel): void {
+    if (local.sockets.size === 0 && local.viewers.size === 0) this.channels.delete(channel);
   }
 
   private uncount(channel: string): void {
@@ -279,6 +361,15 @@ export class ChannelHub {
 
 /** How long after a publish the subscribers' send buffers are looked at. */
 const LAG_CHECK_MS = 50;
+
+const followOf = (since: number | undefined): Follow =>
+  since === undefined ? { op: 'follow', gateway: GATEWAY_THREAD } : { op: 'follow', gateway: GATEWAY_THREAD, since };
+
+/** A post as one SSE event: its seq as the id, the cmsg fields without `t` as JSON. */
+function sseEvent(frame: Uint8Array): string {
+  const { t: _t, ...post } = decodeFrame(frame) as { t: string; seq: number };
+  return `id: ${post.seq}\ndata: ${JSON.stringify(post)}\n\n`;
+}
 
 /** The uWS topic of a channel (ids have no `/`, `+` or `#`, uWS's topic syntax). */
 const topicOf = (channel: string): string => `c/${channel}`;

@@ -14,10 +14,13 @@ const STATUS_TEXT: Record<number, string> = {
 /** A response wrapper that remembers whether the client aborted. */
 export class Reply {
   aborted = false;
-  constructor(readonly res: UWS.HttpResponse) {
-    res.onAborted(() => {
-      this.aborted = true;
-    });
+  /** @param watchAbort false when the caller registers the response's one onAborted handler itself */
+  constructor(readonly res: UWS.HttpResponse, watchAbort = true) {
+    if (watchAbort) {
+      res.onAborted(() => {
+        this.aborted = true;
+      });
+    }
   }
 
   json(status: number, body: unknown, headers: Record<string, string> = {}): void {

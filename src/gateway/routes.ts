@@ -3,13 +3,14 @@
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';
 import type { LoginResult } from '../../actors/messages.js';
-import { userAddress } from '../../actors/router.js';
+import { channelAddress, userAddress } from '../../actors/router.js';
 import { hashToken, type Accounts } from '../auth/accounts.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
-import { newToken } from '../../protocol/ids.js';
+import { isId, newToken } from '../../protocol/ids.js';
+import type { ChannelHub } from './channels.js';
 import { bodyCheckers, USERNAME_PATTERN, type BodyOf } from '../../protocol/validate.js';
 import { bearerToken, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
@@ -21,11 +22,12 @@ export interface RouteDeps {
   metrics: Metrics;
   log: Logger;
   isReady: () => boolean;
+  channels: ChannelHub;
 }
 
 type Handler = (reply: Reply, req: Request) => Promise<void> | void;
 /** What a handler may read of the request: uWS's request object dies when the callback returns. */
-interface Request { authorization: string; contentLength: string; param: string }
+interface Request { authorization: string; contentLength: string; param: string; query: string }
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** Paths served outside this file, with their one method (the WebSocket upgrade, server.ts). */
@@ -72,7 +74,7 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
 
   const route = (handler: Handler) => (res: UWS.HttpResponse, uwsReq: UWS.HttpRequest) => {
     const reply = new Reply(res);
-    const req: Request = { authorization: uwsReq.getHeader('authorization'), contentLength: uwsReq.getHeader('content-length'), param: uwsReq.getParameter(0) ?? '' };
+    const req: Request = { authorization: uwsReq.getHeader('authorization'), contentLength: uwsReq.getHeader('content-length'), param: uwsReq.getParameter(0) ?? '', query: uwsReq.getQuery() ?? '' };
     Promise.resolve()
       .then(() => handler(reply, req))
       .catch((err: unknown) => {
@@ -145,6 +147,43 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     reply.empty(204);
   }));
 
+  // Channels are public (docs/protocol.md §8.3): their stream and history need no account.
+  on('GET', '/v1/channels/:channel/events', (res, uwsReq) => {
+    const channel = decodedSegment(uwsReq.getParameter(0) ?? '');
+    const query = new URLSearchParams(uwsReq.getQuery() ?? '');
+    const lastEventId = uwsReq.getHeader('last-event-id');
+    const reply = new Reply(res, false);
+    const fail = (code: ErrorCode | string, message: string) => reply.error(code, message);
+    if (!isId(channel)) {
+      res.onAborted(() => undefined);
+      return fail(ErrorCode.not_found, 'no such channel');
+    }
+    const raw = lastEventId !== '' ? lastEventId : query.get('since');
+    const since = raw === null ? undefined : seqParam(raw);
+    if (since === null) {
+      res.onAborted(() => undefined);
+      return fail(ErrorCode.bad_frame, 'Last-Event-ID and since are post seqs (non-negative integers)');
+    }
+    deps.channels.openStream(res, channel, since, (err) => fail(err.code, err.message));
+  });
+
+  on('GET', '/v1/channels/:channel/messages', route(async (reply, req) => {
+    const channel = decodedSegment(req.param);
+    if (!isId(channel)) throw new ProtocolError(ErrorCode.not_found, 'no such channel');
+    const query = new URLSearchParams(req.query);
+    const num = (name: string, min: number, max: number): number | undefined => {
+      const raw = query.get(name);
+      if (raw === null) return undefined;
+      const n = seqParam(raw);
+      if (n === null || n < min || n > max) throw new ProtocolError(ErrorCode.bad_frame, `${name} must be an integer from ${min} to ${max}`);
+      return n;
+    };
+    const before = num('before', 1, Number.MAX_SAFE_INTEGER);
+    const after = num('after', 0, Number.MAX_SAFE_INTEGER);
+    const limit = num('limit', 1, 100) ?? 50;
+    reply.json(200, await cluster.ask(channelAddress(channel), { op: 'read-posts', before, after, limit }));
+  }));
+
   on('GET', '/healthz', route((reply) => reply.json(200, { status: 'alive' })));
   on('GET', '/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));
   on('GET', '/metrics', route(async (reply) => reply.text(200, await metrics.registry.metrics(), metrics.registry.contentType)));
@@ -167,3 +206,19 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
 }
 
 const USERNAME_RE = new RegExp(USERNAME_PATTERN);
+
+/** A path segment as the client meant it (`c%3Aab` is `c:ab`); '' when it does not decode. */
+function decodedSegment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return '';
+  }
+}
+
+/** A seq in a query or header: a non-negative safe integer in plain digits, else null. */
+function seqParam(raw: string): number | null {
+  if (!/^\d{1,16}$/.test(raw)) return null;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) ? n : null;
+}

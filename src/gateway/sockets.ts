@@ -104,7 +104,7 @@ export class SocketGateway {
       takeAskSlot: (ws, r) => this.takeAskSlot(ws as Socket, ws.getUserData() as Conn, r),
       releaseAskSlot: (ws) => void (ws.getUserData() as Conn).inflight--,
       close: (ws, code, reason) => this.close(ws as Socket, code, reason),
-    }, metrics, log, epoch, config.slowConsumerBytes);
+    }, metrics, log, epoch, config.slowConsumerBytes, config.sseKeepaliveSeconds * 1000);
   }
 
   /** The uWS app whose topics carry channel posts. */
