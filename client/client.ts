@@ -9,6 +9,16 @@ import { randomId } from './ids.js';
 import { Outbox, isRetryable } from './outbox.js';
 import { cleanFields, newPending, type Pending, type PendingKind, type Timer } from './pending.js';
 import type {
+  ChannelAdminParams,
+  ChannelCreateParams,
+  ChannelGetParams,
+  ChannelHistoryParams,
+  ChannelHistoryResult,
+  ChannelInfo,
+  ChannelJoinParams,
+  ChannelJoinResult,
+  ChannelPostParams,
+  ChannelPostResult,
   ClientEvents,
   ClientState,
   CloseInfo,
@@ -123,6 +133,11 @@ export class ParleyClient {
   /** Pings written on this socket, oldest first; null = a heartbeat ping nobody awaits. */
   private pings: Array<Pending | null> = [];
   private connectWaiter?: { promise: Promise<ConnectResult>; resolve(v: ConnectResult): void; reject(e: Error): void };
+  /**
+   * Channels the app joined, with the newest seq seen in each (-1: none yet) and the epoch of the
+   * join: a cmsg at or below it is a duplicate, and every reconnect joins again from there.
+   */
+  private readonly followed = new Map<string, { seq: number; epoch?: string }>();
   /** Cancellers of pending next() calls, run when the client closes for good. */
   private readonly waiters = new Set<(err: Error) => void>();
 
@@ -210,6 +225,81 @@ export class ParleyClient {
 
   history(p: HistoryParams): Promise<HistoryResult> {
     return this.request<HistoryResult>(Command.history, p);
+  }
+
+  // ---- channels (docs/sdk.md "Channels") ----
+
+  channelCreate(p: ChannelCreateParams): Promise<{ channel: string }> {
+    return this.request(Command.channelCreate, p);
+  }
+
+  channelGet(p: ChannelGetParams): Promise<ChannelInfo> {
+    return this.request(Command.channelGet, p);
+  }
+
+  channelAdmin(p: ChannelAdminParams): Promise<void> {
+    return this.request(Command.channelAdmin, p);
+  }
+
+  /**
+   * Follows a channel on this connection and after every reconnect: `cmsg` events arrive once
+   * each, in order, the ones after `since` first (default: after the newest this client saw).
+   */
+  async channelJoin(p: ChannelJoinParams): Promise<ChannelJoinResult> {
+    const known = this.followed.get(p.channel);
+    const since = p.since ?? (known && known.seq >= 0 ? known.seq : undefined);
+    const entry = { seq: since ?? -1, epoch: known?.epoch };
+    this.followed.set(p.channel, entry);
+    try {
+      return await this.joinChannel(p.channel, entry, since);
+    } catch (err) {
+      if (this.followed.get(p.channel) === entry) this.followed.delete(p.channel);
+      throw err;
+    }
+  }
+
+  /** Stops following a channel (here and on later reconnects). */
+  channelLeave(p: { channel: string }): Promise<void> {
+    this.followed.delete(p.channel);
+    return this.request(Command.channelLeave, p);
+  }
+
+  /** Posts once per `cid` (generated when absent): a retry with the same cid answers the first post. */
+  channelPost(p: ChannelPostParams): Promise<ChannelPostResult> {
+    return this.request(Command.channelPost, { ...p, cid: p.cid ?? randomId() });
+  }
+
+  channelHistory(p: ChannelHistoryParams): Promise<ChannelHistoryResult> {
+    return this.request(Command.channelHistory, p);
+  }
+
+  /** The channels this client follows, with the newest seq it saw in each (-1: none yet). */
+  get channels(): ReadonlyMap<string, number> {
+    return new Map([...this.followed].map(([c, f]) => [c, f.seq]));
+  }
+
+  private async joinChannel(channel: string, entry: { seq: number; epoch?: string }, since: number | undefined): Promise<ChannelJoinResult> {
+    const fields: Record<string, unknown> = { channel };
+    if (since !== undefined) {
+      fields.since = since;
+      if (entry.epoch !== undefined) fields.epoch = entry.epoch;
+    }
+    const answer = await this.request<ChannelJoinResult>(Command.channelJoin, fields);
+    entry.epoch = answer.epoch;
+    if (answer.reset) {
+      entry.seq = answer.seq;
+      this.em.emit('channelReset', { channel, seq: answer.seq });
+    } else if (answer.seq > entry.seq) entry.seq = answer.seq;
+    return answer;
+  }
+
+  /** After a reconnect: join every followed channel again from the newest seq seen there. */
+  private rejoinChannels(): void {
+    for (const [channel, entry] of this.followed) {
+      this.joinChannel(channel, entry, entry.seq >= 0 ? entry.seq : undefined).catch((err: unknown) => {
+        if (this.followed.get(channel) === entry && !this.closing) this.em.emit('error', err as ParleyError);
+      });
+    }
   }
 
   /** Sends {t:'ping'}; resolves with the pong's ts. */
@@ -457,6 +547,14 @@ export class ParleyClient {
       case ServerFrame.kick:
         this.kick = f as KickEvent;
         return this.dispatch(f);
+      case ServerFrame.cmsg: {
+        const entry = this.followed.get(f.channel);
+        if (entry && typeof f.seq === 'number') {
+          if (f.seq <= entry.seq) return; // seen before this reconnect's replay
+          entry.seq = f.seq;
+        }
+        return this.dispatch(f);
+      }
     }
     // Any frame with `u` is durable (§2), even a kind this client version does not know:
     // skipping its u would look like a gap.
@@ -495,6 +593,7 @@ export class ParleyClient {
     if (this.ackWanted > 0) this.scheduleAck(); // re-ack on every new socket
     const cw = this.connectWaiter;
     this.connectWaiter = undefined;
+    this.rejoinChannels();
     cw?.resolve({ user: this._user!, device: this._device!, u });
     this.em.emit('synced', f as ClientEvents['synced']);
   }

@@ -92,6 +92,33 @@ export interface CmsgEvent {
   ts: number;
 }
 
+export type ChannelMode = 'broadcast' | 'open';
+export interface ChannelCreateParams { name: string; title: string; mode?: ChannelMode }
+export type ChannelGetParams = { channel: string } | { name: string };
+export interface ChannelInfo {
+  channel: string; name: string; title: string; mode: ChannelMode; owner: string; admins: string[];
+  /** sockets and SSE viewers following it now */
+  subscribers: number;
+  /** newest post, 0 before the first */
+  seq: number;
+  created: number;
+}
+export interface ChannelAdminParams { channel: string; user: string; admin: boolean }
+export interface ChannelJoinParams {
+  channel: string;
+  /** replay the posts after this seq first; default: the newest seq this client saw in the channel, if any */
+  since?: number;
+}
+export interface ChannelJoinResult { seq: number; epoch: string; reset?: boolean }
+export interface ChannelPostParams { channel: string; body: string; cid?: string }
+export interface ChannelPostResult { seq: number; id: string; ts: number }
+export interface ChannelHistoryParams { channel: string; before?: number; after?: number; limit?: number }
+/** A post in history: a cmsg without t. */
+export type ChannelPost = Omit<CmsgEvent, 't'>;
+export interface ChannelHistoryResult { messages: ChannelPost[]; more: boolean }
+/** A rejoin found the channel's log of another lineage (or behind the client): start over from `seq`. */
+export interface ChannelResetEvent { channel: string; seq: number }
+
 export interface KickEvent {
   t: typeof ServerFrame.kick;
   code: number;
@@ -151,6 +178,7 @@ export interface ClientEvents {
   welcome: WelcomeFrame;
   synced: SyncedFrame;
   reset: ResetEvent;
+  channelReset: ChannelResetEvent;
   close: CloseInfo;
   error: ParleyError;
   event: AnyServerEvent;
