@@ -92,6 +92,42 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
     ['capitals', { username: 'Ann' }, false],
     ['a number', { username: 5 }, false],
   ],
+  [Command.channelCreate]: [
+    ['name and title', { name: 'news.daily', title: 'News' }, true],
+    ['open mode', { name: 'live_chat', title: 'Chat', mode: 'open' }, true],
+    ['unknown mode', { name: 'live_chat', title: 'Chat', mode: 'loud' }, false],
+    ['capitals in the name', { name: 'News', title: 'News' }, false],
+    ['missing title', { name: 'news' }, false],
+  ],
+  [Command.channelGet]: [
+    ['by id', { channel: 'c:abc' }, true],
+    ['by name', { name: 'news.daily' }, true],
+    ['a bad id', { channel: 'no spaces' }, false],
+  ],
+  [Command.channelAdmin]: [
+    ['grant', { channel: 'c:abc', user: 'u1', admin: true }, true],
+    ['admin not a bool', { channel: 'c:abc', user: 'u1', admin: 1 }, false],
+    ['missing user', { channel: 'c:abc', admin: false }, false],
+  ],
+  [Command.channelJoin]: [
+    ['channel only', { channel: 'c:abc' }, true],
+    ['with since and epoch', { channel: 'c:abc', since: 5, epoch: 'e1' }, true],
+    ['negative since', { channel: 'c:abc', since: -1 }, false],
+  ],
+  [Command.channelLeave]: [
+    ['channel', { channel: 'c:abc' }, true],
+    ['missing channel', {}, false],
+  ],
+  [Command.channelPost]: [
+    ['a post', { channel: 'c:abc', cid: 'c1', body: 'hi' }, true],
+    ['missing cid', { channel: 'c:abc', body: 'hi' }, false],
+    ['missing body', { channel: 'c:abc', cid: 'c1' }, false],
+  ],
+  [Command.channelHistory]: [
+    ['channel only', { channel: 'c:abc' }, true],
+    ['paged', { channel: 'c:abc', before: 10, limit: 100 }, true],
+    ['limit over 100', { channel: 'c:abc', limit: 101 }, false],
+  ],
 };
 
 t.test('every command has cases', async (t) => {
