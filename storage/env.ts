@@ -46,6 +46,12 @@ export interface Databases {
   channelLog: Database<Buffer, [string, number]>;
   /** [channel, user, cid] → ChannelPostResult: client-id dedupe of posts (written by the channel actor only) */
   channelDedupe: Database<ChannelPostResult, [string, string, string]>;
+  /** media id → MediaRecord: an upload's metadata (written by the gateway's media routes) */
+  media: Database<MediaRecord, string>;
+  /** [sha256 hex, media id] → null: the media records whose bytes are the blob named by that hash */
+  mediaBlobs: Database<null, [string, string]>;
+  /** [media id, thread or channel id, seq] → null: the messages and posts that carry a media (read access, retention) */
+  mediaRefs: Database<null, [string, string, number]>;
   /** facts about the data directory itself, e.g. `epoch` (storage/epoch.ts) */
   meta: Database<string, string>;
 }
@@ -95,6 +101,12 @@ export interface ChannelMeta {
   owner: string; admins: string[]; created: number;
 }
 export interface ChannelPostResult { seq: number; id: string; ts: number }
+export interface MediaRecord {
+  media: string; owner: string; mime: string; size: number; sha256: string; name?: string;
+  created: number;
+  /** pending until a PUT's bytes matched size and sha256; then the blob named by sha256 holds them */
+  state: 'pending' | 'ready';
+}
 export interface ContactRecord { added: number }
 export interface PresenceRecord { online: boolean; last: number; boot: string }
 
@@ -152,6 +164,9 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     channels: sub('channels'),
     channelLog: sub('channel-log', 'binary'),
     channelDedupe: sub('channel-dedupe'),
+    media: sub('media'),
+    mediaBlobs: sub('media-blobs'),
+    mediaRefs: sub('media-refs'),
     meta: sub('meta'),
   };
   return {
