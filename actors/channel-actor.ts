@@ -9,7 +9,7 @@ import { channelIdFor, type MessageIdGenerator } from '../protocol/ids.js';
 import { MAX_CHANNEL_ADMINS } from '../protocol/validate.js';
 import { decodeFrame, encodeFrame, wireTime } from '../protocol/wire.js';
 import { channelLogHead, readChannelFrames, readChannelPage } from '../storage/channel-log.js';
-import type { ChannelMeta, ChannelMode, ChannelPostResult } from '../storage/env.js';
+import type { ChannelMeta, ChannelMode, ChannelPostResult, MediaObject } from '../storage/env.js';
 import type { Actor, ActorContext, Registrations } from './actor.js';
 import type { ActorMessage } from './envelope.js';
 import type { Caller, ChannelActorMessage, ClientCommand, Follow, FollowResult, Page, ReadPosts, Unfollow } from './messages.js';
@@ -73,7 +73,7 @@ export class ChannelActor implements Actor {
       case Command.channelCreate: return this.create(caller, frame.name as string, frame.title as string, (frame.mode as ChannelMode | undefined) ?? 'broadcast');
       case Command.channelGet: return this.get();
       case Command.channelAdmin: return this.setAdmin(caller, frame.user as string, frame.admin as boolean);
-      case Command.channelPost: return this.post(caller, frame.cid as string, frame.body as string, cmd.joined === true);
+      case Command.channelPost: return this.post(caller, frame.cid as string, frame.body as string | undefined, frame.media as MediaObject | undefined, cmd.joined === true);
       case Command.channelHistory:
         return this.history(frame.before as number | undefined, frame.after as number | undefined, (frame.limit as number | undefined) ?? 50);
       default: throw new ProtocolError(ErrorCode.bad_frame, `unknown command ${frame.t}`);
@@ -118,7 +118,7 @@ export class ChannelActor implements Actor {
 
   // ---- posts ----
 
-  private post(caller: Caller, cid: string, body: string, joined: boolean): object {
+  private post(caller: Caller, cid: string, body: string | undefined, media: MediaObject | undefined, joined: boolean): object {
     const meta = this.requireChannel();
     const dedupeKey = `${caller.user}\u0000${cid}`;
     const seen = this.uncommitted.get(dedupeKey) ?? this.ctx.storage.db.channelDedupe.get([this.channel, caller.user, cid]);
@@ -131,10 +131,14 @@ export class ChannelActor implements Actor {
     const ts = Date.now();
     const seq = ++this.lastSeq;
     const id = this.ids.next(ts);
-    const frame = encodeFrame({ t: ServerFrame.cmsg, channel: this.channel, seq, id, from: caller.user, body, ts: wireTime(ts) });
+    const cmsg: Record<string, unknown> = { t: ServerFrame.cmsg, channel: this.channel, seq, id, from: caller.user, ts: wireTime(ts) };
+    if (body !== undefined) cmsg.body = body;
+    if (media !== undefined) cmsg.media = media;
+    const frame = encodeFrame(cmsg);
     const result: ChannelPostResult = { seq, id, ts };
     const { db } = this.ctx.storage;
     this.ctx.put(db.channelLog, [this.channel, seq], frame as Buffer);
+    if (media !== undefined) this.ctx.put(db.mediaRefs, [media.id, this.channel, seq], null);
     this.ctx.put(db.channelDedupe, [this.channel, caller.user, cid], result);
     this.uncommitted.set(dedupeKey, result);
     this.ctx.afterCommit(() => {

@@ -8,7 +8,7 @@ import { ProtocolError, fail } from '../protocol/errors.js';
 import { directMembers, MessageIdGenerator } from '../protocol/ids.js';
 import { MAX_GROUP_MEMBERS } from '../protocol/validate.js';
 import { wireTime } from '../protocol/wire.js';
-import type { DedupeRecord, StoredMessage, ThreadEvent, ThreadEventKind, ThreadMeta, Watermarks } from '../storage/env.js';
+import type { DedupeRecord, MediaObject, StoredMessage, ThreadEvent, ThreadEventKind, ThreadMeta, Watermarks } from '../storage/env.js';
 import { readThreadLog, threadLogHead } from '../storage/thread-log.js';
 import { threadEventsHead } from '../storage/thread-events.js';
 import type { Actor, ActorContext } from './actor.js';
@@ -111,13 +111,15 @@ export class ThreadActor implements Actor {
     const ts = Date.now();
     const msg: StoredMessage = { seq: ++this.lastSeq, id: this.ids.next(ts), from: caller.user, device: caller.device, ts, cid };
     if (frame.body !== undefined) msg.body = frame.body as string;
-    if (frame.media !== undefined) msg.media = frame.media;
+    if (frame.media !== undefined) msg.media = frame.media as MediaObject;
     if (frame.reply !== undefined) msg.reply = frame.reply as string;
     const result: DedupeRecord = { thread: this.thread, seq: msg.seq, id: msg.id, ts };
 
     const { db } = this.ctx.storage;
     this.ctx.put(db.threadLog, [this.thread, msg.seq], msg);
     this.ctx.put(db.dedupe, [this.thread, caller.user, cid], result);
+    // Who may download the media: the thread's members (src/media/media-library.ts, readable).
+    if (msg.media !== undefined) this.ctx.put(db.mediaRefs, [msg.media.id, this.thread, msg.seq], null);
     this.uncommitted.set(dedupeKey, result);
     // From the commit on, the dedupe table answers.
     this.ctx.afterCommit(() => this.uncommitted.delete(dedupeKey));

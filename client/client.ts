@@ -6,6 +6,7 @@ import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, ParleyError, errorFromFrame } from './errors.js';
 import { randomId } from './ids.js';
+import { downloadMedia, uploadMedia, type Downloaded, type UploadData, type UploadOptions } from './media.js';
 import { Outbox, isRetryable } from './outbox.js';
 import { cleanFields, newPending, type Pending, type PendingKind, type Timer } from './pending.js';
 import type {
@@ -46,6 +47,8 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Default true: ack dispatched durable events, coalesced (one ack per ~50 ms). */
   autoAck?: boolean;
+  /** Base of the HTTP API for upload/download; default: `url` with http(s) and without /v1/ws. */
+  httpUrl?: string;
 }
 
 /** The subset of the WebSocket API we use; both the DOM WebSocket and `ws` provide it. */
@@ -88,6 +91,7 @@ type Frame = { t: string; [k: string]: any };
 export class ParleyClient {
   private readonly url: string;
   private readonly token: string;
+  private readonly httpUrl: string;
   private readonly Ctor: new (url: string) => SocketLike;
   private readonly backoff: BackoffOptions | undefined;
   private readonly timeoutMs: number;
@@ -144,6 +148,7 @@ export class ParleyClient {
   constructor(opts: ClientOptions) {
     this.url = opts.url;
     this.token = opts.token;
+    this.httpUrl = opts.httpUrl ?? opts.url.replace(/^ws/, 'http').replace(/\/v1\/ws\/?$/, '');
     const Ctor = opts.WebSocket ?? (globalThis as any).WebSocket;
     if (typeof Ctor !== 'function') throw new TypeError('ParleyClient: no WebSocket implementation; pass opts.WebSocket');
     this.Ctor = Ctor;
@@ -271,6 +276,19 @@ export class ParleyClient {
 
   channelHistory(p: ChannelHistoryParams): Promise<ChannelHistoryResult> {
     return this.request(Command.channelHistory, p);
+  }
+
+  /**
+   * Uploads a file (Uint8Array, Blob, or `{path}` in Node) in resumable chunks and resolves with
+   * its media id, for `send({media})` and `channelPost({media})`.
+   */
+  upload(data: UploadData, opts: UploadOptions): Promise<string> {
+    return uploadMedia(this.httpUrl, this.token, data, opts);
+  }
+
+  /** The bytes and type of a media this user may read (the owner, members, channel readers). */
+  download(media: string): Promise<Downloaded> {
+    return downloadMedia(this.httpUrl, this.token, media);
   }
 
   /** The channels this client follows, with the newest seq it saw in each (-1: none yet). */

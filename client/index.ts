@@ -21,4 +21,5 @@ export { register, login, logout, listSessions, revokeSession } from './http.js'
 export { Emitter, type Listener } from './emitter.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { randomId } from './ids.js';
+export { uploadMedia, downloadMedia, type UploadData, type UploadOptions, type Downloaded } from './media.js';
 export type * from './types.js';

@@ -88,7 +88,8 @@ export interface CmsgEvent {
   seq: number;
   id: string;
   from: string;
-  body: string;
+  body?: string;
+  media?: Media;
   ts: number;
 }
 
@@ -110,7 +111,8 @@ export interface ChannelJoinParams {
   since?: number;
 }
 export interface ChannelJoinResult { seq: number; epoch: string; reset?: boolean }
-export interface ChannelPostParams { channel: string; body: string; cid?: string }
+/** At least one of `body` / `media` (a media id from `upload`). */
+export interface ChannelPostParams { channel: string; body?: string; media?: string; cid?: string }
 export interface ChannelPostResult { seq: number; id: string; ts: number }
 export interface ChannelHistoryParams { channel: string; before?: number; after?: number; limit?: number }
 /** A post in history: a cmsg without t. */
@@ -198,7 +200,8 @@ export interface SendParams {
   to?: string;
   thread?: string;
   body?: string;
-  media?: object;
+  /** A media id from `upload` (docs/protocol.md §8.4); the receivers' `msg` carries the Media object. */
+  media?: string;
   reply?: string;
   /** Client message id (≤ 64 chars); generated when absent. */
   cid?: string;

@@ -40,10 +40,11 @@ const DisplayName = Type.String({ minLength: 1, maxLength: 64 });
 const Title = Type.String({ minLength: 1, maxLength: 100 });
 const Users = (max: number) => Type.Array(Id, { minItems: 1, maxItems: max });
 
-export const Media = Type.Object(
-  { id: Id, mime: Type.String({ minLength: 1, maxLength: 255 }), size: UInt, sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }), name: Type.Optional(Type.String({ maxLength: 255 })) },
-  open,
-);
+/** A MIME type as `type/subtype` with optional parameters: what Content-Type will say on download. */
+const Mime = Type.String({ minLength: 3, maxLength: 255, pattern: '^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*( *;[ -~]*)?$' });
+const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+/** A file name shown to receivers: no path separators or control characters. */
+const FileName = Type.String({ minLength: 1, maxLength: 255, pattern: '^[^/\\\\\\u0000-\\u001f\\u007f]+$' });
 
 export const Frames = {
   [Command.hello]: frame(Command.hello, {
@@ -59,7 +60,8 @@ export const Frames = {
     thread: Type.Optional(Id),
     to: Type.Optional(Id),
     body: Type.Optional(Type.String()),
-    media: Type.Optional(Media),
+    // the id of a media uploaded by the sender (docs/protocol.md §8.4)
+    media: Type.Optional(Id),
     reply: Type.Optional(Id),
   }),
   [Command.history]: frame(Command.history, {
@@ -109,7 +111,7 @@ export const Frames = {
     epoch: Type.Optional(Type.String({ pattern: ID_PATTERN })),
   }),
   [Command.channelLeave]: frame(Command.channelLeave, { channel: Id }),
-  [Command.channelPost]: frame(Command.channelPost, { channel: Id, cid: Cid, body: Type.String() }),
+  [Command.channelPost]: frame(Command.channelPost, { channel: Id, cid: Cid, body: Type.Optional(Type.String()), media: Type.Optional(Id) }),
   [Command.channelHistory]: frame(Command.channelHistory, {
     channel: Id,
     before: Type.Optional(Seq),
@@ -188,6 +190,10 @@ export function checkSend(f: FrameOf<'send'>): string | null {
   return null;
 }
 
+export function checkChannelPost(f: FrameOf<'channel.post'>): string | null {
+  return f.body === undefined && f.media === undefined ? 'one of body or media is required' : null;
+}
+
 /** channel.get names its channel one way. */
 export function checkChannelGet(f: FrameOf<'channel.get'>): string | null {
   return (f.channel === undefined) === (f.name === undefined) ? 'exactly one of channel or name is required' : null;
@@ -218,11 +224,17 @@ export const Bodies = {
   ),
   /** PATCH /v1/users/me (docs/protocol.md §4) */
   updateUser: Type.Object({ name: DisplayName }, open),
+  /** POST /v1/media (docs/protocol.md "Media"); the size limit is the server's MEDIA_MAX_BYTES */
+  createMedia: Type.Object(
+    { mime: Mime, size: UInt, sha256: Sha256, name: Type.Optional(FileName) },
+    open,
+  ),
 } as const;
 
 export const bodyCheckers = {
   createUser: compile(Bodies.createUser),
   createSession: compile(Bodies.createSession),
   updateUser: compile(Bodies.updateUser),
+  createMedia: compile(Bodies.createMedia),
 };
 export type BodyOf<K extends keyof typeof Bodies> = Static<(typeof Bodies)[K]>;

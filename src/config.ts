@@ -30,6 +30,29 @@ export interface Config {
   maxBufferedBytes: number;
   channelPostsPerSecond: number;
   sseKeepaliveSeconds: number;
+  /** fs: files under DATA_DIR/media; s3: an S3-compatible bucket */
+  blobStore: 'fs' | 's3';
+  s3Endpoint: string;
+  s3Bucket: string;
+  s3Region: string;
+  s3AccessKeyId: string;
+  s3SecretAccessKey: string;
+  s3ForcePathStyle: boolean;
+  mediaMaxBytes: number;
+  /** base of signed URLs ('' = the address the request came to) */
+  publicUrl: string;
+  /** HMAC key of signed URLs ('' = generated once into DATA_DIR/signing-secret) */
+  signingSecret: string;
+}
+
+/** Options whose values are never printed. */
+export const SECRET_OPTIONS: readonly (keyof Config)[] = ['s3SecretAccessKey', 'signingSecret'];
+
+/** The config as it may be logged: secrets replaced by "***" when set. */
+export function printableConfig(config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...config };
+  for (const key of SECRET_OPTIONS) if (out[key] !== '') out[key] = '***';
+  return out;
 }
 
 interface Field<K extends keyof Config> {
@@ -58,6 +81,33 @@ function oneOf<T extends string>(...values: T[]) {
     if (!(values as string[]).includes(raw)) throw new ConfigError(`must be one of ${values.join(', ')}, got "${raw}"`);
     return raw as T;
   };
+}
+
+function bool(raw: string): boolean {
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(`must be true, false, 1 or 0, got "${raw}"`);
+}
+
+function anyString(raw: string): string {
+  return raw;
+}
+
+/** An http(s) URL without query or fragment, stored without a trailing slash. */
+function baseUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`must be an http(s) URL, got "${raw}"`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '') throw new ConfigError(`must be an http(s) URL without query or fragment, got "${raw}"`);
+  return url.href.replace(/\/+$/, '');
+}
+
+function secret(raw: string): string {
+  if (raw.length < 32) throw new ConfigError('must be at least 32 characters');
+  return raw;
 }
 
 function nonEmpty(raw: string): string {
@@ -118,6 +168,16 @@ const fields: { [K in keyof Config]: Field<K> } = {
     key: 'sseKeepaliveSeconds', env: 'SSE_KEEPALIVE_SECONDS', flag: 'sse-keepalive-seconds',
     help: 'a comment line on every Server-Sent Events stream this often, so proxies keep it open', parse: int(1, 3600), default: () => 15,
   },
+  blobStore: { key: 'blobStore', env: 'BLOB_STORE', flag: 'blob-store', help: 'where media bytes live: fs (DATA_DIR/media) or s3', parse: oneOf<'fs' | 's3'>('fs', 's3'), default: () => 'fs' },
+  s3Endpoint: { key: 's3Endpoint', env: 'S3_ENDPOINT', flag: 's3-endpoint', help: 'S3-compatible endpoint URL (empty = AWS for the region)', parse: baseUrl, default: () => '' },
+  s3Bucket: { key: 's3Bucket', env: 'S3_BUCKET', flag: 's3-bucket', help: 'bucket for media (required with BLOB_STORE=s3)', parse: nonEmpty, default: () => '' },
+  s3Region: { key: 's3Region', env: 'S3_REGION', flag: 's3-region', help: 'S3 region', parse: nonEmpty, default: () => 'us-east-1' },
+  s3AccessKeyId: { key: 's3AccessKeyId', env: 'S3_ACCESS_KEY_ID', flag: 's3-access-key-id', help: 'S3 access key id (empty = the AWS SDK default chain)', parse: anyString, default: () => '' },
+  s3SecretAccessKey: { key: 's3SecretAccessKey', env: 'S3_SECRET_ACCESS_KEY', flag: 's3-secret-access-key', help: 'S3 secret access key (never printed)', parse: anyString, default: () => '' },
+  s3ForcePathStyle: { key: 's3ForcePathStyle', env: 'S3_FORCE_PATH_STYLE', flag: 's3-force-path-style', help: 'path-style bucket URLs (most self-hosted S3 servers need true)', parse: bool, default: () => false },
+  mediaMaxBytes: { key: 'mediaMaxBytes', env: 'MEDIA_MAX_BYTES', flag: 'media-max-bytes', help: 'largest media upload', parse: int(1, 2 ** 42), default: () => 100 * 1024 * 1024 },
+  publicUrl: { key: 'publicUrl', env: 'PUBLIC_URL', flag: 'public-url', help: 'base of signed media URLs, e.g. https://chat.example.com (empty = the Host the request came to)', parse: baseUrl, default: () => '' },
+  signingSecret: { key: 'signingSecret', env: 'SIGNING_SECRET', flag: 'signing-secret', help: 'HMAC key for signed media URLs, ≥ 32 characters (empty = generated into DATA_DIR/signing-secret; never printed)', parse: secret, default: () => '' },
 };
 
 export function configHelp(): string {
@@ -153,7 +213,9 @@ export function loadConfig(argv: string[] = [], env: NodeJS.ProcessEnv = {}, ove
       throw new ConfigError(`invalid ${source}: ${(err as Error).message}`, { cause: err });
     }
   }
-  return { ...(config as unknown as Config), ...overrides };
+  const result = { ...(config as unknown as Config), ...overrides };
+  if (result.blobStore === 's3' && result.s3Bucket === '') throw new ConfigError('BLOB_STORE=s3 needs S3_BUCKET');
+  return result;
 }
 
 export { ConfigError };

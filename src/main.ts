@@ -1,6 +1,6 @@
 // Process entry: reads the config (defaults, env, flags), starts the server, and stops it
 // cleanly on SIGTERM/SIGINT.
-import { ConfigError, configHelp, loadConfig } from './config.js';
+import { ConfigError, configHelp, loadConfig, printableConfig } from './config.js';
 import { createLogger } from '../actors/log.js';
 import { startServer } from './server.js';
 
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  log.info({ config }, 'starting parley');
+  log.info({ config: printableConfig(config) }, 'starting parley');
   const server = await startServer(config, log);
 
   const shutdown = (signal: string) => {

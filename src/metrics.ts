@@ -10,6 +10,8 @@ export class Metrics {
     connections: 0, framesIn: 0, framesOut: 0, slowConsumerPauses: 0,
     /** channel posts published to this gateway's topics, and frames written to SSE viewers */
     channelPublishes: 0, sseViewers: 0, sseEventsOut: 0, sseDisconnects: 0, channelLagPauses: 0,
+    /** media: uploads made ready, uploads refused for a size or hash mismatch, bytes in and out, media deleted */
+    mediaUploads: 0, mediaUploadsRejected: 0, mediaBytesIn: 0, mediaBytesOut: 0, mediaCollected: 0,
   };
 
   constructor(shardStats: () => Promise<ShardStats[]>, supervision: () => { restarts: number; lastRestartMs: number }) {
@@ -32,6 +34,11 @@ export class Metrics {
     counter('parley_sse_events_out_total', 'channel posts written to SSE viewers', () => counts.sseEventsOut);
     counter('parley_sse_slow_disconnects_total', 'SSE viewers disconnected for falling too far behind', () => counts.sseDisconnects);
     counter('parley_channel_lag_pauses_total', 'times a channel subscriber socket stopped getting live posts for a full send buffer', () => counts.channelLagPauses);
+    counter('parley_media_uploads_total', 'media uploads whose bytes matched their size and sha256', () => counts.mediaUploads);
+    counter('parley_media_uploads_rejected_total', 'media uploads refused for a size or sha256 mismatch', () => counts.mediaUploadsRejected);
+    counter('parley_media_bytes_in_total', 'media bytes received by uploads', () => counts.mediaBytesIn);
+    counter('parley_media_bytes_out_total', 'media bytes served by downloads through this server', () => counts.mediaBytesOut);
+    counter('parley_media_collected_total', 'media deleted: never attached, or no longer carried by a retained message', () => counts.mediaCollected);
     counter('parley_slow_consumer_pauses_total', 'times a socket was paused for a full send buffer', () => counts.slowConsumerPauses);
     const actors = new Gauge({
       name: 'parley_actors', help: 'active actor activations', labelNames: ['shard', 'kind'], registers: [registry],

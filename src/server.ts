@@ -12,6 +12,11 @@ import { mountRoutes } from './gateway/routes.js';
 import { SocketGateway } from './gateway/sockets.js';
 import { uws } from './gateway/uws.js';
 import { Metrics } from './metrics.js';
+import { openBlobStore } from './media/open-blob-store.js';
+import { MediaLibrary } from './media/media-library.js';
+import { loadSigningKey, UrlSigner } from './media/signed-urls.js';
+import { UploadStaging } from './media/upload-staging.js';
+import { join } from 'node:path';
 
 export type ServerState = 'starting' | 'ready' | 'draining' | 'stopped';
 
@@ -59,12 +64,17 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     },
   });
   const metrics = new Metrics(() => cluster.stats(), () => ({ restarts: cluster.restarts, lastRestartMs: cluster.lastRestartMs }));
-  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage));
+  const blobs = openBlobStore(config);
+  const media = new MediaLibrary(storage, blobs, new UrlSigner(loadSigningKey(config.signingSecret, config.dataDir)), config.mediaMaxBytes);
+  const staging = new UploadStaging(join(config.dataDir, 'media-uploads'));
+  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media);
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());
   sockets.attachApp(app);
-  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels });
+  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels,
+    media: { media, staging, publicUrl: config.publicUrl, metrics, log },
+  });
 
   const stop = () =>
     (stopping ??= (async () => {
@@ -76,6 +86,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       await storage.barrier();
       await storage.close();
       await passwords.close();
+      await blobs.close();
       state = 'stopped';
       log.info('stopped');
     })());

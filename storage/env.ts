@@ -63,7 +63,7 @@ export interface DeviceRecord { name: string; created: number; tokenHash: string
 export interface CursorRecord { u: number; lastSeen: number }
 export interface StoredMessage {
   seq: number; id: string; from: string; device: string; ts: number;
-  body?: string; media?: unknown; reply?: string;
+  body?: string; media?: MediaObject; reply?: string;
   /** the sender's client id; shown only to the sender */
   cid?: string;
 }
@@ -101,6 +101,8 @@ export interface ChannelMeta {
   owner: string; admins: string[]; created: number;
 }
 export interface ChannelPostResult { seq: number; id: string; ts: number }
+/** What a message or post carries of a media (docs/protocol.md §5). */
+export interface MediaObject { id: string; mime: string; size: number; sha256: string; name?: string }
 export interface MediaRecord {
   media: string; owner: string; mime: string; size: number; sha256: string; name?: string;
   created: number;

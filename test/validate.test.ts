@@ -2,7 +2,7 @@
 // missing field, wrong type, over a limit — and what knownFields forwards (known fields only).
 import t from 'tap';
 import { Command } from '../protocol/codes.js';
-import { bodyCheckers, bodyTooLarge, checkSend, frameCheckers, knownFields, MAX_BODY_BYTES, MAX_GROUP_MEMBERS, MAX_PRESENCE_SUBS } from '../protocol/validate.js';
+import { bodyCheckers, bodyTooLarge, checkChannelPost, checkSend, frameCheckers, knownFields, MAX_BODY_BYTES, MAX_GROUP_MEMBERS, MAX_PRESENCE_SUBS } from '../protocol/validate.js';
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `u${i}`);
 const long = (n: number, c = 'a') => c.repeat(n);
@@ -28,15 +28,15 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
   [Command.send]: [
     ['to a thread', { cid: 'c1', thread: 'g:1', body: 'hi' }, true],
     ['to a user', { cid: 'c1', to: 'u1', body: 'hi' }, true],
-    ['with media', { cid: 'c1', thread: 'g:1', media: { id: 'm1', mime: 'image/png', size: 10, sha256: sha } }, true],
+    ['with media (its id, §8.4)', { cid: 'c1', thread: 'g:1', media: 'm:abc' }, true],
     ['a body over 16 KiB passes the schema (too_large comes after)', { cid: 'c1', thread: 'g:1', body: long(MAX_BODY_BYTES + 1) }, true],
     ['missing cid', { thread: 'g:1', body: 'hi' }, false],
     ['cid over 64', { cid: long(65), thread: 'g:1', body: 'hi' }, false],
     ['body a number', { cid: 'c1', thread: 'g:1', body: 5 }, false],
     ['thread not an id', { cid: 'c1', thread: 'a b', body: 'hi' }, false],
     ['thread over 40', { cid: 'c1', thread: long(41), body: 'hi' }, false],
-    ['media without sha256', { cid: 'c1', thread: 'g:1', media: { id: 'm1', mime: 'x', size: 1 } }, false],
-    ['media sha256 not hex', { cid: 'c1', thread: 'g:1', media: { id: 'm1', mime: 'x', size: 1, sha256: long(64, 'z') } }, false],
+    ['media an object, not an id', { cid: 'c1', thread: 'g:1', media: { id: 'm1', mime: 'x', size: 1, sha256: sha } }, false],
+    ['media not an id', { cid: 'c1', thread: 'g:1', media: 'a b' }, false],
     ['reply not an id', { cid: 'c1', thread: 'g:1', body: 'hi', reply: '' }, false],
   ],
   [Command.history]: [
@@ -121,7 +121,9 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
   [Command.channelPost]: [
     ['a post', { channel: 'c:abc', cid: 'c1', body: 'hi' }, true],
     ['missing cid', { channel: 'c:abc', body: 'hi' }, false],
-    ['missing body', { channel: 'c:abc', cid: 'c1' }, false],
+    ['media only passes the schema', { channel: 'c:abc', cid: 'c1', media: 'm:1' }, true],
+    ['neither body nor media passes the schema (checkChannelPost refuses it)', { channel: 'c:abc', cid: 'c1' }, true],
+    ['body a number', { channel: 'c:abc', cid: 'c1', body: 1 }, false],
   ],
   [Command.channelHistory]: [
     ['channel only', { channel: 'c:abc' }, true],
@@ -149,20 +151,24 @@ for (const [command, rows] of Object.entries(cases)) {
 t.test('knownFields forwards the validated fields only, as a new object', async (t) => {
   const frame = {
     t: 'send', r: 3, cid: 'c1', thread: 'g:1', body: 'hi', extra: { deep: [[[1]]] }, bin: new Uint8Array(4),
-    media: { id: 'm1', mime: 'image/png', size: 1, sha256: sha, sneaky: new Uint8Array(2) },
+    media: 'm:1',
   };
   t.equal(frameCheckers.get('send')!(frame), null);
   const out = knownFields('send', frame);
-  t.same(out, { t: 'send', r: 3, cid: 'c1', thread: 'g:1', body: 'hi', media: { id: 'm1', mime: 'image/png', size: 1, sha256: sha } });
+  t.same(out, { t: 'send', r: 3, cid: 'c1', thread: 'g:1', body: 'hi', media: 'm:1' });
   t.not(out, frame, 'a new object');
-  t.not(out.media, frame.media, 'nested known objects are new too');
-  t.notOk('extra' in out || 'bin' in out || 'sneaky' in (out.media as object), 'unknown fields stay behind');
+  t.notOk('extra' in out || 'bin' in out, 'unknown fields stay behind');
 
   const group = knownFields('group.create', { t: 'group.create', title: 'T', members: ['u1'], cid: 'k', x: 1 });
   t.same(group, { t: 'group.create', title: 'T', members: ['u1'], cid: 'k' });
   t.same(knownFields('hello', { t: 'hello', token: 'x', epoch: 'e', since: 2, nope: 1 }), { t: 'hello', token: 'x', since: 2, epoch: 'e' });
   t.same(knownFields('inbox', { t: 'inbox', x: [[[]]] }), { t: 'inbox' });
   t.throws(() => knownFields('no.such', { t: 'no.such' }));
+});
+
+t.test('channel.post needs a body or a media', async (t) => {
+  t.match(checkChannelPost({ t: 'channel.post', channel: 'c:1', cid: 'c' }), /body or media/);
+  t.equal(checkChannelPost({ t: 'channel.post', channel: 'c:1', cid: 'c', media: 'm:1' }), null);
 });
 
 t.test('send rules beyond the schema, and the body limit in UTF-8 bytes', async (t) => {
@@ -191,6 +197,14 @@ t.test('HTTP bodies', async (t) => {
     ['updateUser', 'empty name', { name: '' }, false],
     ['updateUser', 'name over 64', { name: long(65) }, false],
     ['updateUser', 'name a number', { name: 5 }, false],
+    ['createMedia', 'valid', { mime: 'image/png', size: 10, sha256: sha, name: 'cat.png' }, true],
+    ['createMedia', 'mime with parameters', { mime: 'text/plain; charset=utf-8', size: 0, sha256: sha }, true],
+    ['createMedia', 'mime without a subtype', { mime: 'image', size: 10, sha256: sha }, false],
+    ['createMedia', 'mime with a newline', { mime: 'text/plain\r\nX-Evil: 1', size: 10, sha256: sha }, false],
+    ['createMedia', 'negative size', { mime: 'image/png', size: -1, sha256: sha }, false],
+    ['createMedia', 'sha256 not lowercase hex', { mime: 'image/png', size: 1, sha256: sha.toUpperCase() }, false],
+    ['createMedia', 'name with a slash', { mime: 'image/png', size: 1, sha256: sha, name: '../etc/passwd' }, false],
+    ['createMedia', 'name with a control character', { mime: 'image/png', size: 1, sha256: sha, name: 'a\u0000b' }, false],
   ];
   for (const [kind, name, body, valid] of rows) {
     const problem = bodyCheckers[kind](body);

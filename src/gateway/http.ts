@@ -5,22 +5,29 @@ import { ProtocolError } from '../../protocol/errors.js';
 import type { Checker } from '../../protocol/validate.js';
 import type { UWS } from './uws.js';
 
-const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK', 201: '201 Created', 204: '204 No Content', 302: '302 Found', 400: '400 Bad Request', 401: '401 Unauthorized',
-  403: '403 Forbidden', 404: '404 Not Found', 405: '405 Method Not Allowed', 409: '409 Conflict', 413: '413 Payload Too Large', 426: '426 Upgrade Required',
+export const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK', 201: '201 Created', 204: '204 No Content', 206: '206 Partial Content', 302: '302 Found', 304: '304 Not Modified', 400: '400 Bad Request', 401: '401 Unauthorized',
+  403: '403 Forbidden', 404: '404 Not Found', 405: '405 Method Not Allowed', 409: '409 Conflict', 413: '413 Payload Too Large', 416: '416 Range Not Satisfiable', 426: '426 Upgrade Required',
   429: '429 Too Many Requests', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
 
 /** A response wrapper that remembers whether the client aborted. */
 export class Reply {
   aborted = false;
+  private abortListeners: (() => void)[] | null = null;
   /** @param watchAbort false when the caller registers the response's one onAborted handler itself */
   constructor(readonly res: UWS.HttpResponse, watchAbort = true) {
     if (watchAbort) {
       res.onAborted(() => {
         this.aborted = true;
+        for (const fn of this.abortListeners ?? []) fn();
       });
     }
+  }
+
+  /** Runs `fn` when the client goes away before the answer was sent. */
+  onAbort(fn: () => void): void {
+    (this.abortListeners ??= []).push(fn);
   }
 
   json(status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -95,4 +102,13 @@ export function parseJson<T>(raw: Buffer, check: Checker): T {
 export function bearerToken(authorization: string): string | null {
   const m = /^Bearer ([A-Za-z0-9_-]{1,512})$/.exec(authorization);
   return m ? m[1] : null;
+}
+
+/** A path segment as the client meant it (`c%3Aab` is `c:ab`); '' when it does not decode. */
+export function decodedSegment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return '';
+  }
 }

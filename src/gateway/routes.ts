@@ -11,8 +11,9 @@ import { ErrorCode } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { isId, newToken } from '../../protocol/ids.js';
 import type { ChannelHub } from './channels.js';
+import { mountMediaRoutes, type MediaRouteDeps } from './media-routes.js';
 import { bodyCheckers, USERNAME_PATTERN, type BodyOf } from '../../protocol/validate.js';
-import { bearerToken, parseJson, readBody, Reply } from './http.js';
+import { bearerToken, decodedSegment, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
 
 export interface RouteDeps {
@@ -23,12 +24,16 @@ export interface RouteDeps {
   log: Logger;
   isReady: () => boolean;
   channels: ChannelHub;
+  media: MediaRouteDeps;
 }
 
 type Handler = (reply: Reply, req: Request) => Promise<void> | void;
 /** What a handler may read of the request: uWS's request object dies when the callback returns. */
-interface Request { authorization: string; contentLength: string; param: string; query: string }
-type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+interface Request {
+  authorization: string; contentLength: string; param: string; query: string;
+  host: string; contentRange: string; range: string; ifNoneMatch: string;
+}
+type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** Paths served outside this file, with their one method (the WebSocket upgrade, server.ts). */
 const OTHER_ROUTES: [Method, string][] = [['GET', '/v1/ws']];
@@ -69,19 +74,30 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     else if (method === 'POST') app.post(pattern, handler);
     else if (method === 'PUT') app.put(pattern, handler);
     else if (method === 'PATCH') app.patch(pattern, handler);
+    else if (method === 'HEAD') app.head(pattern, handler);
     else app.del(pattern, handler);
   };
 
   const route = (handler: Handler) => (res: UWS.HttpResponse, uwsReq: UWS.HttpRequest) => {
     const reply = new Reply(res);
-    const req: Request = { authorization: uwsReq.getHeader('authorization'), contentLength: uwsReq.getHeader('content-length'), param: uwsReq.getParameter(0) ?? '', query: uwsReq.getQuery() ?? '' };
-    Promise.resolve()
-      .then(() => handler(reply, req))
-      .catch((err: unknown) => {
-        if (err instanceof ProtocolError) return reply.error(err.code, err.message, err.retry);
-        log.error({ err }, 'http handler failed');
-        reply.error(ErrorCode.internal, 'internal error');
-      });
+    const req: Request = {
+      authorization: uwsReq.getHeader('authorization'), contentLength: uwsReq.getHeader('content-length'),
+      param: uwsReq.getParameter(0) ?? '', query: uwsReq.getQuery() ?? '', host: uwsReq.getHeader('host'),
+      contentRange: uwsReq.getHeader('content-range'), range: uwsReq.getHeader('range'), ifNoneMatch: uwsReq.getHeader('if-none-match'),
+    };
+    const fail = (err: unknown) => {
+      if (err instanceof ProtocolError) return reply.error(err.code, err.message, err.retry);
+      log.error({ err }, 'http handler failed');
+      reply.error(ErrorCode.internal, 'internal error');
+    };
+    // Synchronously up to the handler's first await: uWS hands a body only to an onData attached
+    // before this callback returns.
+    try {
+      const pending = handler(reply, req);
+      if (pending) pending.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
   };
 
   const session = (req: Request) => {
@@ -184,6 +200,8 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     reply.json(200, await cluster.ask(channelAddress(channel), { op: 'read-posts', before, after, limit }));
   }));
 
+  mountMediaRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'createMedia') }, deps.media);
+
   on('GET', '/healthz', route((reply) => reply.json(200, { status: 'alive' })));
   on('GET', '/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));
   on('GET', '/metrics', route(async (reply) => reply.text(200, await metrics.registry.metrics(), metrics.registry.contentType)));
@@ -206,15 +224,6 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
 }
 
 const USERNAME_RE = new RegExp(USERNAME_PATTERN);
-
-/** A path segment as the client meant it (`c%3Aab` is `c:ab`); '' when it does not decode. */
-function decodedSegment(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return '';
-  }
-}
 
 /** A seq in a query or header: a non-negative safe integer in plain digits, else null. */
 function seqParam(raw: string): number | null {

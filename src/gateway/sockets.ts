@@ -9,11 +9,12 @@ import type { StorageEnv } from '../../storage/env.js';
 import type { PresenceState } from '../../storage/presence.js';
 import type { Accounts } from '../auth/accounts.js';
 import type { Config } from '../config.js';
+import type { MediaLibrary } from '../media/media-library.js';
 import type { Metrics } from '../metrics.js';
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { channelIdFor, directThreadId, groupIdFor, newGroupId } from '../../protocol/ids.js';
-import { bodyTooLarge, checkChannelGet, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { bodyTooLarge, checkChannelGet, checkChannelPost, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
 import { ChannelHub, type Following } from './channels.js';
 import { TokenBuckets } from './token-buckets.js';
 import { decodeClientFrame, encodeFrame, wireTime } from '../../protocol/wire.js';
@@ -90,6 +91,8 @@ export class SocketGateway {
     private readonly log: Logger,
     /** the data directory's log epoch (docs/protocol.md §3) */
     private readonly epoch: string,
+    /** resolves `media` ids in send and channel.post to the media objects messages carry */
+    private readonly media: MediaLibrary,
   ) {
     this.helloSweep = setInterval(() => this.closeLateHellos(), 500);
     this.helloSweep.unref();
@@ -491,14 +494,32 @@ export class SocketGateway {
     const problem = checkSend(frame);
     if (problem) return this.badFrame(ws, conn, r, `send: ${problem}`);
     if (bodyTooLarge(frame.body)) return this.error(ws, r, ErrorCode.too_large, 'body is larger than 16 KiB');
-    if (frame.media !== undefined) return this.error(ws, r, ErrorCode.not_found, 'no such media');
+    if (frame.media !== undefined && !this.attachMedia(ws, conn, frame, r)) return;
     const thread = frame.thread ?? directThreadId(conn.user, frame.to!);
     if (thread.length > 40) return this.error(ws, r, ErrorCode.not_found, 'no such user');
     this.command(ws, conn, threadAddress(thread), frame as ClientCommand['frame'], r);
   }
 
+  /**
+   * Replaces a frame's media id with the media object its message will carry (docs/protocol.md
+   * §8.4); false after answering not_found for a media that is not the sender's or not uploaded.
+   */
+  private attachMedia(ws: Socket, conn: Conn, frame: { media?: unknown }, r: number | undefined): boolean {
+    try {
+      frame.media = this.media.attachable(conn.user, frame.media as string);
+      return true;
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.error(ws, r, err.code, err.message);
+      return false;
+    }
+  }
+
   private post(ws: Socket, conn: Conn, frame: FrameOf<'channel.post'>, r: number | undefined): void {
+    const problem = checkChannelPost(frame);
+    if (problem) return this.badFrame(ws, conn, r, `channel.post: ${problem}`);
     if (bodyTooLarge(frame.body)) return this.error(ws, r, ErrorCode.too_large, 'body is larger than 16 KiB');
+    if (frame.media !== undefined && !this.attachMedia(ws, conn, frame, r)) return;
     const wait = this.posts.take(conn.user);
     if (wait > 0) return this.error(ws, r, ErrorCode.rate_limited, `at most ${this.config.channelPostsPerSecond} channel posts a second`, wait);
     // Open channels take posts from joined users: the gateway is who knows what a socket joined.
