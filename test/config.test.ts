@@ -1,6 +1,6 @@
 // The typed config: defaults, env, flags (flags win), and a clear error naming the bad option.
 import t from 'tap';
-import { ConfigError, configHelp, loadConfig } from '../src/config.js';
+import { ConfigError, configHelp, loadConfig, printableConfig } from '../src/config.js';
 
 t.test('defaults', async (t) => {
   const c = loadConfig([], {});
@@ -58,4 +58,34 @@ t.test('--help lists every option with its env var', async (t) => {
   ]) {
     t.match(help, name);
   }
+});
+
+t.test('media options: blob store, S3, size limit, public URL and signing secret', async (t) => {
+  t.match(loadConfig([], {}), { blobStore: 'fs', s3Region: 'us-east-1', s3ForcePathStyle: false, mediaMaxBytes: 100 * 1024 * 1024, publicUrl: '', signingSecret: '' });
+  const env = {
+    BLOB_STORE: 's3', S3_ENDPOINT: 'http://127.0.0.1:9000/', S3_BUCKET: 'media', S3_REGION: 'eu-west-1', S3_ACCESS_KEY_ID: 'AK',
+    S3_SECRET_ACCESS_KEY: 'SK', S3_FORCE_PATH_STYLE: 'true', MEDIA_MAX_BYTES: '1048576', PUBLIC_URL: 'https://chat.example.com/', SIGNING_SECRET: 'x'.repeat(32),
+  };
+  t.match(loadConfig([], env), {
+    blobStore: 's3', s3Endpoint: 'http://127.0.0.1:9000', s3Bucket: 'media', s3Region: 'eu-west-1', s3AccessKeyId: 'AK',
+    s3SecretAccessKey: 'SK', s3ForcePathStyle: true, mediaMaxBytes: 1 << 20, publicUrl: 'https://chat.example.com', signingSecret: 'x'.repeat(32),
+  }, 'URLs are kept without their trailing slash');
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ['s3 without a bucket', { BLOB_STORE: 's3' }, /BLOB_STORE=s3 needs S3_BUCKET/],
+    ['unknown blob store', { BLOB_STORE: 'ftp' }, /BLOB_STORE.*fs, s3/],
+    ['public URL not a URL', { PUBLIC_URL: 'chat.example.com' }, /PUBLIC_URL.*http\(s\) URL/],
+    ['public URL with a query', { PUBLIC_URL: 'https://a.example/?x=1' }, /PUBLIC_URL.*without query/],
+    ['short signing secret', { SIGNING_SECRET: 'short' }, /SIGNING_SECRET.*at least 32/],
+    ['path style not a boolean', { S3_FORCE_PATH_STYLE: 'yes' }, /S3_FORCE_PATH_STYLE.*true, false/],
+    ['zero media bytes', { MEDIA_MAX_BYTES: '0' }, /MEDIA_MAX_BYTES/],
+  ];
+  for (const [name, e, message] of cases) t.throws(() => loadConfig([], e), { name: 'ConfigError', message }, name);
+});
+
+t.test('secrets are never printed', async (t) => {
+  const c = loadConfig([], { S3_SECRET_ACCESS_KEY: 'hunter2', SIGNING_SECRET: 's'.repeat(40) });
+  const printed = JSON.stringify(printableConfig(c));
+  t.notMatch(printed, /hunter2|ssssssss/);
+  t.match(printableConfig(c), { s3SecretAccessKey: '***', signingSecret: '***' });
+  t.match(printableConfig(loadConfig([], {})), { s3SecretAccessKey: '', signingSecret: '' }, 'an unset secret shows as empty');
 });
