@@ -12,7 +12,8 @@ import { channelLogHead, readChannelFrames, readChannelPage } from '../storage/c
 import type { ChannelMeta, ChannelMode, ChannelPostResult, MediaObject } from '../storage/env.js';
 import type { Actor, ActorContext, Registrations } from './actor.js';
 import type { ActorMessage } from './envelope.js';
-import type { Caller, ChannelActorMessage, ClientCommand, Follow, FollowResult, Page, ReadPosts, Unfollow } from './messages.js';
+import type { Caller, ChannelActorMessage, ClientCommand, Follow, FollowResult, Page, ReadPosts, Trimmed, Unfollow } from './messages.js';
+import { logFloor } from '../storage/retention.js';
 
 /** Posts a replay page carries at most, and about how many bytes. */
 const PAGE_POSTS = 256;
@@ -24,6 +25,8 @@ export class ChannelActor implements Actor {
   private meta: ChannelMeta | undefined;
   private admins: ReadonlySet<string> = new Set();
   private lastSeq: number;
+  /** Newest seq deleted by retention: posts (floor, lastSeq] remain; nothing at or below is served. */
+  private floor: number;
   /** Newest seq known to be committed: the recent window never drops a post above it. */
   private committedSeq: number;
   /** gateway → its subscribers (joined sockets and SSE viewers) */
@@ -41,6 +44,7 @@ export class ChannelActor implements Actor {
     this.meta = ctx.storage.db.channels.get(channel);
     if (this.meta) this.admins = new Set(this.meta.admins);
     this.lastSeq = this.meta ? channelLogHead(ctx.storage, channel) : 0;
+    this.floor = this.meta ? logFloor(ctx.storage, 'channel', channel) : 0;
     this.committedSeq = this.lastSeq;
     this.recentFrom = this.lastSeq + 1;
   }
@@ -63,6 +67,7 @@ export class ChannelActor implements Actor {
       case 'unfollow': return this.unfollow(msg);
       case 'page': return this.page(msg);
       case 'read-posts': return this.readPosts(msg);
+      case 'trimmed': return this.trimmed(msg);
       default: throw new ProtocolError(ErrorCode.bad_frame, `channel actor: unknown op ${(msg as ActorMessage).op}`);
     }
   }
@@ -122,7 +127,9 @@ export class ChannelActor implements Actor {
     const meta = this.requireChannel();
     const dedupeKey = `${caller.user}\u0000${cid}`;
     const seen = this.uncommitted.get(dedupeKey) ?? this.ctx.storage.db.channelDedupe.get([this.channel, caller.user, cid]);
-    if (seen) return { seq: seen.seq, id: seen.id, ts: wireTime(seen.ts) };
+    // A cid lasts as long as its post: one whose post retention deleted is a new post (its record
+    // is deleted by a later sweep).
+    if (seen && seen.seq > this.floor) return { seq: seen.seq, id: seen.id, ts: wireTime(seen.ts) };
     const staff = caller.user === meta.owner || this.admins.has(caller.user);
     if (!staff) {
       if (meta.mode === 'broadcast') fail(ErrorCode.forbidden, 'only the owner and admins post in this channel');
@@ -194,7 +201,7 @@ export class ChannelActor implements Actor {
     this.gateways.set(gateway, (this.gateways.get(gateway) ?? 0) + 1);
     if (since == null) return { head: this.lastSeq, frames: [] }; // absent (nil once encoded)
     if (since > this.lastSeq) return { head: this.lastSeq, frames: [], reset: true };
-    return { head: this.lastSeq, frames: this.framesAfter(since) };
+    return this.pageAfter(since);
   }
 
   private unfollow({ gateway, n }: Unfollow): void {
@@ -205,7 +212,26 @@ export class ChannelActor implements Actor {
 
   private page({ after }: Page): FollowResult {
     this.requireChannel();
-    return { head: this.lastSeq, frames: this.framesAfter(Math.min(after, this.lastSeq)) };
+    return this.pageAfter(Math.min(after, this.lastSeq));
+  }
+
+  /** A page after `after`; below the floor, from the oldest post retention kept (and says so). */
+  private pageAfter(after: number): FollowResult {
+    // Read from LMDB: its floor is committed with the deletes, so it matches what the read sees.
+    if (after + 1 < this.recentFrom) this.floor = Math.max(this.floor, logFloor(this.ctx.storage, 'channel', this.channel));
+    if (after >= this.floor) return { head: this.lastSeq, frames: this.framesAfter(after) };
+    return { head: this.lastSeq, frames: this.framesAfter(this.floor), from: this.floor + 1 };
+  }
+
+  /** Retention deleted the posts up to floor: the recent window no longer serves them. */
+  private trimmed({ floor }: Trimmed): void {
+    if (floor <= this.floor) return;
+    this.floor = floor;
+    const drop = Math.min(floor - this.recentFrom + 1, this.recent.length);
+    if (drop > 0) {
+      this.recent.splice(0, drop);
+      this.recentFrom += drop;
+    }
   }
 
   /**

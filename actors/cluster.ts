@@ -27,6 +27,8 @@ export interface ShardWorkerData {
   passivateAfterMs: number;
   maxActivations: number;
   maxCommitBacklog: number;
+  retentionMs: number;
+  retentionSweepMs: number;
   /** [peer thread index, port] for the gateway and every other shard */
   peers: [number, MessagePort][];
   control: MessagePort;
@@ -44,6 +46,9 @@ export interface ClusterOptions {
   passivateAfterMs: number;
   maxActivations: number;
   maxCommitBacklog: number;
+  /** Retention (ms; 0 keeps everything) and the sweeper's interval (ms). */
+  retentionMs?: number;
+  retentionSweepMs?: number;
   /** Shard deaths within a minute that make the server give up (exit non-zero) instead of restarting. */
   maxShardRestartsPerMinute: number;
   /**
@@ -246,6 +251,7 @@ export class ShardCluster {
     const data: ShardWorkerData = {
       index, shardCount: o.shards, dataDir: o.dataDir, durability: o.durability, logLevel: o.logLevel, boot: o.boot,
       passivateAfterMs: o.passivateAfterMs, maxActivations: o.maxActivations, maxCommitBacklog: o.maxCommitBacklog,
+      retentionMs: o.retentionMs ?? 0, retentionSweepMs: o.retentionSweepMs ?? 60_000,
       peers, control: control.port2,
     };
     const transferList: TransferListItem[] = [...peers.map(([, p]) => p), control.port2];

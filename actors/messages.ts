@@ -50,6 +50,8 @@ export interface Typing { op: 'typing'; thread: string; user: string; [f: string
 export interface Watch { op: 'watch' | 'unwatch'; gateway: number; conn: number; [f: string]: unknown }
 /** Timer-driven: announce the presence state if it changed (coalesces flapping). */
 export interface PresenceFlush { op: 'presence-flush'; [f: string]: unknown }
+/** Retention trimmed this user's log (entries older than cutoff): drop inbox `last`s whose message is gone. */
+export interface Expire { op: 'expire'; cutoff: number; [f: string]: unknown }
 
 // ---- to the thread actor ----
 /** The member's log has the thread's messages up to seq and events up to eseq. */
@@ -73,7 +75,11 @@ export interface Follow { op: 'follow'; gateway: number; since?: number; [f: str
  * ask `page` for the rest). reset: since was above head (another lineage of the log): nothing replayed.
  * Publishes of posts after head reach the gateway after this answer.
  */
-export interface FollowResult { head: number; frames: Uint8Array[]; reset?: boolean }
+export interface FollowResult {
+  head: number; frames: Uint8Array[]; reset?: boolean;
+  /** the seq of frames[0] (or of the next post, with no frames) when retention deleted the posts from since+1 on */
+  from?: number;
+}
 /** `n` subscribers on `gateway` stopped following. */
 export interface Unfollow { op: 'unfollow'; gateway: number; n: number; [f: string]: unknown }
 /** The next posts after `after` for a catching-up subscriber; answered with a FollowResult. */
@@ -81,8 +87,11 @@ export interface Page { op: 'page'; after: number; [f: string]: unknown }
 /** History for readers without an account (HTTP); answered with { messages, more }. */
 export interface ReadPosts { op: 'read-posts'; before?: number; after?: number; limit: number; [f: string]: unknown }
 
-export type ChannelActorMessage = ClientCommand | Follow | Unfollow | Page | ReadPosts;
+/** Retention deleted the channel's posts up to floor (sent by the shard's sweeper to an active actor). */
+export interface Trimmed { op: 'trimmed'; floor: number; [f: string]: unknown }
+
+export type ChannelActorMessage = ClientCommand | Follow | Unfollow | Page | ReadPosts | Trimmed;
 
 export type UserActorMessage =
-  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush;
+  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire;
 export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover;

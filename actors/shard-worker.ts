@@ -17,6 +17,8 @@ const shard = new Shard(data.index, new Router(data.shardCount), storage, log, d
   passivateAfterMs: data.passivateAfterMs,
   maxActivations: data.maxActivations,
   maxCommitBacklog: data.maxCommitBacklog,
+  retentionMs: data.retentionMs,
+  retentionSweepMs: data.retentionSweepMs,
   onFatal(err) {
     // Memory is ahead of the disk: end now, before anything else runs. The supervisor logs the
     // cause too (a worker's stdout may not be flushed before it ends); the exit code says why.
@@ -52,7 +54,7 @@ const control: ShardControl = {
     return n;
   },
   async close() {
-    shard.stop();
+    await shard.stop();
     shard.transport.close();
     await storage.close();
   },

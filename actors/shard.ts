@@ -20,6 +20,7 @@ import { ChannelActor } from './channel-actor.js';
 import { PortTransport } from './port-transport.js';
 import type { TransportStats } from './transport.js';
 import { UserActor } from './user-actor.js';
+import { RetentionSweeper, type RetentionStats } from './retention.js';
 
 /** Exit code of a shard worker that stopped on a storage failure: the supervisor must not restart it. */
 export const EXIT_STORAGE_FAILED = 70;
@@ -35,6 +36,10 @@ export interface ShardOptions {
   maxActivations: number;
   /** Commit groups waiting for the disk beyond which client commands are answered `unavailable`. */
   maxCommitBacklog: number;
+  /** Entries older than this are deleted by the retention sweeper (ms); 0 keeps everything. */
+  retentionMs: number;
+  /** How often the retention sweeper starts a pass (ms). */
+  retentionSweepMs: number;
   /**
    * A write or commit failed: memory is now ahead of the disk and nothing held may be released.
    * Must end this shard for good (the worker exits with EXIT_STORAGE_FAILED).
@@ -43,7 +48,7 @@ export interface ShardOptions {
 }
 
 export const defaultShardOptions = (): Omit<ShardOptions, 'onFatal'> => ({
-  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512,
+  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512, retentionMs: 0, retentionSweepMs: 60_000,
 });
 
 /** What a shard reports to the stop protocol: idle, and its per-peer envelope counts. */
@@ -72,6 +77,7 @@ export interface ShardStats {
   shed: number;
   transport: TransportStats;
   turns: number;
+  retention: RetentionStats;
 }
 
 interface Activation {
@@ -89,6 +95,7 @@ export class Shard {
   private readonly ctx: ActorContext;
   private readonly ids: MessageIdGenerator;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly retention: RetentionSweeper;
   private readonly opts: ShardOptions;
   private turns = 0;
   private made = 0;
@@ -129,6 +136,18 @@ export class Shard {
     this.ctx = this.makeContext();
     this.sweeper = setInterval(() => this.passivateIdle(), Math.max(10, this.opts.passivateAfterMs / 4));
     this.sweeper.unref();
+    this.retention = new RetentionSweeper(storage, log, {
+      retentionMs: this.opts.retentionMs,
+      sweepMs: this.opts.retentionSweepMs,
+      owns: (address) => this.router.threadOf(address) === this.index,
+      // Between turns: what an actor keeps of the deleted entries goes in a turn of its own.
+      trimmed: (address, log, floor, cutoff) => {
+        if (log === 'user') this.tellLocal(address, { op: 'expire', cutoff });
+        else if (log === 'channel' && this.activations.has(address)) this.tellLocal(address, { op: 'trimmed', floor });
+      },
+      onFatal: (err) => this.fatal(err, 'retention sweep write failed'),
+    });
+    this.retention.start();
   }
 
   /** Re-runs fan-outs that a crash interrupted, for the threads this shard owns. */
@@ -165,11 +184,14 @@ export class Shard {
       pendingOutputGroups: this.outputs.pendingGroups, heldOutputs: this.outputs.heldOutputs,
       activations: this.made, passivations: this.dropped, shed: this.shed,
       transport: { ...this.transport.stats }, turns: this.turns,
+      retention: { ...this.retention.stats, swept: { ...this.retention.stats.swept } },
     };
   }
 
   /** Releases every output produced so far, sends it, and reports for the stop protocol. */
   async drain(): Promise<QuiescenceReport> {
+    // Stopping: no more sweeping (what a slice being committed wrote is waited for below).
+    await this.retention.stop();
     for (const a of this.activations.values()) this.quiesce(a);
     await this.outputs.idle();
     this.transport.flush();
@@ -191,8 +213,10 @@ export class Shard {
     this.transport.connect(peer, port);
   }
 
-  stop(): void {
+  /** Clears the timers; resolves once a retention slice being committed is. */
+  stop(): Promise<unknown> {
     clearInterval(this.sweeper);
+    return this.retention.stop();
   }
 
   private onBatch(envelopes: Envelope[]): void {

@@ -12,8 +12,9 @@ import { readUserLog, userLogFirst, userLogHead } from '../storage/user-log.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
 import type {
-  Ack, Attach, AttachResult, ClientCommand, Login, LoginResult, Deliver, Detach, EventDeliver, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch,
+  Ack, Attach, AttachResult, ClientCommand, Login, LoginResult, Deliver, Detach, EventDeliver, Expire, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch,
 } from './messages.js';
+import { logFloor } from '../storage/retention.js';
 import { threadAddress, userAddress } from './router.js';
 
 interface Socket { gateway: number; conn: number; device: string }
@@ -99,6 +100,7 @@ export class UserActor implements Actor {
       case 'watch': return this.watch(msg);
       case 'unwatch': return this.unwatch(msg);
       case 'presence-flush': return this.flushPresence();
+      case 'expire': return this.expire(msg);
       case 'cmd': return this.command(msg);
       default: throw new ProtocolError(ErrorCode.bad_frame, `user actor: unknown op ${(msg as ActorMessage).op}`);
     }
@@ -211,7 +213,9 @@ export class UserActor implements Actor {
    * commit), so a socket never sees an entry that could still be lost, and pushes of later
    * entries always arrive after it.
    */
-  private replay({ after }: Replay): ReplayResult {
+  private replay({ after: since }: Replay): ReplayResult {
+    // Below the floor retention deleted everything: the log goes on after it.
+    const after = Math.max(since, logFloor(this.ctx.storage, 'user', this.user));
     const frames: Uint8Array[] = [];
     let bytes = 0;
     let last = after;
@@ -415,9 +419,32 @@ export class UserActor implements Actor {
     };
     if (kind === 'group') out.admins = meta?.admins ?? [];
     if (row.nickname !== undefined) out.nickname = row.nickname;
-    if (row.last) out.last = this.messageShape(row.thread, row.last);
+    if (row.last && !this.swept(row.thread, row.last)) out.last = this.messageShape(row.thread, row.last);
     if (!row.member) out.member = false;
     return out;
+  }
+
+  /** Has retention deleted this message from its thread's log? (Then a row shows no `last`.) */
+  private swept(thread: string, m: StoredMessage): boolean {
+    return m.seq <= logFloor(this.ctx.storage, 'thread', thread);
+  }
+
+  /**
+   * Retention trimmed this user's log: rows whose last message is gone from its thread's log stop
+   * keeping a copy of it (the row stays, with its unread count, mute and nickname; docs/protocol.md).
+   */
+  private expire(_: Expire): void {
+    const stale = new Set<string>();
+    for (const { value } of this.ctx.storage.db.inbox.getRange({ start: [this.user, ''], end: [this.user, '\uffff'] })) {
+      const row = this.inbox.get(value.thread) ?? value;
+      if (row.last && this.swept(row.thread, row.last)) stale.add(row.thread);
+    }
+    for (const row of this.inbox.values()) if (row.last && this.swept(row.thread, row.last)) stale.add(row.thread);
+    for (const thread of stale) {
+      const row = this.inboxRow(thread);
+      delete row.last;
+      this.touch(row, row.updated);
+    }
   }
 
   private messageShape(thread: string, m: StoredMessage): object {

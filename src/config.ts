@@ -43,6 +43,10 @@ export interface Config {
   publicUrl: string;
   /** HMAC key of signed URLs ('' = generated once into DATA_DIR/signing-secret) */
   signingSecret: string;
+  /** log entries older than this are deleted (ms); 0 keeps everything */
+  retentionMs: number;
+  /** how often the retention sweeper starts a pass (ms) */
+  retentionSweepMs: number;
 }
 
 /** Options whose values are never printed. */
@@ -62,6 +66,8 @@ interface Field<K extends keyof Config> {
   help: string;
   parse: (raw: string) => Config[K];
   default: () => Config[K];
+  /** how --help shows the default (default: String) */
+  show?: (value: Config[K]) => string;
 }
 
 class ConfigError extends Error {
@@ -108,6 +114,34 @@ function baseUrl(raw: string): string {
 function secret(raw: string): string {
   if (raw.length < 32) throw new ConfigError('must be at least 32 characters');
   return raw;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration such as `90d`, `12h`, `30m`, `3s` or `500ms` (an integer and a unit), as ms. `0`
+ * needs no unit when `zero` is allowed. At least `min` ms, at most `max` ms.
+ */
+function duration(min: number, max: number, zero: boolean) {
+  return (raw: string): number => {
+    const s = raw.trim();
+    if (zero && /^0+$/.test(s)) return 0;
+    const m = /^(\d+)(ms|s|m|h|d)$/.exec(s);
+    const unitHelp = `an integer with a unit (ms, s, m, h, d), e.g. 90d, 12h or 3s${zero ? ', or 0 to keep forever' : ''}`;
+    if (!m) throw new ConfigError(`must be ${unitHelp}, got "${raw}"`);
+    const ms = Number(m[1]) * DURATION_UNITS[m[2]];
+    if (!Number.isSafeInteger(ms) || ms < min || ms > max || (ms === 0 && !zero)) {
+      throw new ConfigError(`must be from ${formatDuration(min)} to ${formatDuration(max)}${zero ? ' (or 0)' : ''}, got "${raw}"`);
+    }
+    return ms;
+  };
+}
+
+/** ms as the largest unit that divides it: 5400000 → "90m". */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0';
+  for (const unit of ['d', 'h', 'm', 's'] as const) if (ms % DURATION_UNITS[unit] === 0) return `${ms / DURATION_UNITS[unit]}${unit}`;
+  return `${ms}ms`;
 }
 
 function nonEmpty(raw: string): string {
@@ -178,12 +212,22 @@ const fields: { [K in keyof Config]: Field<K> } = {
   mediaMaxBytes: { key: 'mediaMaxBytes', env: 'MEDIA_MAX_BYTES', flag: 'media-max-bytes', help: 'largest media upload', parse: int(1, 2 ** 42), default: () => 100 * 1024 * 1024 },
   publicUrl: { key: 'publicUrl', env: 'PUBLIC_URL', flag: 'public-url', help: 'base of signed media URLs, e.g. https://chat.example.com (empty = the Host the request came to)', parse: baseUrl, default: () => '' },
   signingSecret: { key: 'signingSecret', env: 'SIGNING_SECRET', flag: 'signing-secret', help: 'HMAC key for signed media URLs, ≥ 32 characters (empty = generated into DATA_DIR/signing-secret; never printed)', parse: secret, default: () => '' },
+  retentionMs: {
+    key: 'retentionMs', env: 'RETENTION', flag: 'retention',
+    help: 'delete messages, posts and log events older than this (e.g. 90d, 12h, 3s); 0 keeps everything',
+    parse: duration(1000, 100 * 365 * 86_400_000, true), default: () => 0, show: formatDuration,
+  },
+  retentionSweepMs: {
+    key: 'retentionSweepMs', env: 'RETENTION_SWEEP', flag: 'retention-sweep',
+    help: 'how often the retention sweeper looks for expired entries (e.g. 1m, 30s)',
+    parse: duration(100, 86_400_000, false), default: () => 60_000, show: formatDuration,
+  },
 };
 
 export function configHelp(): string {
   const lines = ['Usage: parley [options]', '', 'Every option is also an environment variable.', ''];
   for (const f of Object.values(fields)) {
-    lines.push(`  --${f.flag.padEnd(22)} ${f.env.padEnd(20)} ${f.help} (default: ${String(f.default())})`);
+    lines.push(`  --${f.flag.padEnd(22)} ${f.env.padEnd(20)} ${f.help} (default: ${(f.show as ((v: unknown) => string) | undefined)?.(f.default()) ?? String(f.default())})`);
   }
   lines.push(`  --${'help'.padEnd(22)} ${''.padEnd(20)} print this help`);
   return lines.join('\n');

@@ -84,6 +84,25 @@ export class Metrics {
     registrations('parley_attached_sockets', 'sockets registered with user actors', (s) => s.registrations.sockets);
     registrations('parley_presence_watchers', 'presence subscriptions registered with user actors', (s) => s.registrations.watchers);
     registrations('parley_channel_followers', 'channel subscribers (joined sockets and SSE viewers) registered with channel actors', (s) => s.registrations.followers);
+    // Retention (actors/retention.ts): summed over the shards, per run of each shard.
+    new Counter({
+      name: 'parley_retention_swept_total', help: 'keys deleted by the retention sweeper, by database', labelNames: ['log'], registers: [registry],
+      async collect() {
+        this.reset();
+        for (const s of await shardStats()) for (const [log, n] of Object.entries(s.retention.swept)) this.inc({ log }, n);
+      },
+    });
+    shardTotal('parley_retention_passes_total', 'retention sweeper passes completed', (s) => s.retention.passes);
+    new Gauge({
+      name: 'parley_retention_last_sweep_seconds', help: 'how long the last retention pass took (the slowest shard)', registers: [registry],
+      async collect() { this.set(Math.max(0, ...(await shardStats()).map((s) => s.retention.lastPassMs)) / 1000); },
+    });
+    perShard('parley_retention_last_sweep_timestamp_seconds', 'when the last completed retention pass started: what had expired by then is deleted (0: none yet)',
+      (s) => s.retention.lastPassAt / 1000);
+    new Gauge({
+      name: 'parley_retention_worst_slice_seconds', help: 'the longest a retention slice held a shard\'s thread (one write batch)', registers: [registry],
+      async collect() { this.set(Math.max(0, ...(await shardStats()).map((s) => s.retention.worstSliceMs)) / 1000); },
+    });
     void actors;
   }
 }

@@ -1,5 +1,6 @@
 // The channel log: per channel, gap-free seq from 1, each entry the encoded `cmsg` frame that
 // subscribers receive. Appended only by the channel actor.
+import { logFloor } from './retention.js';
 import type { StorageEnv } from './env.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
@@ -8,7 +9,8 @@ export function channelLogHead(storage: StorageEnv, channel: string): number {
   for (const key of storage.db.channelLog.getKeys({ start: [channel, MAX], end: [channel, 0], reverse: true, limit: 1 })) {
     return (key as [string, number])[1];
   }
-  return 0;
+  // Retention may have deleted every entry: the head stays where it was.
+  return logFloor(storage, 'channel', channel);
 }
 
 /** Encoded posts after `after`, oldest first: at most `limit` of them and about `maxBytes`. */

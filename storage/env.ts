@@ -52,6 +52,8 @@ export interface Databases {
   mediaBlobs: Database<null, [string, string]>;
   /** [media id, thread or channel id, seq] → null: the messages and posts that carry a media (read access, retention) */
   mediaRefs: Database<null, [string, string, number]>;
+  /** [log, id] → RetentionRecord: what the retention sweeper deleted of one log (storage/retention.ts) */
+  retention: Database<RetentionRecord, [RetainedLog, string]>;
   /** facts about the data directory itself, e.g. `epoch` (storage/epoch.ts) */
   meta: Database<string, string>;
 }
@@ -108,6 +110,14 @@ export interface MediaRecord {
   created: number;
   /** pending until a PUT's bytes matched size and sha256; then the blob named by sha256 holds them */
   state: 'pending' | 'ready';
+}
+/** The logs the retention sweeper trims: thread log, thread events, user log, channel log. */
+export type RetainedLog = 'thread' | 'events' | 'user' | 'channel';
+export interface RetentionRecord {
+  /** the newest seq (eseq, u) deleted: the log keeps (floor, head], and its head is at least this */
+  floor: number;
+  /** user log only: [time, u] — every entry up to u was written by then (taken by the sweeper) */
+  marks?: [number, number][];
 }
 export interface ContactRecord { added: number }
 export interface PresenceRecord { online: boolean; last: number; boot: string }
@@ -169,6 +179,7 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     media: sub('media'),
     mediaBlobs: sub('media-blobs'),
     mediaRefs: sub('media-refs'),
+    retention: sub('retention'),
     meta: sub('meta'),
   };
   return {

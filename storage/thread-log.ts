@@ -1,5 +1,6 @@
 // The thread log: per thread, gap-free seq from 1, each entry a StoredMessage. Appended only by
 // the thread actor.
+import { logFloor } from './retention.js';
 import type { StorageEnv, StoredMessage } from './env.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
@@ -8,7 +9,8 @@ export function threadLogHead(storage: StorageEnv, thread: string): number {
   for (const key of storage.db.threadLog.getKeys({ start: [thread, MAX], end: [thread, 0], reverse: true, limit: 1 })) {
     return (key as [string, number])[1];
   }
-  return 0;
+  // Retention may have deleted every entry: the head stays where it was.
+  return logFloor(storage, 'thread', thread);
 }
 
 export interface HistoryPage { messages: StoredMessage[]; more: boolean }

@@ -1,5 +1,6 @@
 // The user log: per user, strictly increasing u from 1, each entry the encoded event frame the
 // user's devices receive. Appended and read only by the user actor (it serves replay).
+import { logFloor } from './retention.js';
 import type { StorageEnv } from './env.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
@@ -9,15 +10,19 @@ export function userLogHead(storage: StorageEnv, user: string): number {
   for (const key of storage.db.userLog.getKeys({ start: [user, MAX], end: [user, 0], reverse: true, limit: 1 })) {
     return (key as [string, number])[1];
   }
-  return 0;
+  // Retention may have deleted every entry: the head stays where it was.
+  return logFloor(storage, 'user', user);
 }
 
-/** The oldest u still stored for `user`: 1 while nothing was trimmed (or the log is empty). */
+/**
+ * The oldest u still stored for `user`: 1 while nothing was trimmed. Retention deletes a prefix,
+ * so this is the floor + 1 — also when it deleted everything (then the next u to be written).
+ */
 export function userLogFirst(storage: StorageEnv, user: string): number {
   for (const key of storage.db.userLog.getKeys({ start: [user, 0], end: [user, MAX], limit: 1 })) {
     return (key as [string, number])[1];
   }
-  return 1;
+  return logFloor(storage, 'user', user) + 1;
 }
 
 /** Up to `limit` entries with u > after, oldest first. */

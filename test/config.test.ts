@@ -49,6 +49,33 @@ t.test('runtime bounds: defaults, env, flags and validation', async (t) => {
   for (const [e, message] of bad) t.throws(() => loadConfig([], e), { name: 'ConfigError', message }, Object.keys(e)[0]);
 });
 
+t.test('retention: durations with units, 0 keeps forever, clear errors', async (t) => {
+  t.match(loadConfig([], {}), { retentionMs: 0, retentionSweepMs: 60_000 }, 'defaults: keep forever, sweep every minute');
+  const ok: [Record<string, string>, number][] = [
+    [{ RETENTION: '0' }, 0], [{ RETENTION: '90d' }, 90 * 86_400_000], [{ RETENTION: '12h' }, 12 * 3_600_000],
+    [{ RETENTION: '3s' }, 3000], [{ RETENTION: '30m' }, 1_800_000], [{ RETENTION: '1500ms' }, 1500],
+  ];
+  for (const [env, ms] of ok) t.equal(loadConfig([], env).retentionMs, ms, env.RETENTION);
+  t.match(loadConfig(['--retention', '2s', '--retention-sweep=250ms'], { RETENTION: '90d' }), { retentionMs: 2000, retentionSweepMs: 250 }, 'flags win');
+  t.equal(loadConfig([], { RETENTION_SWEEP: '5m' }).retentionSweepMs, 300_000);
+  const bad: [string[], Record<string, string>, RegExp][] = [
+    [[], { RETENTION: '90' }, /RETENTION: .*with a unit.*or 0 to keep forever.*"90"/],
+    [[], { RETENTION: '1w' }, /RETENTION: .*with a unit/],
+    [[], { RETENTION: '-3s' }, /RETENTION/],
+    [[], { RETENTION: '1.5h' }, /RETENTION/],
+    [[], { RETENTION: '500ms' }, /RETENTION: must be from 1s to/],
+    [[], { RETENTION: '200000d' }, /RETENTION: must be from 1s to/],
+    [['--retention', 'forever'], {}, /--retention/],
+    [[], { RETENTION_SWEEP: '0' }, /RETENTION_SWEEP: must be an integer with a unit/],
+    [[], { RETENTION_SWEEP: '10ms' }, /RETENTION_SWEEP: must be from 100ms to 1d/],
+    [[], { RETENTION_SWEEP: '2d' }, /RETENTION_SWEEP/],
+  ];
+  for (const [argv, env, message] of bad) t.throws(() => loadConfig(argv, env), { name: 'ConfigError', message }, JSON.stringify([argv, env]));
+  const help = configHelp();
+  t.match(help, /--retention\s+RETENTION .*\(default: 0\)/);
+  t.match(help, /--retention-sweep\s+RETENTION_SWEEP .*\(default: 1m\)/);
+});
+
 t.test('--help lists every option with its env var', async (t) => {
   const help = configHelp();
   for (const name of [

@@ -220,8 +220,10 @@ export class ChannelHub {
     });
   }
 
-  private streamReplay(channel: string, stream: EventStream, { head, frames }: FollowResult): void {
+  private streamReplay(channel: string, stream: EventStream, { head, frames, from }: FollowResult): void {
     if (stream.gone) return;
+    // Retention deleted the posts after since: the page starts at the oldest one kept.
+    if (from !== undefined && from - 1 > stream.sentSeq) stream.sentSeq = from - 1;
     if (frames.length > 0) {
       let text = '';
       for (const frame of frames) text += sseEvent(frame);
@@ -288,8 +290,10 @@ export class ChannelHub {
   }
 
   /** Writes a replay page; continues with the next page, waits for drain, or goes live. */
-  private writeReplay(ws: Socket, conn: ChannelMember, channel: string, f: Following, { head, frames }: FollowResult): void {
+  private writeReplay(ws: Socket, conn: ChannelMember, channel: string, f: Following, { head, frames, from }: FollowResult): void {
     if (f.left || !this.writer.isOpen(ws)) return;
+    // Retention deleted the posts after since: the page starts at the oldest one kept.
+    if (from !== undefined && from - 1 > f.sentSeq) f.sentSeq = from - 1;
     let full = false;
     ws.cork(() => {
       for (const frame of frames) {

@@ -464,6 +464,8 @@ export class SocketGateway {
 
   private writeReplay(ws: Socket, conn: Conn, { frames, from, head }: ReplayResult): void {
     this.flushQueued(ws); // keep order: what this batch queued for it goes first
+    // Retention deleted the entries after sentU: the log goes on at `from` (welcome.first told the client).
+    if (from - 1 > conn.sentU) conn.sentU = Math.min(from - 1, head);
     let full = false;
     ws.cork(() => {
       for (let i = 0; i < frames.length; i++) {
