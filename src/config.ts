@@ -47,6 +47,8 @@ export interface Config {
   retentionMs: number;
   /** how often the retention sweeper starts a pass (ms) */
   retentionSweepMs: number;
+  /** a media no message carries is deleted once this old (ms) */
+  mediaGraceMs: number;
 }
 
 /** Options whose values are never printed. */
@@ -221,6 +223,11 @@ const fields: { [K in keyof Config]: Field<K> } = {
     key: 'retentionSweepMs', env: 'RETENTION_SWEEP', flag: 'retention-sweep',
     help: 'how often the retention sweeper looks for expired entries (e.g. 1m, 30s)',
     parse: duration(100, 86_400_000, false), default: () => 60_000, show: formatDuration,
+  },
+  mediaGraceMs: {
+    key: 'mediaGraceMs', env: 'MEDIA_GRACE', flag: 'media-grace',
+    help: 'a media that no message or post carries (never attached, or its messages were deleted by retention) is deleted once this old; checked every RETENTION_SWEEP',
+    parse: duration(1000, 100 * 365 * 86_400_000, false), default: () => 86_400_000, show: formatDuration,
   },
 };
 

@@ -14,6 +14,7 @@ import { uws } from './gateway/uws.js';
 import { Metrics } from './metrics.js';
 import { openBlobStore } from './media/open-blob-store.js';
 import { MediaLibrary } from './media/media-library.js';
+import { MediaSweeper } from './media/media-sweeper.js';
 import { loadSigningKey, UrlSigner } from './media/signed-urls.js';
 import { UploadStaging } from './media/upload-staging.js';
 import { join } from 'node:path';
@@ -68,6 +69,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const blobs = openBlobStore(config);
   const media = new MediaLibrary(storage, blobs, new UrlSigner(loadSigningKey(config.signingSecret, config.dataDir)), config.mediaMaxBytes);
   const staging = new UploadStaging(join(config.dataDir, 'media-uploads'));
+  const mediaSweeper = new MediaSweeper(storage, blobs, staging, metrics, log, { graceMs: config.mediaGraceMs, everyMs: config.retentionSweepMs });
   const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media);
 
   const app = uws.App();
@@ -83,6 +85,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       log.info('draining');
       sockets.closeAll();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
+      await mediaSweeper.stop();
       await cluster.stop();
       await storage.barrier();
       await storage.close();
@@ -105,6 +108,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     throw err;
   }
   sockets.open();
+  mediaSweeper.start();
   state = 'ready';
   log.info({ port }, 'ready');
 

@@ -34,7 +34,13 @@ export class MediaLibrary {
     if (m.size > this.maxBytes) throw new ProtocolError(ErrorCode.too_large, `media larger than ${this.maxBytes} bytes`);
     const record: MediaRecord = { media: newMediaId(), owner, mime: m.mime, size: m.size, sha256: m.sha256, created: Date.now(), state: 'pending' };
     if (m.name !== undefined) record.name = m.name;
-    await this.storage.db.media.put(record.media, record);
+    const { db } = this.storage;
+    // The blob key is noted now, not at upload: the sweeper keeps a blob while any media, even a
+    // pending one about to upload the same content, names it.
+    await db.media.transaction(() => {
+      void db.media.put(record.media, record);
+      void db.mediaBlobs.put([record.sha256, record.media], null);
+    });
     await this.storage.barrier();
     const expires = record.created + UPLOAD_URL_SECONDS * 1000;
     return { media: record.media, upload: this.signedUrl(base, 'PUT', record.media, expires), expires };
@@ -62,7 +68,6 @@ export class MediaLibrary {
       const now = db.media.get(record.media);
       if (!now) return; // deleted meanwhile: its blob is collected with the others
       void db.media.put(record.media, { ...now, state: 'ready' });
-      void db.mediaBlobs.put([record.sha256, record.media], null);
     });
     await this.storage.barrier();
   }
