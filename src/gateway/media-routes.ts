@@ -90,7 +90,8 @@ export function mountMediaRoutes<R extends MediaRequest>(kit: MediaRouteKit<R>, 
       metrics.counts.mediaBytesIn += now - offset;
       if (now < record.size) return reply.empty(204, { 'Upload-Offset': String(now) });
       try {
-        await receive(reply, record, staging.read(record.media), false);
+        const digest = await staging.digest(record.media);
+        await checked(reply, record, () => media.receiveStaged(record, staging.path(record.media), now, digest));
       } finally {
         await staging.discard(record.media); // matched or not: a mismatch starts again from 0
       }
@@ -99,10 +100,15 @@ export function mountMediaRoutes<R extends MediaRequest>(kit: MediaRouteKit<R>, 
     }
   });
 
-  const receive = async (reply: Reply, record: MediaRecord, source: Readable, count = true) => {
-    if (count) source.on('data', (chunk: Buffer) => (metrics.counts.mediaBytesIn += chunk.length));
+  const receive = (reply: Reply, record: MediaRecord, source: Readable) => {
+    source.on('data', (chunk: Buffer) => (metrics.counts.mediaBytesIn += chunk.length));
+    return checked(reply, record, () => media.receive(record, source));
+  };
+
+  /** Runs a checked store of the bytes; a mismatch is 400 (retry on the same URL), success 204. */
+  const checked = async (reply: Reply, record: MediaRecord, store: () => Promise<void>) => {
     try {
-      await media.receive(record, source);
+      await store();
     } catch (err) {
       if (err instanceof BlobMismatch) {
         metrics.counts.mediaUploadsRejected++;

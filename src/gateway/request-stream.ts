@@ -18,6 +18,9 @@ export function requestStream(reply: Reply): Readable {
       }
     },
   });
+  // Whoever reads the stream sees the abort as an error; one that has not started reading yet
+  // must not turn it into an uncaught 'error' event.
+  stream.on('error', () => undefined);
   reply.onAbort(() => stream.destroy(new Error('the client went away')));
   res.onData((chunk, isLast) => {
     // uWS reuses the chunk's memory after this callback returns: copy it.

@@ -7,6 +7,8 @@
 // - `put` streams: it never holds the whole blob in memory. It hashes and counts the bytes as they
 //   arrive and makes the blob visible only when both match `expect`; otherwise it rejects with
 //   BlobMismatch and nothing is stored under `key` (no partial blob is ever readable).
+// - `adopt` stores a local file whose size and sha256 the caller has already checked, as cheaply
+//   as the store can (fs: a hard link, no copy); the file stays where it is for the caller to remove.
 // - `get` returns the bytes `[start, end]` (inclusive, clamped by the caller to the size) as a
 //   stream, or null when the key does not exist. `stat` gives the size, or null.
 // - `delete` of a missing key is not an error.
@@ -21,6 +23,7 @@ export interface BlobDownload { contentType: string; fileName?: string; expiresI
 export interface BlobStore {
   readonly kind: 'fs' | 's3';
   put(key: string, source: Readable, expect: BlobExpectation): Promise<void>;
+  adopt(key: string, file: string, expect: BlobExpectation): Promise<void>;
   stat(key: string): Promise<{ size: number } | null>;
   get(key: string, range?: ByteRange): Promise<Readable | null>;
   delete(key: string): Promise<void>;

@@ -41,6 +41,13 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  async adopt(key: string, file: string): Promise<void> {
+    await link(file, this.path(key)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    await syncDirectory(this.dir);
+  }
+
   async stat(key: string): Promise<{ size: number } | null> {
     try {
       return { size: (await stat(this.path(key))).size };

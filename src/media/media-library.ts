@@ -9,7 +9,7 @@ import { ProtocolError } from '../../protocol/errors.js';
 import type { MediaObject, MediaRecord, StorageEnv } from '../../storage/env.js';
 
 export type { MediaObject };
-import type { BlobStore } from './blob-store.js';
+import { BlobMismatch, type BlobStore } from './blob-store.js';
 import type { SignedMethod, UrlSigner } from './signed-urls.js';
 
 
@@ -63,6 +63,18 @@ export class MediaLibrary {
   /** Streams an upload into the blob store; the media is ready once the bytes matched. */
   async receive(record: MediaRecord, source: Readable): Promise<void> {
     await this.blobs.put(record.sha256, source, { size: record.size, sha256: record.sha256 });
+    await this.markReady(record);
+  }
+
+  /** A completed resumable upload: its staged file, hashed as it arrived. */
+  async receiveStaged(record: MediaRecord, file: string, size: number, sha256: string): Promise<void> {
+    if (size !== record.size) throw new BlobMismatch(`${size} bytes, declared ${record.size}`);
+    if (sha256 !== record.sha256) throw new BlobMismatch('the bytes do not match the declared sha256');
+    await this.blobs.adopt(record.sha256, file, { size: record.size, sha256: record.sha256 });
+    await this.markReady(record);
+  }
+
+  private async markReady(record: MediaRecord): Promise<void> {
     const { db } = this.storage;
     await db.media.transaction(() => {
       const now = db.media.get(record.media);

@@ -2,6 +2,7 @@
 // counted and hashed, copied to its final key once both match, and the temp key deleted; a reader
 // never sees a partial object. Downloads are presigned GET URLs: the bytes bypass Parley.
 import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import {
   CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException,
@@ -60,6 +61,10 @@ export class S3BlobStore implements BlobStore {
     } finally {
       await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: temp })).catch(() => undefined);
     }
+  }
+
+  adopt(key: string, file: string, expect: BlobExpectation): Promise<void> {
+    return this.put(key, createReadStream(file), expect);
   }
 
   async stat(key: string): Promise<{ size: number } | null> {

@@ -2,6 +2,9 @@
 // streamed puts (size and sha256), no partial blob after a mismatch, identical content kept once,
 // ranged gets, stat, delete, presigned downloads where the store has them.
 import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Test } from 'tap';
 import { BlobMismatch, type BlobStore } from '../../src/media/blob-store.js';
@@ -64,6 +67,19 @@ export function blobStoreContract(t: Test, open: (t: Test) => Promise<BlobStore>
     await store.delete(empty);
     t.equal(await store.stat(empty), null);
     await store.delete(empty); // missing: not an error
+  });
+
+  t.test('adopt stores a checked local file and leaves the file to the caller', async (t) => {
+    const store = await open(t);
+    const dir = mkdtempSync(join(tmpdir(), 'parley-adopt-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'part');
+    writeFileSync(file, data);
+    await store.adopt(key, file, { size: data.length, sha256: key });
+    t.ok((await bytesOf(await store.get(key)))!.equals(data));
+    t.ok(existsSync(file), 'the file is still there');
+    await store.adopt(key, file, { size: data.length, sha256: key }); // again: the blob exists, still fine
+    t.same(await store.stat(key), { size: data.length });
   });
 
   t.test('presignGet: a URL that serves the bytes, or null (Parley serves them)', async (t) => {
