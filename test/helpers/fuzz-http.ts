@@ -15,7 +15,7 @@ export type FuzzRequest =
 const PATHS = [
   '/v1/users', '/v1/users/me', '/v1/users/:username', '/v1/sessions', '/v1/sessions/current', '/v1/sessions/:device',
   '/v1/push', '/v1/media', '/v1/media/:id', '/v1/ws', '/healthz', '/readyz', '/metrics', '/', '/admin', '/v1/admin/x',
-  '/v1/channels/:id/events', '/v1/channels/:id/messages',
+  '/v1/channels/:id/events', '/v1/channels/:id/messages', '/v1/media/:id/upload', '/v1/media/:id/content',
 ];
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
 const JUNK_PATH = ['%00', '%zz', '..', '//', '?', '#', ';', '%2F', 'é', '~', '*', '\u2028'];
