@@ -9,6 +9,8 @@ export interface ActorContext {
   readonly shard: number;
   /** This run of the server: presence written by an earlier run is stale. */
   readonly boot: string;
+  /** How long a push notification waits for later messages of its thread to replace it (ms). */
+  readonly pushCoalesceMs: number;
   readonly storage: StorageEnv;
   readonly log: Logger;
   /** Queue a write in this tick's transaction; outputs emitted after it wait for its commit. */

@@ -29,6 +29,7 @@ export interface ShardWorkerData {
   maxCommitBacklog: number;
   retentionMs: number;
   retentionSweepMs: number;
+  pushCoalesceMs: number;
   /** [peer thread index, port] for the gateway and every other shard */
   peers: [number, MessagePort][];
   control: MessagePort;
@@ -49,6 +50,8 @@ export interface ClusterOptions {
   /** Retention (ms; 0 keeps everything) and the sweeper's interval (ms). */
   retentionMs?: number;
   retentionSweepMs?: number;
+  /** How long a push notification waits for later messages of its thread to replace it (ms). */
+  pushCoalesceMs?: number;
   /** Shard deaths within a minute that make the server give up (exit non-zero) instead of restarting. */
   maxShardRestartsPerMinute: number;
   /**
@@ -252,6 +255,7 @@ export class ShardCluster {
       index, shardCount: o.shards, dataDir: o.dataDir, durability: o.durability, logLevel: o.logLevel, boot: o.boot,
       passivateAfterMs: o.passivateAfterMs, maxActivations: o.maxActivations, maxCommitBacklog: o.maxCommitBacklog,
       retentionMs: o.retentionMs ?? 0, retentionSweepMs: o.retentionSweepMs ?? 60_000,
+      pushCoalesceMs: o.pushCoalesceMs ?? 3000,
       peers, control: control.port2,
     };
     const transferList: TransferListItem[] = [...peers.map(([, p]) => p), control.port2];

@@ -36,6 +36,10 @@ export interface Ack { op: 'ack'; device: string; u: number; [f: string]: unknow
 /** Log a device out: its session and device record go, its sockets close with 4003 (ask; not_found if unknown). */
 export interface Revoke { op: 'revoke'; device: string; [f: string]: unknown }
 /** A login: mint a device and store it with its session (token hash only); answered with LoginResult. */
+/** A device's push registration (POST /v1/push): replaces any earlier one of the device. */
+export interface PushRegister { op: 'push-register'; device: string; provider: string; token: string; [f: string]: unknown }
+/** Removes a device's push registration; with `token`, only if it is still that one (a provider said it is dead). */
+export interface PushUnregister { op: 'push-unregister'; device: string; token?: string; [f: string]: unknown }
 export interface Login { op: 'login'; name: string; tokenHash: string; [f: string]: unknown }
 export interface LoginResult { device: string }
 /** Append a thread message to this user's log (idempotent by thread + seq). */
@@ -93,5 +97,5 @@ export interface Trimmed { op: 'trimmed'; floor: number; [f: string]: unknown }
 export type ChannelActorMessage = ClientCommand | Follow | Unfollow | Page | ReadPosts | Trimmed;
 
 export type UserActorMessage =
-  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire;
+  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire | PushRegister | PushUnregister;
 export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover;

@@ -40,6 +40,8 @@ export interface ShardOptions {
   retentionMs: number;
   /** How often the retention sweeper starts a pass (ms). */
   retentionSweepMs: number;
+  /** How long a push notification waits for later messages of its thread to replace it (ms). */
+  pushCoalesceMs: number;
   /**
    * A write or commit failed: memory is now ahead of the disk and nothing held may be released.
    * Must end this shard for good (the worker exits with EXIT_STORAGE_FAILED).
@@ -48,7 +50,7 @@ export interface ShardOptions {
 }
 
 export const defaultShardOptions = (): Omit<ShardOptions, 'onFatal'> => ({
-  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512, retentionMs: 0, retentionSweepMs: 60_000,
+  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512, retentionMs: 0, retentionSweepMs: 60_000, pushCoalesceMs: 3000,
 });
 
 /** What a shard reports to the stop protocol: idle, and its per-peer envelope counts. */
@@ -456,6 +458,7 @@ export class Shard {
     return {
       shard: this.index,
       boot: this.boot,
+      pushCoalesceMs: this.opts.pushCoalesceMs,
       storage: this.storage,
       log: this.log,
       put<V, K extends Key>(db: Database<V, K>, key: K, value: V) {

@@ -6,13 +6,13 @@ import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js
 import { fail, ProtocolError } from '../protocol/errors.js';
 import { newDeviceId } from '../protocol/ids.js';
 import { decodeFrame, encodeFrame, encodeShared, wireTime, withU } from '../protocol/wire.js';
-import type { InboxRow, StoredMessage, ThreadMeta } from '../storage/env.js';
+import type { InboxRow, PushRegistration, StoredMessage, ThreadMeta } from '../storage/env.js';
 import { presenceOf, type PresenceState } from '../storage/presence.js';
 import { readUserLog, userLogFirst, userLogHead } from '../storage/user-log.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
 import type {
-  Ack, Attach, AttachResult, ClientCommand, Login, LoginResult, Deliver, Detach, EventDeliver, Expire, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch,
+  Ack, Attach, AttachResult, ClientCommand, Login, LoginResult, Deliver, Detach, EventDeliver, Expire, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch, PushRegister, PushUnregister
 } from './messages.js';
 import { logFloor } from '../storage/retention.js';
 import { threadAddress, userAddress } from './router.js';
@@ -63,6 +63,8 @@ export class UserActor implements Actor {
   private fromOthersSince: number;
   /** Devices logged out by this activation: refused at once, before their removal is committed. */
   private readonly revoked = new Set<string>();
+  /** Devices with a push registration (lazily read; see pushDevices). */
+  private pushRegistered: Map<string, PushRegistration> | null = null;
 
   constructor(private readonly user: string, private readonly ctx: ActorContext) {
     this.address = userAddress(user);
@@ -101,6 +103,8 @@ export class UserActor implements Actor {
       case 'unwatch': return this.unwatch(msg);
       case 'presence-flush': return this.flushPresence();
       case 'expire': return this.expire(msg);
+      case 'push-register': return this.pushRegister(msg);
+      case 'push-unregister': return this.pushUnregister(msg);
       case 'cmd': return this.command(msg);
       default: throw new ProtocolError(ErrorCode.bad_frame, `user actor: unknown op ${(msg as ActorMessage).op}`);
     }
@@ -131,6 +135,7 @@ export class UserActor implements Actor {
       if (fromOther) {
         row.unread++;
         this.trackFromOthers(u, thread, msg.seq);
+        if (!row.muted) this.queuePush(thread, u, msg);
       }
       this.touch(row, msg.ts);
     }
@@ -252,6 +257,7 @@ export class UserActor implements Actor {
   private attach({ device, gateway, conn }: Attach): AttachResult {
     if (this.revoked.has(device) || !this.ctx.storage.db.devices.get([this.user, device])) fail(ErrorCode.unauthorized, 'session revoked');
     this.sockets.push({ gateway, conn, device });
+    this.dropPushJobs(device); // online first: its pending notifications are moot
     // Online is announced at once; a pending offline announcement is called off, so the next
     // close waits a whole debounce again.
     if (this.sockets.length === 1) {
@@ -323,6 +329,68 @@ export class UserActor implements Actor {
     }
     this.cursors.delete(device);
     this.ctx.remove(db.cursors, [this.user, device]);
+    this.pushUnregister({ op: 'push-unregister', device });
+  }
+
+  // ---- push notifications (docs/architecture.md "Push") ----
+
+  /** This user's devices with a push registration, read at first use and kept in step here. */
+  private pushDevices(): Map<string, PushRegistration> {
+    if (this.pushRegistered) return this.pushRegistered;
+    this.pushRegistered = new Map();
+    for (const { key, value } of this.ctx.storage.db.pushRegistrations.getRange({ start: [this.user], end: [this.user, '\uffff'] })) {
+      this.pushRegistered.set(key[1], value);
+    }
+    return this.pushRegistered;
+  }
+
+  private pushRegister({ device, provider, token }: PushRegister): void {
+    if (this.revoked.has(device) || !this.ctx.storage.db.devices.get([this.user, device])) fail(ErrorCode.unauthorized, 'session revoked');
+    const registration: PushRegistration = { provider, token, created: Date.now() };
+    this.ctx.put(this.ctx.storage.db.pushRegistrations, [this.user, device], registration);
+    this.pushDevices().set(device, registration);
+  }
+
+  private pushUnregister({ device, token }: PushUnregister): void {
+    const current = this.pushDevices().get(device) ?? this.ctx.storage.db.pushRegistrations.get([this.user, device]);
+    if (!current || (token !== undefined && current.token !== token)) return;
+    this.dropPushJobs(device);
+    this.ctx.remove(this.ctx.storage.db.pushRegistrations, [this.user, device]);
+    this.pushDevices().delete(device);
+  }
+
+  /**
+   * A message from someone else was logged at `u`: every registered device without an open
+   * socket gets (or has updated) its pending notification for the thread, in this same commit,
+   * so a crash after the `ok` cannot lose it. A later message within the coalescing window
+   * replaces the pending one and keeps its due time: one notification per thread per window.
+   */
+  private queuePush(thread: string, u: number, msg: StoredMessage): void {
+    const devices = this.pushDevices();
+    if (devices.size === 0) return;
+    const { db } = this.ctx.storage;
+    for (const device of devices.keys()) {
+      if (this.sockets.some((s) => s.device === device)) continue;
+      const key: [string, string, string] = [this.user, device, thread];
+      const pending = db.pushJobs.get(key);
+      if (pending) {
+        this.ctx.put(db.pushJobs, key, { ...pending, u, seq: msg.seq, from: msg.from });
+        continue;
+      }
+      const due = Date.now() + this.ctx.pushCoalesceMs;
+      this.ctx.put(db.pushJobs, key, { u, seq: msg.seq, from: msg.from, due, attempts: 0 });
+      this.ctx.put(db.pushQueue, [due, this.user, device, thread], null);
+    }
+  }
+
+  /** Deletes a device's pending notifications (it came online, or lost its registration). */
+  private dropPushJobs(device: string): void {
+    if (!this.pushDevices().has(device)) return; // only registered devices get jobs
+    const { db } = this.ctx.storage;
+    for (const { key, value } of db.pushJobs.getRange({ start: [this.user, device], end: [this.user, device, '\uffff'] })) {
+      this.ctx.remove(db.pushJobs, key);
+      this.ctx.remove(db.pushQueue, [value.due, key[0], key[1], key[2]]);
+    }
   }
 
   private cursorOf(device: string): number {

@@ -25,6 +25,8 @@ export const MAX_CID_CHARS = 64;
 export const MAX_GROUP_MEMBERS = 1024;
 /** Users one socket may watch with presence.sub (docs/protocol.md §4). */
 export const MAX_PRESENCE_SUBS = 1000;
+/** Push providers a device may register with (docs/protocol.md §8.5). */
+export const PUSH_PROVIDER_NAMES = ['webhook', 'webpush', 'apns', 'fcm'] as const;
 /** Usernames, as registered and as looked up (docs/protocol.md §11, §8.8). */
 export const USERNAME_PATTERN = '^[a-z0-9_.]{3,32}$';
 const Username = Type.String({ pattern: USERNAME_PATTERN });
@@ -229,6 +231,11 @@ export const Bodies = {
     { mime: Mime, size: UInt, sha256: Sha256, name: Type.Optional(FileName) },
     open,
   ),
+  /** POST /v1/push (docs/protocol.md "Push"); the token's shape is the provider's to check */
+  registerPush: Type.Object(
+    { provider: Type.Union(PUSH_PROVIDER_NAMES.map((p) => Type.Literal(p))), token: Type.String({ minLength: 1, maxLength: 4096 }) },
+    open,
+  ),
 } as const;
 
 export const bodyCheckers = {
@@ -236,5 +243,6 @@ export const bodyCheckers = {
   createSession: compile(Bodies.createSession),
   updateUser: compile(Bodies.updateUser),
   createMedia: compile(Bodies.createMedia),
+  registerPush: compile(Bodies.registerPush),
 };
 export type BodyOf<K extends keyof typeof Bodies> = Static<(typeof Bodies)[K]>;

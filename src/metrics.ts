@@ -14,6 +14,10 @@ export class Metrics {
     mediaUploads: 0, mediaUploadsRejected: 0, mediaBytesIn: 0, mediaBytesOut: 0, mediaCollected: 0,
   };
 
+  /** push notifications: each provider attempt by outcome, and jobs dropped unsent by reason */
+  readonly pushAttempts: Counter<'provider' | 'outcome'>;
+  readonly pushDropped: Counter<'reason'>;
+
   constructor(shardStats: () => Promise<ShardStats[]>, supervision: () => { restarts: number; lastRestartMs: number }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
     const registry = this.registry;
@@ -26,6 +30,8 @@ export class Metrics {
           this.inc(read());
         },
       });
+    this.pushAttempts = new Counter({ name: 'parley_push_attempts_total', help: 'push deliveries tried, by provider and outcome (ok, retry, gone, failed)', labelNames: ['provider', 'outcome'], registers: [registry] });
+    this.pushDropped = new Counter({ name: 'parley_push_dropped_total', help: 'push notifications dropped unsent, by reason (online, read, muted, capped, unregistered, unconfigured, attempts)', labelNames: ['reason'], registers: [registry] });
     new Gauge({ name: 'parley_connections', help: 'open WebSocket connections', registers: [registry], collect() { this.set(counts.connections); } });
     counter('parley_frames_in_total', 'WebSocket frames received', () => counts.framesIn);
     counter('parley_frames_out_total', 'WebSocket frames sent', () => counts.framesOut);

@@ -15,6 +15,8 @@ import { Metrics } from './metrics.js';
 import { openBlobStore } from './media/open-blob-store.js';
 import { MediaLibrary } from './media/media-library.js';
 import { MediaSweeper } from './media/media-sweeper.js';
+import { PushDispatcher } from './push/push-dispatcher.js';
+import type { PushProvider } from './push/push-provider.js';
 import { loadSigningKey, UrlSigner } from './media/signed-urls.js';
 import { UploadStaging } from './media/upload-staging.js';
 import { join } from 'node:path';
@@ -69,6 +71,10 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const blobs = openBlobStore(config);
   const media = new MediaLibrary(storage, blobs, new UrlSigner(loadSigningKey(config.signingSecret, config.dataDir)), config.mediaMaxBytes);
   const staging = new UploadStaging(join(config.dataDir, 'media-uploads'));
+  const pushProviders = new Map<string, PushProvider>();
+  const pushDispatcher = new PushDispatcher(storage, pushProviders, cluster, (user, device) => sockets.isOnline(user, device), metrics, log, {
+    coalesceMs: 3000, timeoutMs: 10_000, concurrency: 32, maxPerHour: 60, maxPerDay: 500, preview: false,
+  });
   const mediaSweeper = new MediaSweeper(storage, blobs, staging, metrics, log, { graceMs: config.mediaGraceMs, everyMs: config.retentionSweepMs });
   const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media);
 
@@ -77,6 +83,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   sockets.attachApp(app);
   mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels,
     media: { media, staging, publicUrl: config.publicUrl, metrics, log },
+    push: { providers: pushProviders, vapidPublicKey: null, cluster },
   });
 
   const stop = () =>
@@ -86,6 +93,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       sockets.closeAll();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
       await mediaSweeper.stop();
+      await pushDispatcher.stop();
       await cluster.stop();
       await storage.barrier();
       await storage.close();
@@ -109,6 +117,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   }
   sockets.open();
   mediaSweeper.start();
+  pushDispatcher.start();
   state = 'ready';
   log.info({ port }, 'ready');
 

@@ -54,6 +54,12 @@ export interface Databases {
   mediaRefs: Database<null, [string, string, number]>;
   /** [log, id] → RetentionRecord: what the retention sweeper deleted of one log (storage/retention.ts) */
   retention: Database<RetentionRecord, [RetainedLog, string]>;
+  /** [user, device] → PushRegistration: where a device's notifications go (written by the user actor) */
+  pushRegistrations: Database<PushRegistration, [string, string]>;
+  /** [user, device, thread] → PushJob: the pending notification of a thread for an offline device */
+  pushJobs: Database<PushJob, [string, string, string]>;
+  /** [due, user, device, thread] → null: pending notifications by when they are due (src/push/push-dispatcher.ts) */
+  pushQueue: Database<null, [number, string, string, string]>;
   /** facts about the data directory itself, e.g. `epoch` (storage/epoch.ts) */
   meta: Database<string, string>;
 }
@@ -119,6 +125,13 @@ export interface RetentionRecord {
   /** user log only: [time, u] — every entry up to u was written by then (taken by the sweeper) */
   marks?: [number, number][];
 }
+export interface PushRegistration { provider: string; token: string; created: number }
+/**
+ * A notification waiting to go (docs/architecture.md "Push"): written by the user actor in the
+ * commit that logs the message; later messages of the thread replace `u`, `seq` and `from` and
+ * keep `due`; the dispatcher sends, retries (`attempts`, a later `due`) and deletes it.
+ */
+export interface PushJob { u: number; seq: number; from: string; due: number; attempts: number }
 export interface ContactRecord { added: number }
 export interface PresenceRecord { online: boolean; last: number; boot: string }
 
@@ -180,6 +193,9 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     mediaBlobs: sub('media-blobs'),
     mediaRefs: sub('media-refs'),
     retention: sub('retention'),
+    pushRegistrations: sub('push-registrations'),
+    pushJobs: sub('push-jobs'),
+    pushQueue: sub('push-queue'),
     meta: sub('meta'),
   };
   return {

@@ -12,6 +12,7 @@ import { ProtocolError } from '../../protocol/errors.js';
 import { isId, newToken } from '../../protocol/ids.js';
 import type { ChannelHub } from './channels.js';
 import { mountMediaRoutes, type MediaRouteDeps } from './media-routes.js';
+import { mountPushRoutes, type PushRouteDeps } from './push-routes.js';
 import { bodyCheckers, USERNAME_PATTERN, type BodyOf } from '../../protocol/validate.js';
 import { bearerToken, decodedSegment, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
@@ -25,6 +26,7 @@ export interface RouteDeps {
   isReady: () => boolean;
   channels: ChannelHub;
   media: MediaRouteDeps;
+  push: PushRouteDeps;
 }
 
 type Handler = (reply: Reply, req: Request) => Promise<void> | void;
@@ -201,6 +203,8 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   }));
 
   mountMediaRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'createMedia') }, deps.media);
+
+  mountPushRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'registerPush') }, deps.push);
 
   on('GET', '/healthz', route((reply) => reply.json(200, { status: 'alive' })));
   on('GET', '/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));

@@ -66,6 +66,8 @@ const BUFFER_SWEEP_MS = 1000;
 
 export class SocketGateway {
   private readonly sockets = new Map<number, Socket>();
+  /** user + device → its attached sockets here (push skips devices that are online) */
+  private readonly onlineDevices = new Map<string, number>();
   private readonly awaitingHello = new Set<Socket>();
   private nextId = 1;
   private readonly helloSweep: NodeJS.Timeout;
@@ -398,6 +400,11 @@ export class SocketGateway {
     if (r !== undefined) this.send(ws, { t: ServerFrame.ok, r });
   }
 
+  /** Has this device an attached socket here now? */
+  isOnline(user: string, device: string): boolean {
+    return this.onlineDevices.has(deviceKey(user, device));
+  }
+
   private async hello(ws: Socket, conn: Conn, frame: FrameOf<'hello'>, r: number | undefined): Promise<void> {
     if (conn.phase !== Phase.awaitingHello) return this.badFrame(ws, conn, r, 'hello was already sent');
     conn.phase = Phase.authenticating;
@@ -432,6 +439,8 @@ export class SocketGateway {
     const reset = (frame.epoch !== undefined && frame.epoch !== this.epoch) || (frame.since !== undefined && frame.since > attached.head);
     conn.sentU = reset ? attached.first - 1 : (frame.since ?? Math.min(attached.cursor, attached.head));
     conn.phase = Phase.syncing;
+    const online = deviceKey(conn.user, conn.device);
+    this.onlineDevices.set(online, (this.onlineDevices.get(online) ?? 0) + 1);
     const welcome: Record<string, unknown> = {
       t: ServerFrame.welcome, user: conn.user, device: conn.device, u: attached.head, heartbeat: this.config.heartbeatSeconds,
       epoch: this.epoch, first: attached.first,
@@ -584,7 +593,13 @@ export class SocketGateway {
     this.sockets.delete(conn.id);
     this.awaitingHello.delete(ws);
     this.metrics.counts.connections--;
-    if (attached) this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
+    if (attached) {
+      this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
+      const online = deviceKey(conn.user, conn.device);
+      const n = (this.onlineDevices.get(online) ?? 1) - 1;
+      if (n > 0) this.onlineDevices.set(online, n);
+      else this.onlineDevices.delete(online);
+    }
     this.channels.closed(ws, conn);
     // Leave no watcher behind.
     if (conn.watching) {
@@ -649,3 +664,5 @@ export class SocketGateway {
     ws.end(code, reason);
   }
 }
+
+const deviceKey = (user: string, device: string) => `${user}\u0000${device}`;

@@ -18,7 +18,9 @@
 // - The notification's `id` (`<device>:<u>`) is sent as the provider's idempotency or collapse key
 //   where it has one, so a provider can drop a repeat after a retry.
 
-export const PUSH_PROVIDERS = ['webhook', 'webpush', 'apns', 'fcm'] as const;
+import { PUSH_PROVIDER_NAMES } from '../../protocol/validate.js';
+
+export const PUSH_PROVIDERS = PUSH_PROVIDER_NAMES;
 export type PushProviderName = (typeof PUSH_PROVIDERS)[number];
 
 /** What a notification says (docs/protocol.md §8.5); `preview` only with PUSH_PREVIEW=on. */
