@@ -9,6 +9,7 @@
 // device through its user actor; failed drops it. Every job is sent at least once; its id
 // `<device>:<u>` lets a provider drop repeats.
 import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
 import type { ShardCluster } from '../../actors/cluster.js';
 import { userAddress } from '../../actors/router.js';
 import type { PushJob, StorageEnv } from '../../storage/env.js';
@@ -52,7 +53,17 @@ export class PushDispatcher {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly opts: PushDispatcherOptions,
-  ) {}
+  ) {
+    const dispatcher = this;
+    new Gauge({
+      name: 'parley_push_queued', help: 'push notifications waiting (coalescing, due, or backing off)', registers: [metrics.registry],
+      collect() { this.set(storage.db.pushQueue.getCount()); },
+    });
+    new Gauge({
+      name: 'parley_push_inflight', help: 'push deliveries in progress', registers: [metrics.registry],
+      collect() { this.set(dispatcher.inflight.size); },
+    });
+  }
 
   start(): void {
     this.schedule(0);
