@@ -49,10 +49,42 @@ export interface Config {
   retentionSweepMs: number;
   /** a media no message carries is deleted once this old (ms) */
   mediaGraceMs: number;
+  // Push (issue 11): a provider is on when all its required options are set (src/push/open-push-providers.ts).
+  pushWebhookUrl: string;
+  pushWebhookSecret: string;
+  /** VAPID key pair, base64url (public 65 bytes, private 32 bytes) */
+  vapidPublicKey: string;
+  vapidPrivateKey: string;
+  /** mailto: or https: URL push services can reach the operator at */
+  vapidSubject: string;
+  /** accept http: Web Push endpoints (tests, development; browsers only hand out https) */
+  webpushAllowHttp: boolean;
+  /** path of the APNs .p8 key (EC P-256) */
+  apnsKeyFile: string;
+  apnsKeyId: string;
+  apnsTeamId: string;
+  /** the app's bundle id */
+  apnsTopic: string;
+  apnsHost: string;
+  /** PEM file of extra CA certificates trusted for APNS_HOST ('' = system roots only) */
+  apnsCaFile: string;
+  /** path of the Google service-account JSON */
+  fcmServiceAccountFile: string;
+  fcmEndpoint: string;
+  /** notifications for one device and thread within this long are merged (ms) */
+  pushCoalesceMs: number;
+  /** on: notifications carry a preview of the message text */
+  pushPreview: 'off' | 'on';
+  pushMaxPerHour: number;
+  pushMaxPerDay: number;
+  /** push deliveries in flight at once */
+  pushConcurrency: number;
+  /** one delivery attempt may take this long (ms) */
+  pushTimeoutMs: number;
 }
 
 /** Options whose values are never printed. */
-export const SECRET_OPTIONS: readonly (keyof Config)[] = ['s3SecretAccessKey', 'signingSecret'];
+export const SECRET_OPTIONS: readonly (keyof Config)[] = ['s3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey'];
 
 /** The config as it may be logged: secrets replaced by "***" when set. */
 export function printableConfig(config: Config): Record<string, unknown> {
@@ -228,6 +260,78 @@ const fields: { [K in keyof Config]: Field<K> } = {
     key: 'mediaGraceMs', env: 'MEDIA_GRACE', flag: 'media-grace',
     help: 'a media that no message or post carries (never attached, or its messages were deleted by retention) is deleted once this old; checked every RETENTION_SWEEP',
     parse: duration(1000, 100 * 365 * 86_400_000, false), default: () => 86_400_000, show: formatDuration,
+  },
+  // Push (issue 11). Cross-option checks (a provider half configured) are in configuredPushProviders.
+  pushWebhookUrl: {
+    key: 'pushWebhookUrl', env: 'PUSH_WEBHOOK_URL', flag: 'push-webhook-url', help: 'the webhook push provider: POST each notification to this http(s) URL (needs PUSH_WEBHOOK_SECRET)',
+    parse: (raw) => {
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        throw new ConfigError(`must be an http(s) URL, got "${raw}"`);
+      }
+      if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hash !== '' || url.username !== '' || url.password !== '') throw new ConfigError(`must be an http(s) URL without fragment or credentials, got "${raw}"`);
+      return url.href;
+    },
+    default: () => '',
+  },
+  pushWebhookSecret: { key: 'pushWebhookSecret', env: 'PUSH_WEBHOOK_SECRET', flag: 'push-webhook-secret', help: 'HMAC-SHA256 key of X-Parley-Signature, ≥ 32 characters (never printed)', parse: secret, default: () => '' },
+  vapidPublicKey: {
+    key: 'vapidPublicKey', env: 'VAPID_PUBLIC_KEY', flag: 'vapid-public-key', help: 'Web Push: VAPID public key, base64url (e.g. from npx web-push generate-vapid-keys)',
+    parse: (raw) => {
+      const bytes = /^[A-Za-z0-9_-]+$/.test(raw) ? Buffer.from(raw, 'base64url') : null;
+      if (!bytes || bytes.length !== 65 || bytes[0] !== 4) throw new ConfigError('must be a base64url uncompressed P-256 public key (65 bytes, 87 characters)');
+      return raw;
+    },
+    default: () => '',
+  },
+  vapidPrivateKey: {
+    key: 'vapidPrivateKey', env: 'VAPID_PRIVATE_KEY', flag: 'vapid-private-key', help: 'Web Push: VAPID private key, base64url (never printed)',
+    parse: (raw) => {
+      if (!/^[A-Za-z0-9_-]+$/.test(raw) || Buffer.from(raw, 'base64url').length !== 32) throw new ConfigError('must be a base64url P-256 private key (32 bytes, 43 characters)');
+      return raw;
+    },
+    default: () => '',
+  },
+  vapidSubject: {
+    key: 'vapidSubject', env: 'VAPID_SUBJECT', flag: 'vapid-subject', help: 'Web Push: a mailto: or https: URL where push services can reach the operator',
+    parse: (raw) => {
+      if (!/^mailto:[^\s@]+@[^\s@]+$/.test(raw) && !/^https:\/\/[^\s/]+/.test(raw)) throw new ConfigError(`must be a mailto: or https: URL, got "${raw}"`);
+      return raw;
+    },
+    default: () => '',
+  },
+  webpushAllowHttp: { key: 'webpushAllowHttp', env: 'WEBPUSH_ALLOW_HTTP', flag: 'webpush-allow-http', help: 'accept http: Web Push endpoints (tests and development only: browsers hand out https)', parse: bool, default: () => false },
+  apnsKeyFile: { key: 'apnsKeyFile', env: 'APNS_KEY_FILE', flag: 'apns-key-file', help: 'APNs: path of the .p8 token-signing key (read at start-up)', parse: nonEmpty, default: () => '' },
+  apnsKeyId: {
+    key: 'apnsKeyId', env: 'APNS_KEY_ID', flag: 'apns-key-id', help: 'APNs: the key\'s id (10 characters)',
+    parse: (raw) => { if (!/^[A-Za-z0-9]{1,64}$/.test(raw)) throw new ConfigError(`must be letters and digits, got "${raw}"`); return raw; }, default: () => '',
+  },
+  apnsTeamId: {
+    key: 'apnsTeamId', env: 'APNS_TEAM_ID', flag: 'apns-team-id', help: 'APNs: the Apple developer team id (10 characters)',
+    parse: (raw) => { if (!/^[A-Za-z0-9]{1,64}$/.test(raw)) throw new ConfigError(`must be letters and digits, got "${raw}"`); return raw; }, default: () => '',
+  },
+  apnsTopic: { key: 'apnsTopic', env: 'APNS_TOPIC', flag: 'apns-topic', help: 'APNs: the app\'s bundle id, e.g. com.example.chat', parse: nonEmpty, default: () => '' },
+  apnsHost: {
+    key: 'apnsHost', env: 'APNS_HOST', flag: 'apns-host', help: 'APNs: https://api.push.apple.com, https://api.sandbox.push.apple.com (development builds) or a test server',
+    parse: (raw) => { const url = baseUrl(raw); if (!url.startsWith('https:')) throw new ConfigError(`must be an https URL, got "${raw}"`); return url; },
+    default: () => 'https://api.push.apple.com',
+  },
+  apnsCaFile: { key: 'apnsCaFile', env: 'APNS_CA_FILE', flag: 'apns-ca-file', help: 'APNs: PEM file of extra CA certificates to trust for APNS_HOST (a private CA or a test server; empty = system roots)', parse: nonEmpty, default: () => '' },
+  fcmServiceAccountFile: { key: 'fcmServiceAccountFile', env: 'FCM_SERVICE_ACCOUNT_FILE', flag: 'fcm-service-account-file', help: 'FCM: path of the Google service-account JSON key (read at start-up)', parse: nonEmpty, default: () => '' },
+  fcmEndpoint: { key: 'fcmEndpoint', env: 'FCM_ENDPOINT', flag: 'fcm-endpoint', help: 'FCM: base URL of the HTTP v1 API', parse: baseUrl, default: () => 'https://fcm.googleapis.com' },
+  pushCoalesceMs: {
+    key: 'pushCoalesceMs', env: 'PUSH_COALESCE', flag: 'push-coalesce', help: 'notifications for one device and thread within this long are merged into the last (e.g. 3s, 500ms)',
+    parse: duration(1, 3_600_000, false), default: () => 3000, show: formatDuration,
+  },
+  pushPreview: { key: 'pushPreview', env: 'PUSH_PREVIEW', flag: 'push-preview', help: 'off: no message text leaves the server; on: notifications carry a preview', parse: oneOf<'off' | 'on'>('off', 'on'), default: () => 'off' },
+  pushMaxPerHour: { key: 'pushMaxPerHour', env: 'PUSH_MAX_PER_HOUR', flag: 'push-max-per-hour', help: 'notifications per device per hour; beyond, dropped', parse: int(1, 1_000_000), default: () => 60 },
+  pushMaxPerDay: { key: 'pushMaxPerDay', env: 'PUSH_MAX_PER_DAY', flag: 'push-max-per-day', help: 'notifications per device per day; beyond, dropped', parse: int(1, 10_000_000), default: () => 500 },
+  pushConcurrency: { key: 'pushConcurrency', env: 'PUSH_CONCURRENCY', flag: 'push-concurrency', help: 'push deliveries in flight at once, all providers together', parse: int(1, 10_000), default: () => 32 },
+  pushTimeoutMs: {
+    key: 'pushTimeoutMs', env: 'PUSH_TIMEOUT', flag: 'push-timeout', help: 'one delivery attempt may take this long, then it is retried (e.g. 10s)',
+    parse: duration(100, 600_000, false), default: () => 10_000, show: formatDuration,
   },
 };
 
