@@ -44,6 +44,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  // Options that parse but cannot be used (a half-configured push provider, an unreadable key file).
+  if (err instanceof ConfigError) {
+    process.stderr.write(`parley: ${err.message}\nRun with --help for the options.\n`);
+    process.exit(2);
+  }
   process.stderr.write(`parley: failed to start: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -16,7 +16,7 @@ import { openBlobStore } from './media/open-blob-store.js';
 import { MediaLibrary } from './media/media-library.js';
 import { MediaSweeper } from './media/media-sweeper.js';
 import { PushDispatcher } from './push/push-dispatcher.js';
-import type { PushProvider } from './push/push-provider.js';
+import { openPushProviders, vapidPublicKey } from './push/open-push-providers.js';
 import { loadSigningKey, UrlSigner } from './media/signed-urls.js';
 import { UploadStaging } from './media/upload-staging.js';
 import { join } from 'node:path';
@@ -53,6 +53,8 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   let stopping: Promise<void> | null = null;
   let listenSocket: unknown = null;
   const boot = randomUUID();
+  // First: a half-configured provider or an unreadable key file stops start-up with its reason.
+  const pushProviders = openPushProviders(config);
   const storage = openStorage(config.dataDir, config.durability);
   const passwords = new PasswordHasher(config.passwordCost);
   const accounts = new Accounts(storage, passwords);
@@ -61,7 +63,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     logLevel: config.logLevel, askTimeoutMs: config.askTimeoutMs, boot, log,
     passivateAfterMs: config.passivateAfterMs, maxActivations: config.maxActivations,
     maxCommitBacklog: config.maxCommitBacklog, maxShardRestartsPerMinute: config.maxShardRestarts,
-    retentionMs: config.retentionMs, retentionSweepMs: config.retentionSweepMs,
+    retentionMs: config.retentionMs, retentionSweepMs: config.retentionSweepMs, pushCoalesceMs: config.pushCoalesceMs,
     onFatal: (err) => {
       log.fatal({ err }, 'the actor runtime cannot go on; stopping the server');
       (hooks.onFatal ?? exitAfterStop)(err, stop);
@@ -71,9 +73,9 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const blobs = openBlobStore(config);
   const media = new MediaLibrary(storage, blobs, new UrlSigner(loadSigningKey(config.signingSecret, config.dataDir)), config.mediaMaxBytes);
   const staging = new UploadStaging(join(config.dataDir, 'media-uploads'));
-  const pushProviders = new Map<string, PushProvider>();
   const pushDispatcher = new PushDispatcher(storage, pushProviders, cluster, (user, device) => sockets.isOnline(user, device), metrics, log, {
-    coalesceMs: 3000, timeoutMs: 10_000, concurrency: 32, maxPerHour: 60, maxPerDay: 500, preview: false,
+    coalesceMs: config.pushCoalesceMs, timeoutMs: config.pushTimeoutMs, concurrency: config.pushConcurrency,
+    maxPerHour: config.pushMaxPerHour, maxPerDay: config.pushMaxPerDay, preview: config.pushPreview === 'on',
   });
   const mediaSweeper = new MediaSweeper(storage, blobs, staging, metrics, log, { graceMs: config.mediaGraceMs, everyMs: config.retentionSweepMs });
   const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media);
@@ -83,7 +85,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   sockets.attachApp(app);
   mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels,
     media: { media, staging, publicUrl: config.publicUrl, metrics, log },
-    push: { providers: pushProviders, vapidPublicKey: null, cluster },
+    push: { providers: pushProviders, vapidPublicKey: vapidPublicKey(config), cluster },
   });
 
   const stop = () =>
@@ -94,6 +96,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
       await mediaSweeper.stop();
       await pushDispatcher.stop();
+      await Promise.all([...pushProviders.values()].map((p) => p.close()));
       await cluster.stop();
       await storage.barrier();
       await storage.close();
