@@ -135,7 +135,7 @@ export class UserActor implements Actor {
       if (fromOther) {
         row.unread++;
         this.trackFromOthers(u, thread, msg.seq);
-        if (!row.muted) this.queuePush(thread, u, msg);
+        if (!row.muted) this.queuePush(thread, u, msg, row.unread);
       }
       this.touch(row, msg.ts);
     }
@@ -365,7 +365,7 @@ export class UserActor implements Actor {
    * so a crash after the `ok` cannot lose it. A later message within the coalescing window
    * replaces the pending one and keeps its due time: one notification per thread per window.
    */
-  private queuePush(thread: string, u: number, msg: StoredMessage): void {
+  private queuePush(thread: string, u: number, msg: StoredMessage, unread: number): void {
     const devices = this.pushDevices();
     if (devices.size === 0) return;
     const { db } = this.ctx.storage;
@@ -374,11 +374,14 @@ export class UserActor implements Actor {
       const key: [string, string, string] = [this.user, device, thread];
       const pending = db.pushJobs.get(key);
       if (pending) {
-        this.ctx.put(db.pushJobs, key, { ...pending, u, seq: msg.seq, from: msg.from });
+        this.ctx.put(db.pushJobs, key, { ...pending, u, seq: msg.seq, from: msg.from, unread });
+        // Again, in case the dispatcher has just finished the job this read still shows: the
+        // updated job must stay findable (it then goes at once, being past due).
+        this.ctx.put(db.pushQueue, [pending.due, this.user, device, thread], null);
         continue;
       }
       const due = Date.now() + this.ctx.pushCoalesceMs;
-      this.ctx.put(db.pushJobs, key, { u, seq: msg.seq, from: msg.from, due, attempts: 0 });
+      this.ctx.put(db.pushJobs, key, { u, seq: msg.seq, from: msg.from, unread, due, attempts: 0 });
       this.ctx.put(db.pushQueue, [due, this.user, device, thread], null);
     }
   }

@@ -54,7 +54,24 @@ export async function revokeSession(baseUrl: string, token: string, device: stri
   await apiCall(baseUrl, 'DELETE', `/v1/sessions/${encodeURIComponent(device)}`, { token });
 }
 
-/** POST /v1/push: registers this device for push while offline. */
+/**
+ * POST /v1/push: this device's notifications go to `provider` while it has no open socket
+ * (docs/protocol.md "Push"); replaces an earlier registration of the device.
+ */
+export async function registerPush(baseUrl: string, token: string, registration: { provider: 'webhook' | 'webpush' | 'apns' | 'fcm'; token: string }): Promise<void> {
+  await apiCall(baseUrl, 'POST', '/v1/push', { token, body: registration });
+}
+
+/** DELETE /v1/push: no more notifications for this device. */
+export async function unregisterPush(baseUrl: string, token: string): Promise<void> {
+  await apiCall(baseUrl, 'DELETE', '/v1/push', { token });
+}
+
+/** GET /v1/push/vapid: the server's VAPID public key for `pushManager.subscribe({applicationServerKey})`. */
+export async function vapidKey(baseUrl: string): Promise<string> {
+  return (await apiCall(baseUrl, 'GET', '/v1/push/vapid')).publicKey;
+}
+
 export function joinUrl(baseUrl: string, path: string): string {
   return baseUrl.replace(/\/+$/, '') + path;
 }

@@ -131,7 +131,11 @@ export interface PushRegistration { provider: string; token: string; created: nu
  * commit that logs the message; later messages of the thread replace `u`, `seq` and `from` and
  * keep `due`; the dispatcher sends, retries (`attempts`, a later `due`) and deletes it.
  */
-export interface PushJob { u: number; seq: number; from: string; due: number; attempts: number }
+export interface PushJob {
+  u: number; seq: number; from: string; due: number; attempts: number;
+  /** the thread's unread count for the user when message `u` was logged */
+  unread: number;
+}
 export interface ContactRecord { added: number }
 export interface PresenceRecord { online: boolean; last: number; boot: string }
 

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { connect, newDevice, newUser, startTestServer, tempDataDir, type TestDevice, type TestServer } from './helpers/server.js';
 import { startChildServer, freePort } from './helpers/child-server.js';
 import { startWebhook, type WebhookEndpoint } from './helpers/webhook-endpoint.js';
-import { login, logout, register } from '../client/index.js';
+import { login, logout, register, registerPush as sdkRegisterPush } from '../client/index.js';
 
 const SECRET = 'webhook-secret-for-tests-0123456789';
 
@@ -29,8 +29,10 @@ async function pushIdle(base: string, timeoutMs = 30_000): Promise<void> {
   }
 }
 
-async function registerPush(base: string, d: TestDevice, token: string, provider = 'webhook') {
-  return fetch(`${base}/v1/push`, { method: 'POST', headers: { authorization: `Bearer ${d.token}` }, body: JSON.stringify({ provider, token }) });
+/** Registers through the SDK; answers a status like fetch would (204 on success). */
+async function registerPush(base: string, d: TestDevice, token: string) {
+  await sdkRegisterPush(base, d.token, { provider: 'webhook', token });
+  return { status: 204 };
 }
 
 async function setup(t: Test, overrides = {}) {
@@ -94,8 +96,9 @@ t.test('a muted thread is not notified; others are', async (t) => {
 });
 
 t.test('coalescing: messages while a notification is pending replace it; the next carries the unread count', async (t) => {
-  const { s, hook, ann, bobTablet } = await setup(t);
+  const { s, hook, ann, bobPhone, bobTablet } = await setup(t);
   await registerPush(s.base, bobTablet, 'tablet-token');
+  const phone = await connect(t, s, bobPhone); // online, not registered: sees when bob's log has a message
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
   // The first notification is held in flight while more messages arrive.
@@ -107,8 +110,10 @@ t.test('coalescing: messages while a notification is pending replace it; the nex
   await a.send({ to: bobTablet.user, body: '1' });
   const first = await hook.until(() => true);
   t.equal(first.body.unread, 1);
+  const logged = phone.next('msg', (m) => m.body === '3');
   await a.send({ to: bobTablet.user, body: '2' });
   const third = await a.send({ to: bobTablet.user, body: '3' });
+  await logged; // both are in bob's log, and the pending notification updated in that commit
   release();
   const next = await hook.until((c) => c.body.unread === 3);
   t.equal(next.body.thread, third.thread);

@@ -130,7 +130,7 @@ export class PushDispatcher {
     }
     const n: PushNotification = {
       id: `${device}:${job.u}`, user, device, u: job.u, thread, from: job.from,
-      name: db.users.get(job.from)?.name ?? job.from, unread: Math.max(1, row?.unread ?? 1),
+      name: db.users.get(job.from)?.name ?? job.from, unread: job.unread,
     };
     if (this.opts.preview) {
       const body = db.threadLog.get([thread, job.seq])?.body;
