@@ -55,6 +55,7 @@
 //   SETUP_CONCURRENCY    parallel register/login calls in setup (default 16)
 import http from 'node:http';
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { ParleyClient } from '../client/index.js';
@@ -122,6 +123,9 @@ const wsDeliveries = new Counter('ws_deliveries');
 const sseDeliveries = new Counter('sse_deliveries');
 const wsLatency = new Trend('ws_latency');
 const sseLatency = new Trend('sse_latency');
+/** the post's `ts` (the channel actor's clock when it took the post) → receipt: the fan-out part */
+const wsFromTs = new Trend('ws_ts_to_receive');
+const sseFromTs = new Trend('sse_ts_to_receive');
 const wsLost = new Counter('ws_lost');
 const sseLost = new Counter('sse_lost');
 const wsDuplicates = new Counter('ws_duplicates');
@@ -138,6 +142,11 @@ const sseExpected = new Counter('sse_expected');
 const drainTime = new Trend('drain_time');
 const posts = new Counter('posts');
 const postOkLatency = new Trend('post_ok_latency');
+/** send → the `ts` in the post's ok (the channel actor took it) */
+const postToTs = new Trend('post_to_ts');
+/** event-loop delay of each generator process over the posting window (p99, max) */
+const genLoopDelayP99 = new Gauge('generator_loop_delay_p99_ms');
+const genLoopDelayMax = new Gauge('generator_loop_delay_max_ms');
 const postErrors = new Counter('post_errors');
 const postRateLimited = new Counter('post_rate_limited');
 /** paced: a post due while WINDOW posts of its poster were unanswered (skipped) */
@@ -308,11 +317,25 @@ const sentTimeOf = (body: unknown): number => (typeof body === 'string' ? parseF
 
 // ---- the VUs ----
 
+let loopWatch: Promise<void> | undefined;
+
+/** This generator's event-loop delay over the posting window: how late it read what arrived. */
+async function watchLoop(data: BroadcastData, signal: AbortSignal): Promise<void> {
+  if (!(await sleepUntil(data.startAt, signal))) return;
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  await sleepUntil(data.stopAt, signal);
+  h.disable();
+  genLoopDelayP99.add(h.percentile(99) / 1e6);
+  genLoopDelayMax.add(h.max / 1e6);
+}
+
 export default async function (ctx: VuContext): Promise<void> {
   const data = ctx.data as BroadcastData;
   if (ctx.iteration > 0) return;
   windowStart = data.startAt;
   windowEnd = data.stopAt;
+  loopWatch ??= watchLoop(data, ctx.signal);
   const i = ctx.vu - 1;
   if (i < POSTERS) return poster(ctx, data, i);
   if (i < POSTERS + VIEWERS) return viewer(ctx, data, i - POSTERS);
@@ -356,6 +379,8 @@ async function countLosses(ctx: VuContext, data: BroadcastData, seqs: SeqTracker
 // ---- WebSocket subscribers: raw frames on net.Socket ----
 
 let closesLogged = 0;
+/** The read buffer of every subscriber socket of this process (see RawSubscriber.open). */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 /** One subscriber socket: RFC 6455 client over net.Socket, reading only what it needs. */
 class RawSubscriber {
@@ -394,13 +419,17 @@ class RawSubscriber {
         resolve();
       };
       const key = randomBytes(16).toString('base64');
-      const sock = net.connect({ host: this.url.hostname, port: Number(this.url.port), noDelay: true });
+      // onread: the bytes land in one buffer shared by every socket of this process (no Buffer and
+      // no stream event per read); whatever must outlive the callback is copied.
+      const sock = net.connect({
+        host: this.url.hostname, port: Number(this.url.port), noDelay: true,
+        onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => (this.onData(buf as Buffer, n), true) },
+      });
       this.sock = sock;
       sock.on('connect', () => {
         sock.write(`GET ${this.url.pathname} HTTP/1.1\r\nHost: ${this.url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
           `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
       });
-      sock.on('data', (chunk: Buffer) => this.onData(chunk));
       sock.on('error', (err) => {
         clientErrors.add(1);
         this.onFail?.(err);
@@ -474,14 +503,16 @@ class RawSubscriber {
     sock.write(out);
   }
 
-  private onData(chunk: Buffer): void {
-    let buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
+  /** `length` bytes read into `chunk` (the shared read buffer: valid during this call only). */
+  private onData(chunk: Buffer, length: number): void {
+    const buf = this.rest ? Buffer.concat([this.rest, chunk.subarray(0, length)]) : chunk;
     this.rest = null;
+    const n = buf === chunk ? length : buf.length;
     let p = 0;
     if (!this.upgraded) {
       const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) {
-        this.rest = buf;
+      if (end < 0 || end >= n) {
+        this.rest = Buffer.from(buf.subarray(0, n));
         return;
       }
       const status = buf.toString('latin1', 0, Math.min(end, 64));
@@ -496,7 +527,6 @@ class RawSubscriber {
       this.pinger.unref();
       p = end + 4;
     }
-    const n = buf.length;
     while (p + 2 <= n) {
       const b0 = buf[p]!;
       let len = buf[p + 1]! & 0x7f;
@@ -525,7 +555,7 @@ class RawSubscriber {
       else if (opcode === 0x8) this.sock?.end(); // the server closes: our 'close' counts it unless we asked else if (opcode !== 0xa) clientErrors.add(1); // text or fragments: not what Parley sends
       p = e;
     }
-    if (p < n) this.rest = p === 0 ? buf : Buffer.from(buf.subarray(p));
+    if (p < n) this.rest = Buffer.from(buf.subarray(p, n));
   }
 
   /** One binary frame in buf[s, e). */
@@ -535,9 +565,10 @@ class RawSubscriber {
       const t = now();
       this.countPost(seq, t);
       if ((seq + this.phase) % LATENCY_EVERY === 0) {
-        const f = decodeFrame(buf.subarray(s, e)) as { body?: unknown };
+        const f = decodeFrame(buf.subarray(s, e)) as { body?: unknown; ts?: number };
         const sent = sentTimeOf(f.body);
         if (Number.isFinite(sent)) wsLatency.add(t - sent);
+        if (typeof f.ts === 'number') wsFromTs.add(t - f.ts);
       }
       return;
     }
@@ -700,8 +731,10 @@ async function viewer(ctx: VuContext, data: BroadcastData, k: number): Promise<v
                 if ((seq + phase) % LATENCY_EVERY === 0 && text.startsWith('data: ', nl + 1)) {
                   const dEnd = text.indexOf('\n', nl + 1);
                   try {
-                    const sent = sentTimeOf((JSON.parse(text.slice(nl + 7, dEnd)) as { body?: unknown }).body);
+                    const post = JSON.parse(text.slice(nl + 7, dEnd)) as { body?: unknown; ts?: number };
+                    const sent = sentTimeOf(post.body);
                     if (Number.isFinite(sent)) sseLatency.add(t - sent);
+                    if (typeof post.ts === 'number') sseFromTs.add(t - post.ts);
                   } catch {
                     clientErrors.add(1);
                   }
@@ -762,9 +795,10 @@ async function poster(ctx: VuContext, data: BroadcastData, k: number): Promise<v
       body += pad.slice(0, Math.max(0, BODY_BYTES - body.length));
       for (let attempt = 0; attempt < 5; attempt++) {
         try {
-          await client.channelPost({ channel: data.channel, body, cid: `${k}-${n}` });
+          const ok = await client.channelPost({ channel: data.channel, body, cid: `${k}-${n}` });
           const t = now();
           postOkLatency.add(t - sent);
+          if (typeof ok.ts === 'number') postToTs.add(ok.ts - sent);
           posts.add(1);
           if (t <= data.stopAt) postsInWindow.add(1);
           return;
