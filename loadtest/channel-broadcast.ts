@@ -35,7 +35,10 @@
 //   (SSE), their sum the total; posts/s = posts_in_window / SECONDS; `ws_latency` / `sse_latency`
 //   post (body stamp) → receipt; lost = `ws_lost` / `sse_lost`, duplicates `ws_duplicates` /
 //   `sse_duplicates`; `server_cpu_pct` / `server_rss_mib` are read from the server's /metrics
-//   over the posting window without its first and last second (process-wide, 100 = one core).
+//   over the posting window without its first and last second (process-wide, 100 = one core);
+//   `machine_busy_pct` (all cores) and `machine_softirq_pct` (one core = 100) from /proc/stat over
+//   the same interval; `generator_cpu_pct` and `generator_loop_delay_*` per generator process
+//   over the posting window (min and max over the processes).
 //
 // Environment (all optional):
 //   SUBSCRIBERS          WebSocket sockets that join the channel (default 10000)
@@ -54,8 +57,10 @@
 //   DRAIN_SECONDS        after posting, before counting (default 5); DRAIN_MAX_SECONDS (default 30)
 //   SETUP_CONCURRENCY    parallel register/login calls in setup (default 16)
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { cpus } from 'node:os';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { ParleyClient } from '../client/index.js';
@@ -147,6 +152,8 @@ const postToTs = new Trend('post_to_ts');
 /** event-loop delay of each generator process over the posting window (p99, max) */
 const genLoopDelayP99 = new Gauge('generator_loop_delay_p99_ms');
 const genLoopDelayMax = new Gauge('generator_loop_delay_max_ms');
+/** each generator process's CPU over the posting window, % of one core (min and max of the processes) */
+const genCpuPct = new Gauge('generator_cpu_pct');
 const postErrors = new Counter('post_errors');
 const postRateLimited = new Counter('post_rate_limited');
 /** paced: a post due while WINDOW posts of its poster were unanswered (skipped) */
@@ -165,6 +172,9 @@ const serverCpuPct = new Gauge('server_cpu_pct');
 const serverRssMiB = new Gauge('server_rss_mib');
 const serverRssMiBAfter = new Gauge('server_rss_mib_end_of_window');
 const serverLagPauses = new Gauge('server_channel_lag_pauses');
+/** the machine over the same window: busy % of all cores, and softirq (kernel network work) in % of one core */
+const machineBusyPct = new Gauge('machine_busy_pct');
+const machineSoftirqPct = new Gauge('machine_softirq_pct');
 const serverSseSlowDisconnects = new Gauge('server_sse_slow_disconnects');
 
 // ---- setup ----
@@ -324,10 +334,14 @@ async function watchLoop(data: BroadcastData, signal: AbortSignal): Promise<void
   if (!(await sleepUntil(data.startAt, signal))) return;
   const h = monitorEventLoopDelay({ resolution: 10 });
   h.enable();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
   await sleepUntil(data.stopAt, signal);
   h.disable();
+  const cpu = process.cpuUsage(cpu0);
   genLoopDelayP99.add(h.percentile(99) / 1e6);
   genLoopDelayMax.add(h.max / 1e6);
+  genCpuPct.add(((cpu.user + cpu.system) / 1000 / Math.max(1, performance.now() - t0)) * 100);
 }
 
 export default async function (ctx: VuContext): Promise<void> {
@@ -849,12 +863,25 @@ async function poster(ctx: VuContext, data: BroadcastData, k: number): Promise<v
   }
 }
 
+/** The machine's CPU ticks from /proc/stat (Linux): busy, softirq (in busy) and total, all cores. */
+function procStat(): { busy: number; softirq: number; total: number } | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    const total = f.slice(0, 8).reduce((x, y) => x + y, 0);
+    return { busy: total - f[3]! - f[4]!, softirq: f[6]!, total };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Server CPU and RSS over the posting window without its first and last second (/metrics). */
 async function watchServer(ctx: VuContext, data: BroadcastData): Promise<void> {
   try {
     if (!(await sleepUntil(data.startAt + 1000, ctx.signal))) return;
     const a = await serverMetrics(ctx.base);
     const ta = Date.now();
+    const sa = procStat();
     let rssMax = a.parley_process_resident_memory_bytes ?? 0;
     while (Date.now() < data.stopAt - 2000 && !ctx.signal.aborted) {
       await sleep(1);
@@ -863,7 +890,12 @@ async function watchServer(ctx: VuContext, data: BroadcastData): Promise<void> {
     }
     const b = await serverMetrics(ctx.base);
     const tb = Date.now();
+    const sb = procStat();
     const secs = (tb - ta) / 1000;
+    if (sa && sb && sb.total > sa.total && secs > 0.5) {
+      machineBusyPct.add(((sb.busy - sa.busy) / (sb.total - sa.total)) * 100);
+      machineSoftirqPct.add(((sb.softirq - sa.softirq) / (sb.total - sa.total)) * 100 * cpus().length);
+    }
     if (secs > 0.5) {
       serverCpuPct.add(((b.parley_process_cpu_seconds_total! - a.parley_process_cpu_seconds_total!) / secs) * 100);
     }
