@@ -9,7 +9,7 @@ export class Metrics {
   readonly counts = {
     connections: 0, framesIn: 0, framesOut: 0, slowConsumerPauses: 0,
     /** channel posts published to this gateway's topics, and frames written to SSE viewers */
-    channelPublishes: 0, sseViewers: 0, sseEventsOut: 0, sseDisconnects: 0, channelLagPauses: 0,
+    channelPublishes: 0, channelDeliveries: 0, sseViewers: 0, sseEventsOut: 0, sseDisconnects: 0, channelLagPauses: 0,
     /** media: uploads made ready, uploads refused for a size or hash mismatch, bytes in and out, media deleted */
     mediaUploads: 0, mediaUploadsRejected: 0, mediaBytesIn: 0, mediaBytesOut: 0, mediaCollected: 0,
   };
@@ -37,6 +37,7 @@ export class Metrics {
     counter('parley_frames_out_total', 'WebSocket frames sent', () => counts.framesOut);
     new Gauge({ name: 'parley_sse_viewers', help: 'open Server-Sent Events streams', registers: [registry], collect() { this.set(counts.sseViewers); } });
     counter('parley_channel_publishes_total', 'channel posts published to this gateway\'s subscribers', () => counts.channelPublishes);
+    counter('parley_channel_deliveries_total', 'channel posts published to subscriber sockets (posts × the topic\'s sockets; not in parley_frames_out_total)', () => counts.channelDeliveries);
     counter('parley_sse_events_out_total', 'channel posts written to SSE viewers', () => counts.sseEventsOut);
     counter('parley_sse_slow_disconnects_total', 'SSE viewers disconnected for falling too far behind', () => counts.sseDisconnects);
     counter('parley_channel_lag_pauses_total', 'times a channel subscriber socket stopped getting live posts for a full send buffer', () => counts.channelLagPauses);

@@ -232,6 +232,8 @@ t.test('a channel followed by 1,000 sockets: every socket gets every post once',
   await fifth;
   const wrong = sockets.filter((ws) => ws.frames.filter((f) => f.t === 'cmsg').map((f) => f.seq).join() !== '1,2,3,4,5');
   t.equal(wrong.length, 0, 'all 1,000 got posts 1..5 exactly once, in order');
+  const metrics = await (await fetch(`${s.base}/metrics`)).text();
+  t.match(metrics, /^parley_channel_deliveries_total 5000$/m, '/metrics counts the 5,000 deliveries');
   for (const ws of sockets) ws.ws.close();
   await new Promise((r) => setTimeout(r, 0));
 });

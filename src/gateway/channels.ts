@@ -159,7 +159,10 @@ export class ChannelHub {
     const last = firstSeq + frames.length - 1;
     if (last <= local.lastSeq) return; // already known from a follow answer's replay
     if (firstSeq > local.lastSeq + 1 && local.lastSeq > 0) this.log.warn({ channel, lastSeq: local.lastSeq, firstSeq }, 'channel publish out of sequence');
-    for (let i = Math.max(0, local.lastSeq + 1 - firstSeq); i < frames.length; i++) this.app.publish(local.topic, frames[i], true);
+    const from = Math.max(0, local.lastSeq + 1 - firstSeq);
+    for (let i = from; i < frames.length; i++) this.app.publish(local.topic, frames[i], true);
+    // uWS's own count of the topic's sockets (lagging ones left the topic and are caught up from the log).
+    this.metrics.counts.channelDeliveries += (frames.length - from) * this.app.numSubscribers(local.topic);
     if (local.viewers.size > 0) {
       // Encoded as SSE once per batch, written to every live viewer.
       let text = '';
