@@ -48,7 +48,7 @@ async function webhookFixture(t: Test) {
       t.match(header(r, 'content-type'), /^application\/json/);
       t.equal(header(r, 'x-parley-signature'), `sha256=${createHmac('sha256', secret).update(r.body).digest('hex')}`, 'HMAC-SHA256 of the exact body bytes');
       t.equal(header(r, 'idempotency-key'), n.id);
-      t.same(JSON.parse(r.body.toString('utf8')), { ...expectedPayload(n), user: n.user, device: n.device, token });
+      t.strictSame(JSON.parse(r.body.toString('utf8')), { ...expectedPayload(n), user: n.user, device: n.device, token });
     },
     serverError: [{ status: 500 }, { status: 502 }, { status: 503 }],
     rateLimited: (ra) => ({ status: 429, headers: { 'retry-after': ra } }),
@@ -112,7 +112,7 @@ async function webpushFixture(t: Test) {
       t.equal(claims.sub, subject);
       const now = Date.now() / 1000;
       t.ok(typeof claims.exp === 'number' && claims.exp > now && claims.exp <= now + 86_400, 'exp within a day');
-      t.same(JSON.parse(decryptWebPush(r.body, ua, auth)), expectedPayload(n), 'the decrypted payload');
+      t.strictSame(JSON.parse(decryptWebPush(r.body, ua, auth)), expectedPayload(n), 'the decrypted payload');
     },
     serverError: [{ status: 500 }, { status: 503 }],
     rateLimited: (ra) => ({ status: 429, headers: { 'retry-after': ra } }),
@@ -164,7 +164,7 @@ async function apnsFixture(t: Test) {
       t.same(body.aps.alert, { title: n.name, body: n.preview ?? 'New message' });
       t.equal(body.aps['thread-id'], n.thread);
       t.notOk('badge' in body.aps, 'no badge: the unread count is one thread\'s');
-      t.same(body.parley, expectedPayload(n));
+      t.strictSame(body.parley, expectedPayload(n));
     },
     serverError: [apnsErr(500, 'InternalServerError'), apnsErr(503, 'ServiceUnavailable')],
     rateLimited: (ra) => apnsErr(429, 'TooManyRequests', { 'retry-after': ra }),
@@ -230,7 +230,7 @@ async function fcmFixture(t: Test) {
       t.match(header(r, 'authorization'), /^Bearer ya29\.test-\d+$/, 'an access token from the token endpoint');
       const { message } = JSON.parse(r.body.toString('utf8')) as { message: Record<string, any> };
       t.equal(message.token, token);
-      t.same(message.data, Object.fromEntries(Object.entries(expectedPayload(n)).map(([k, v]) => [k, String(v)])), 'data: every value a string');
+      t.strictSame(message.data, Object.fromEntries(Object.entries(expectedPayload(n)).map(([k, v]) => [k, String(v)])), 'data: every value a string');
       t.same(message.notification, { title: n.name, body: n.preview ?? 'New message' });
       t.equal(message.android.collapse_key, n.thread);
       t.equal(message.android.notification.tag, n.thread);
