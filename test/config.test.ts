@@ -116,3 +116,83 @@ t.test('secrets are never printed', async (t) => {
   t.match(printableConfig(c), { s3SecretAccessKey: '***', signingSecret: '***' });
   t.match(printableConfig(loadConfig([], {})), { s3SecretAccessKey: '', signingSecret: '' }, 'an unset secret shows as empty');
 });
+
+t.test('push options (issue 11): defaults, values, errors, half-configured providers, secrets', async (t) => {
+  const { configuredPushProviders } = await import('../src/push/open-push-providers.js');
+  const c = loadConfig([], {});
+  t.strictSame({
+    pushWebhookUrl: c.pushWebhookUrl, pushWebhookSecret: c.pushWebhookSecret, vapidPublicKey: c.vapidPublicKey, vapidPrivateKey: c.vapidPrivateKey, vapidSubject: c.vapidSubject,
+    webpushAllowHttp: c.webpushAllowHttp, apnsKeyFile: c.apnsKeyFile, apnsKeyId: c.apnsKeyId, apnsTeamId: c.apnsTeamId, apnsTopic: c.apnsTopic, apnsHost: c.apnsHost, apnsCaFile: c.apnsCaFile,
+    fcmServiceAccountFile: c.fcmServiceAccountFile, fcmEndpoint: c.fcmEndpoint, pushCoalesceMs: c.pushCoalesceMs, pushPreview: c.pushPreview, pushMaxPerHour: c.pushMaxPerHour,
+    pushMaxPerDay: c.pushMaxPerDay, pushConcurrency: c.pushConcurrency, pushTimeoutMs: c.pushTimeoutMs,
+  }, {
+    pushWebhookUrl: '', pushWebhookSecret: '', vapidPublicKey: '', vapidPrivateKey: '', vapidSubject: '', webpushAllowHttp: false,
+    apnsKeyFile: '', apnsKeyId: '', apnsTeamId: '', apnsTopic: '', apnsHost: 'https://api.push.apple.com', apnsCaFile: '',
+    fcmServiceAccountFile: '', fcmEndpoint: 'https://fcm.googleapis.com', pushCoalesceMs: 3000, pushPreview: 'off', pushMaxPerHour: 60,
+    pushMaxPerDay: 500, pushConcurrency: 32, pushTimeoutMs: 10_000,
+  });
+  t.strictSame(configuredPushProviders(c), [], 'no provider by default');
+
+  const vapidPublic = `B${'A'.repeat(86)}`; // 65 bytes starting 0x04
+  const vapidPrivate = 'A'.repeat(43); // 32 bytes
+  const env = {
+    PUSH_WEBHOOK_URL: 'https://push-gw.internal/hook/?k=1', PUSH_WEBHOOK_SECRET: 'w'.repeat(32),
+    VAPID_PUBLIC_KEY: vapidPublic, VAPID_PRIVATE_KEY: vapidPrivate, VAPID_SUBJECT: 'mailto:ops@example.com', WEBPUSH_ALLOW_HTTP: 'true',
+    APNS_KEY_FILE: '/keys/AuthKey.p8', APNS_KEY_ID: 'ABC123DEFG', APNS_TEAM_ID: 'TEAM123456', APNS_TOPIC: 'com.example.chat',
+    APNS_HOST: 'https://api.sandbox.push.apple.com/', APNS_CA_FILE: '/keys/ca.pem',
+    FCM_SERVICE_ACCOUNT_FILE: '/keys/sa.json', FCM_ENDPOINT: 'http://127.0.0.1:9099/',
+    PUSH_COALESCE: '500ms', PUSH_PREVIEW: 'on', PUSH_MAX_PER_HOUR: '10', PUSH_MAX_PER_DAY: '100', PUSH_CONCURRENCY: '4', PUSH_TIMEOUT: '2s',
+  };
+  const all = loadConfig([], env);
+  t.match(all, {
+    pushWebhookUrl: 'https://push-gw.internal/hook/?k=1', pushWebhookSecret: 'w'.repeat(32), vapidPublicKey: vapidPublic, vapidPrivateKey: vapidPrivate,
+    vapidSubject: 'mailto:ops@example.com', webpushAllowHttp: true, apnsKeyFile: '/keys/AuthKey.p8', apnsKeyId: 'ABC123DEFG', apnsTeamId: 'TEAM123456',
+    apnsTopic: 'com.example.chat', apnsHost: 'https://api.sandbox.push.apple.com', apnsCaFile: '/keys/ca.pem', fcmServiceAccountFile: '/keys/sa.json',
+    fcmEndpoint: 'http://127.0.0.1:9099', pushCoalesceMs: 500, pushPreview: 'on', pushMaxPerHour: 10, pushMaxPerDay: 100, pushConcurrency: 4, pushTimeoutMs: 2000,
+  }, 'the webhook URL is kept as given (path and query); base URLs lose their trailing slash');
+  t.strictSame(configuredPushProviders(all), ['webhook', 'webpush', 'apns', 'fcm']);
+  t.equal(loadConfig(['--push-coalesce', '1s', '--push-preview=off'], env).pushCoalesceMs, 1000, 'flags win');
+
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ PUSH_WEBHOOK_URL: 'ftp://gw/hook' }, /PUSH_WEBHOOK_URL: must be an http\(s\) URL/],
+    [{ PUSH_WEBHOOK_URL: 'gw/hook' }, /PUSH_WEBHOOK_URL/],
+    [{ PUSH_WEBHOOK_SECRET: 'short' }, /PUSH_WEBHOOK_SECRET: must be at least 32/],
+    [{ VAPID_PUBLIC_KEY: 'AAAA' }, /VAPID_PUBLIC_KEY: must be a base64url uncompressed P-256 public key/],
+    [{ VAPID_PUBLIC_KEY: `C${'A'.repeat(86)}` }, /VAPID_PUBLIC_KEY/],
+    [{ VAPID_PRIVATE_KEY: `${'A'.repeat(42)}+` }, /VAPID_PRIVATE_KEY: must be a base64url P-256 private key/],
+    [{ VAPID_SUBJECT: 'http://example.com' }, /VAPID_SUBJECT: must be a mailto: or https: URL/],
+    [{ VAPID_SUBJECT: 'ops@example.com' }, /VAPID_SUBJECT/],
+    [{ WEBPUSH_ALLOW_HTTP: 'yes' }, /WEBPUSH_ALLOW_HTTP/],
+    [{ APNS_KEY_ID: 'ABC 123' }, /APNS_KEY_ID: must be letters and digits/],
+    [{ APNS_HOST: 'http://api.push.apple.com' }, /APNS_HOST: must be an https URL/],
+    [{ FCM_ENDPOINT: 'fcm.googleapis.com' }, /FCM_ENDPOINT/],
+    [{ PUSH_COALESCE: '3' }, /PUSH_COALESCE: must be an integer with a unit/],
+    [{ PUSH_COALESCE: '2h' }, /PUSH_COALESCE: must be from 1ms to 1h/],
+    [{ PUSH_PREVIEW: 'yes' }, /PUSH_PREVIEW: must be one of off, on/],
+    [{ PUSH_MAX_PER_HOUR: '0' }, /PUSH_MAX_PER_HOUR/],
+    [{ PUSH_MAX_PER_DAY: '-1' }, /PUSH_MAX_PER_DAY/],
+    [{ PUSH_CONCURRENCY: '0' }, /PUSH_CONCURRENCY/],
+    [{ PUSH_TIMEOUT: '50ms' }, /PUSH_TIMEOUT: must be from 100ms to 10m/],
+  ];
+  for (const [e, message] of bad) t.throws(() => loadConfig([], e), { name: 'ConfigError', message }, JSON.stringify(e));
+
+  const half: [Record<string, string>, RegExp][] = [
+    [{ APNS_KEY_FILE: '/k.p8' }, /^APNS_KEY_FILE is set but APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC are missing/],
+    [{ APNS_KEY_FILE: '/k.p8', APNS_KEY_ID: 'K', APNS_TEAM_ID: 'T' }, /^APNS_KEY_FILE, APNS_KEY_ID, APNS_TEAM_ID are set but APNS_TOPIC is missing/],
+    [{ PUSH_WEBHOOK_URL: 'http://127.0.0.1/h' }, /^PUSH_WEBHOOK_URL is set but PUSH_WEBHOOK_SECRET is missing/],
+    [{ PUSH_WEBHOOK_SECRET: 'w'.repeat(32) }, /^PUSH_WEBHOOK_SECRET is set but PUSH_WEBHOOK_URL is missing/],
+    [{ VAPID_PUBLIC_KEY: vapidPublic, VAPID_PRIVATE_KEY: vapidPrivate }, /^VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY are set but VAPID_SUBJECT is missing/],
+    [{ APNS_CA_FILE: '/ca.pem' }, /^APNS_CA_FILE is set but the apns push provider is not configured/],
+  ];
+  for (const [e, message] of half) t.throws(() => configuredPushProviders(loadConfig([], e)), { name: 'ConfigError', message }, JSON.stringify(e));
+  t.strictSame(configuredPushProviders(loadConfig([], { FCM_SERVICE_ACCOUNT_FILE: '/sa.json' })), ['fcm'], 'one provider alone');
+
+  const printed = printableConfig(loadConfig([], { PUSH_WEBHOOK_SECRET: 'hooksecret'.repeat(4), VAPID_PRIVATE_KEY: vapidPrivate }));
+  t.match(printed, { pushWebhookSecret: '***', vapidPrivateKey: '***' });
+  t.notMatch(JSON.stringify(printed), /hooksecret|AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/, 'push secrets never printed');
+  const help = configHelp();
+  t.match(help, /--push-coalesce\s+PUSH_COALESCE .*\(default: 3s\)/);
+  t.match(help, /--push-timeout\s+PUSH_TIMEOUT .*\(default: 10s\)/);
+  t.match(help, /--apns-host\s+APNS_HOST .*\(default: https:\/\/api\.push\.apple\.com\)/);
+  for (const name of ['PUSH_WEBHOOK_URL', 'VAPID_PUBLIC_KEY', 'APNS_KEY_FILE', 'FCM_SERVICE_ACCOUNT_FILE', 'PUSH_MAX_PER_DAY', 'PUSH_CONCURRENCY']) t.match(help, name);
+});

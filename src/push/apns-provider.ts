@@ -132,8 +132,9 @@ export class ApnsProvider implements PushProvider {
     return new Promise<PushOutcome>((resolve) => {
       if (signal.aborted) return resolve({ kind: 'retry', reason: 'timeout' });
       let stream: http2.ClientHttp2Stream;
+      const session = this.connect();
       try {
-        stream = this.connect().request({
+        stream = session.request({
           ':method': 'POST',
           ':path': `/3/device/${token}`,
           authorization: `bearer ${this.bearer()}`,
@@ -146,7 +147,8 @@ export class ApnsProvider implements PushProvider {
           'content-type': 'application/json',
         });
       } catch (err) {
-        this.session?.destroy();
+        session.destroy(); // e.g. it got GOAWAY just now: the next send opens a new one
+        if (this.session === session) this.session = null;
         return resolve({ kind: 'retry', reason: failureReason(err, signal) });
       }
       let settled = false;

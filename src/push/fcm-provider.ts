@@ -99,7 +99,10 @@ export class FcmProvider implements PushProvider {
 
   private accessToken(): Promise<string> {
     if (this.access && Date.now() < this.access.refreshAt) return Promise.resolve(this.access.token);
-    this.pending ??= this.exchange().finally(() => { this.pending = null; });
+    if (!this.pending) {
+      this.pending = this.exchange().finally(() => { this.pending = null; });
+      this.pending.catch(() => {}); // each waiting send handles it; none may be left when all timed out
+    }
     return this.pending;
   }
 
@@ -149,6 +152,7 @@ export class FcmProvider implements PushProvider {
   }
 
   async send(token: string, n: PushNotification, signal: AbortSignal): Promise<PushOutcome> {
+    if (signal.aborted) return { kind: 'retry', reason: 'timeout' };
     let bearer: string;
     try {
       bearer = await raceAbort(this.accessToken(), signal);
@@ -195,8 +199,8 @@ export class FcmProvider implements PushProvider {
 
 /** `p`, or a rejection when `signal` aborts first (p itself goes on: it is shared). */
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) reject(signal.reason);
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(

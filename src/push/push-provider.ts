@@ -16,7 +16,12 @@
 //   - `failed`: this notification was refused for good but the registration stays (e.g. a 400 for
 //     the payload): dropped, counted.
 // - The notification's `id` (`<device>:<u>`) is sent as the provider's idempotency or collapse key
-//   where it has one, so a provider can drop a repeat after a retry.
+//   where it has one, so a provider can drop a repeat after a retry (webhook Idempotency-Key, APNs
+//   apns-id); every provider also carries it in the payload, for the app to drop a repeat.
+// - `send` is only given tokens that passed `checkToken`. A `preview` too long for the service's
+//   payload limit is shortened (cut on a character, "…") rather than refused.
+// - `close` frees every socket (the process can exit); a send still in flight resolves `retry`;
+//   `send` is not called after it.
 
 import { PUSH_PROVIDER_NAMES } from '../../protocol/validate.js';
 

@@ -16,7 +16,7 @@
 // Answers: 2xx ok; 404/410 gone (the subscription expired or was unsubscribed); 429 retry with
 // Retry-After; 408, 5xx, network errors and timeouts retry; other 4xx (400, 413, 401/403 VAPID
 // trouble) failed.
-import { createECDH, createHash } from 'node:crypto';
+import { ECDH, createECDH, createHash } from 'node:crypto';
 
 import webpush from 'web-push';
 
@@ -97,7 +97,7 @@ export class WebPushProvider implements PushProvider {
     const p256dh = base64urlBytes(s.keys.p256dh);
     if (!p256dh || p256dh.length !== 65 || p256dh[0] !== 4) return 'keys.p256dh must be a base64url uncompressed P-256 point (65 bytes)';
     try {
-      createECDH('prime256v1').computeSecret(p256dh); // throws for a point not on the curve
+      ECDH.convertKey(p256dh, 'prime256v1'); // throws for a point not on the curve
     } catch {
       return 'keys.p256dh is not a point on P-256';
     }
