@@ -37,6 +37,9 @@
 //    server with --inspect=127.0.0.1:0 and forces a GC in every isolate before each reading.
 //  - --retained: server memory before the load and after it (clients gone; forced GC with --gc
 //    inspector): bytes retained per message.
+//  - --push: the server gets a webhook push provider (a local endpoint in this process) and every
+//    device registers for push before the load: the cost of push on the send path. The devices
+//    are online, so no notification is sent; the per-message work is the registration lookup.
 //  - --cpu-prof: the server runs with --cpu-prof (one .cpuprofile per thread under
 //    loadtest/results/profiles/<run>/, written at its SIGTERM exit); prints each thread's top 15
 //    functions by self time over the measured window (loadtest/profile-summary.ts).
@@ -46,6 +49,8 @@
 // Every phase is time-bounded; a failing target is reported with its reason and the server's
 // output tail, and the next target still runs; exit 1 if any target failed or lost/duplicated
 // messages. All children are killed at the end, on error and on SIGINT/SIGTERM.
+import { createServer as createHttpServer } from 'node:http';
+import { registerPush } from '../client/index.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -91,6 +96,18 @@ function forkGenerator(label: string, abort: Abort, deadline: number): Gen<ToGen
   return new Gen<ToGen, FromGen>(label, generatorMain, abort, { BENCH_GENERATOR_MAX_MS: String(Math.max(60_000, deadline - Date.now())) });
 }
 
+/** --push: a local webhook endpoint for the server's push provider (it answers every call 204). */
+async function startPushEndpoint(): Promise<void> {
+  const endpoint = createHttpServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(204).end());
+  });
+  await new Promise<void>((r) => endpoint.listen(0, '127.0.0.1', r));
+  endpoint.unref();
+  process.env.PUSH_WEBHOOK_URL = `http://127.0.0.1:${(endpoint.address() as { port: number }).port}/push`;
+  process.env.PUSH_WEBHOOK_SECRET = 'bench-push-webhook-secret-0123456789abcdef';
+}
+
 /** Parley: register + log in every user (one device each). Baselines: ids only. */
 async function makeUsers(kind: TargetKind, server: Server, opts: Options): Promise<BenchUser[]> {
   if (kind !== 'parley') return Array.from({ length: opts.users }, (_, i) => ({ user: `bench_${i}`, name: `bench_${i}` }));
@@ -111,6 +128,7 @@ async function runTarget(kind: TargetKind, run: Run): Promise<TargetResult> {
   let profileWindow: { fromUs: number; toUs: number } | undefined;
   try {
     log(`[${kind}] starting ${path.relative(repo, SERVER_MAIN[kind])}`);
+    if (parley && opts.push) await startPushEndpoint();
     server = await startServer(kind, { durability: opts.durability, shards: opts.shards, inspect: parley && opts.retained && opts.gc === 'inspector', cpuProfDir: parley && opts.cpuProf ? run.profileDir : undefined }, abort);
     result.serverPid = server.pid;
     log(`[${kind}] server pid ${server.pid} ready on ${server.base} (data ${server.dataDir})`);
@@ -119,6 +137,10 @@ async function runTarget(kind: TargetKind, run: Run): Promise<TargetResult> {
     const users = await abort.phase(`${kind}: create ${opts.users} users`, Math.max(90_000, opts.users * 30), makeUsers(kind, server, opts));
     result.usersMs = Date.now() - t0;
     if (parley) log(`[${kind}] registered + logged in ${users.length} users in ${result.usersMs} ms`);
+    if (parley && opts.push) {
+      for (const u of users) await registerPush(server.base, u.token!, { provider: 'webhook', token: `bench-${u.user}` });
+      log(`[${kind}] registered ${users.length} devices for push`);
+    }
 
     const pairs: Array<[BenchUser, BenchUser]> = [];
     for (let i = 0; i < users.length; i += 2) pairs.push([users[i]!, users[i + 1]!]);

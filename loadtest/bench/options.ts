@@ -29,6 +29,8 @@ export interface Options {
   gc: 'inspector' | 'none';
   /** Parley: server memory before the load and after it (clients gone), bytes per message */
   retained: boolean;
+  /** Parley: every device registers for push (webhook) before the load */
+  push: boolean;
   /** Parley: run the server with --cpu-prof, summarize the profiles */
   cpuProf: boolean;
   unloaded: boolean;
@@ -59,6 +61,7 @@ export function parseOptions(argv = process.argv.slice(2)): Options {
       devices: { type: 'string', default: '10' },
       gc: { type: 'string', default: 'inspector' },
       retained: { type: 'boolean', default: false },
+      push: { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
       unloaded: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -114,6 +117,7 @@ export function parseOptions(argv = process.argv.slice(2)): Options {
     devices: int('devices', v.devices, 1, 100),
     gc: gc as Options['gc'],
     retained: v.retained,
+    push: v.push,
     cpuProf: v['cpu-prof'],
     unloaded: v.unloaded,
   };
