@@ -2,7 +2,7 @@
 // message at a time, and talks to the world only through its context (so output commit holds).
 import type { Database, Key } from 'lmdb';
 import type { Logger } from 'pino';
-import type { StorageEnv } from '../storage/env.js';
+import type { LastSeenVisibility, StorageEnv } from '../storage/env.js';
 import type { ActorMessage } from './envelope.js';
 
 export interface ActorContext {
@@ -11,6 +11,8 @@ export interface ActorContext {
   readonly boot: string;
   /** How long a push notification waits for later messages of its thread to replace it (ms). */
   readonly pushCoalesceMs: number;
+  /** Who sees a user's presence before they chose (privacy.set). */
+  readonly defaultLastSeen: LastSeenVisibility;
   readonly storage: StorageEnv;
   readonly log: Logger;
   /** Queue a write in this tick's transaction; outputs emitted after it wait for its commit. */

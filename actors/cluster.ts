@@ -8,7 +8,7 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/errors.js';
-import type { Durability } from '../storage/env.js';
+import type { Durability, LastSeenVisibility } from '../storage/env.js';
 import type { LogLevel } from './log.js';
 import { PendingAsks, type ReplyCallback } from './asks.js';
 import { Kind, type ActorMessage, type Envelope } from './envelope.js';
@@ -30,6 +30,7 @@ export interface ShardWorkerData {
   retentionMs: number;
   retentionSweepMs: number;
   pushCoalesceMs: number;
+  defaultLastSeen: LastSeenVisibility;
   /** [peer thread index, port] for the gateway and every other shard */
   peers: [number, MessagePort][];
   control: MessagePort;
@@ -52,6 +53,8 @@ export interface ClusterOptions {
   retentionSweepMs?: number;
   /** How long a push notification waits for later messages of its thread to replace it (ms). */
   pushCoalesceMs?: number;
+  /** Who sees a user's presence before they chose (privacy.set); the protocol's default is contacts. */
+  defaultLastSeen?: LastSeenVisibility;
   /** Shard deaths within a minute that make the server give up (exit non-zero) instead of restarting. */
   maxShardRestartsPerMinute: number;
   /**
@@ -255,7 +258,7 @@ export class ShardCluster {
       index, shardCount: o.shards, dataDir: o.dataDir, durability: o.durability, logLevel: o.logLevel, boot: o.boot,
       passivateAfterMs: o.passivateAfterMs, maxActivations: o.maxActivations, maxCommitBacklog: o.maxCommitBacklog,
       retentionMs: o.retentionMs ?? 0, retentionSweepMs: o.retentionSweepMs ?? 60_000,
-      pushCoalesceMs: o.pushCoalesceMs ?? 3000,
+      pushCoalesceMs: o.pushCoalesceMs ?? 3000, defaultLastSeen: o.defaultLastSeen ?? 'contacts',
       peers, control: control.port2,
     };
     const transferList: TransferListItem[] = [...peers.map(([, p]) => p), control.port2];

@@ -51,7 +51,8 @@ export interface Receipt { op: 'receipt'; thread: string; user: string; delivere
 /** Someone is typing in a thread: tell online devices (ephemeral). */
 export interface Typing { op: 'typing'; thread: string; user: string; [f: string]: unknown }
 /** A socket wants presence events of this user until unwatch or disconnect. */
-export interface Watch { op: 'watch' | 'unwatch'; gateway: number; conn: number; [f: string]: unknown }
+/** `viewer`: the watching socket's user (whose right to see this presence is checked). */
+export interface Watch { op: 'watch' | 'unwatch'; gateway: number; conn: number; viewer?: string; [f: string]: unknown }
 /** Timer-driven: announce the presence state if it changed (coalesces flapping). */
 export interface PresenceFlush { op: 'presence-flush'; [f: string]: unknown }
 /** Retention trimmed this user's log (entries older than cutoff): drop inbox `last`s whose message is gone. */

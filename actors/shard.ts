@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { ErrorCode, ServerFrame } from '../protocol/codes.js';
 import { MessageIdGenerator } from '../protocol/ids.js';
 import { encodeFrame } from '../protocol/wire.js';
-import type { StorageEnv } from '../storage/env.js';
+import type { LastSeenVisibility, StorageEnv } from '../storage/env.js';
 import type { Actor, ActorContext } from './actor.js';
 import { Kind, type ActorMessage, type Envelope } from './envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -42,6 +42,8 @@ export interface ShardOptions {
   retentionSweepMs: number;
   /** How long a push notification waits for later messages of its thread to replace it (ms). */
   pushCoalesceMs: number;
+  /** Who sees a user's presence before they chose. */
+  defaultLastSeen: LastSeenVisibility;
   /**
    * A write or commit failed: memory is now ahead of the disk and nothing held may be released.
    * Must end this shard for good (the worker exits with EXIT_STORAGE_FAILED).
@@ -50,7 +52,7 @@ export interface ShardOptions {
 }
 
 export const defaultShardOptions = (): Omit<ShardOptions, 'onFatal'> => ({
-  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512, retentionMs: 0, retentionSweepMs: 60_000, pushCoalesceMs: 3000,
+  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512, retentionMs: 0, retentionSweepMs: 60_000, pushCoalesceMs: 3000, defaultLastSeen: 'contacts',
 });
 
 /** What a shard reports to the stop protocol: idle, and its per-peer envelope counts. */
@@ -459,6 +461,7 @@ export class Shard {
       shard: this.index,
       boot: this.boot,
       pushCoalesceMs: this.opts.pushCoalesceMs,
+      defaultLastSeen: this.opts.defaultLastSeen,
       storage: this.storage,
       log: this.log,
       put<V, K extends Key>(db: Database<V, K>, key: K, value: V) {

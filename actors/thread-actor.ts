@@ -105,6 +105,7 @@ export class ThreadActor implements Actor {
     const seen = this.uncommitted.get(dedupeKey) ?? this.ctx.storage.db.dedupe.get([this.thread, caller.user, cid]);
     if (seen) return seen;
 
+    this.refuseIfBlocked(caller.user);
     const meta = this.meta ?? this.createDirect(caller.user, frame.to as string | undefined);
     this.requireMember(caller.user);
 
@@ -409,6 +410,14 @@ export class ThreadActor implements Actor {
   // ---- checks ----
 
   /** Callers hold this.meta (loaded, or just created): its members are memberSet. */
+  /** A 1:1 message to someone who blocked the sender is forbidden (docs/protocol.md §8.2); groups are unaffected. */
+  private refuseIfBlocked(sender: string): void {
+    const pair = directMembers(this.thread);
+    if (!pair || pair[0] === pair[1] || (sender !== pair[0] && sender !== pair[1])) return;
+    const other = pair[0] === sender ? pair[1] : pair[0];
+    if (this.ctx.storage.db.blocks.get([other, sender])) fail(ErrorCode.forbidden, 'this user does not accept your messages');
+  }
+
   private requireMember(user: string): void {
     if (!this.memberSet.has(user)) fail(ErrorCode.forbidden, 'not a member of this thread');
   }

@@ -6,8 +6,8 @@ import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js
 import { fail, ProtocolError } from '../protocol/errors.js';
 import { newDeviceId } from '../protocol/ids.js';
 import { decodeFrame, encodeFrame, encodeShared, wireTime, withU } from '../protocol/wire.js';
-import type { InboxRow, PushRegistration, StoredMessage, ThreadMeta } from '../storage/env.js';
-import { presenceOf, type PresenceState } from '../storage/presence.js';
+import type { InboxRow, LastSeenVisibility, PushRegistration, StoredMessage, ThreadMeta } from '../storage/env.js';
+import { hiddenPresence, presenceOf, presenceVisible, type PresenceState } from '../storage/presence.js';
 import { readUserLog, userLogFirst, userLogHead } from '../storage/user-log.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
@@ -20,7 +20,8 @@ import { threadAddress, userAddress } from './router.js';
 interface Socket { gateway: number; conn: number; device: string }
 /** A logged frame not known to be committed; thread and seq for a message from someone else. */
 interface Unflushed { u: number; bytes: Uint8Array; thread?: string; seq?: number }
-interface Watcher { gateway: number; conn: number }
+/** A socket watching this user's presence; `visible`: may its user see it (privacy, blocks)? */
+interface Watcher { gateway: number; conn: number; viewer: string; visible: boolean }
 
 /** Going offline is announced only after this long without a socket (a reconnect within it is no event). */
 export const PRESENCE_COALESCE_MS = 1000;
@@ -63,6 +64,8 @@ export class UserActor implements Actor {
   private fromOthersSince: number;
   /** Devices logged out by this activation: refused at once, before their removal is committed. */
   private readonly revoked = new Set<string>();
+  /** This user's lastSeen setting (lazily read). */
+  private privacy: LastSeenVisibility | null = null;
   /** Devices with a push registration (lazily read; see pushDevices). */
   private pushRegistered: Map<string, PushRegistration> | null = null;
 
@@ -118,6 +121,10 @@ export class UserActor implements Actor {
       case Command.contactsAdd: return this.addContact(frame.user as string);
       case Command.contactsRemove: return this.removeContact(frame.user as string);
       case Command.contactsList: return this.listContacts();
+      case Command.privacySet: return this.setPrivacy(frame.lastSeen as LastSeenVisibility);
+      case Command.block: return this.block(frame.user as string);
+      case Command.unblock: return this.unblock(frame.user as string);
+      case Command.blocksList: return this.listBlocks();
       default: throw new ProtocolError(ErrorCode.bad_frame, `unknown command ${frame.t}`);
     }
   }
@@ -413,9 +420,73 @@ export class UserActor implements Actor {
   // ---- presence ----
 
   /** Registers the watcher and answers the state it has been told so far (events follow from here). */
-  private watch({ gateway, conn }: Watch): PresenceState {
-    if (!this.watchers.some((w) => w.gateway === gateway && w.conn === conn)) this.watchers.push({ gateway, conn });
+  private watch({ gateway, conn, viewer = '' }: Watch): PresenceState {
+    let w = this.watchers.find((x) => x.gateway === gateway && x.conn === conn);
+    if (!w) {
+      w = { gateway, conn, viewer, visible: this.visibleTo(viewer) };
+      this.watchers.push(w);
+    }
+    return w.visible ? this.presenceNow() : hiddenPresence(this.user);
+  }
+
+  private presenceNow(): PresenceState {
     return { user: this.user, online: this.announcedOnline, last: this.lastOffline };
+  }
+
+  /**
+   * May `viewer` see this user's presence (storage/presence.ts, presenceVisible)? `changed`
+   * overrides what this tick wrote and LMDB does not show yet.
+   */
+  private visibleTo(viewer: string, changed: { lastSeen?: LastSeenVisibility; blocked?: boolean; contact?: boolean } = {}): boolean {
+    if (viewer === this.user) return true;
+    const { db } = this.ctx.storage;
+    if (changed.blocked ?? db.blocks.get([this.user, viewer]) !== undefined) return false;
+    const lastSeen = changed.lastSeen ?? this.lastSeen();
+    if (lastSeen !== 'contacts') return lastSeen === 'everyone';
+    return changed.contact ?? db.contacts.get([this.user, viewer]) !== undefined;
+  }
+
+  private lastSeen(): LastSeenVisibility {
+    return (this.privacy ??= this.ctx.storage.db.privacy.get(this.user)?.lastSeen ?? this.ctx.defaultLastSeen);
+  }
+
+  /**
+   * Visibility changed for some watchers: those who lose it are told "offline, never seen" once and
+   * get no more events; those who gain it get the current state.
+   */
+  private revisit(which: (w: Watcher) => boolean, changed: Parameters<UserActor['visibleTo']>[1]): void {
+    for (const w of this.watchers) {
+      if (!which(w)) continue;
+      const visible = this.visibleTo(w.viewer, changed);
+      if (visible === w.visible) continue;
+      w.visible = visible;
+      const p = visible ? this.presenceNow() : hiddenPresence(this.user);
+      this.pushTo([w], encodeFrame({ t: ServerFrame.presence, user: this.user, online: p.online, last: wireTime(p.last) }), 0);
+    }
+  }
+
+  private setPrivacy(lastSeen: LastSeenVisibility): void {
+    this.ctx.put(this.ctx.storage.db.privacy, this.user, { lastSeen });
+    this.privacy = lastSeen;
+    this.revisit(() => true, { lastSeen });
+  }
+
+  private block(user: string): void {
+    if (user === this.user) fail(ErrorCode.bad_frame, 'you cannot block yourself');
+    if (!this.ctx.storage.db.users.get(user)) fail(ErrorCode.not_found, 'no such user');
+    this.ctx.put(this.ctx.storage.db.blocks, [this.user, user], { at: Date.now() });
+    this.revisit((w) => w.viewer === user, { blocked: true });
+  }
+
+  private unblock(user: string): void {
+    this.ctx.remove(this.ctx.storage.db.blocks, [this.user, user]);
+    this.revisit((w) => w.viewer === user, { blocked: false });
+  }
+
+  private listBlocks(): { users: string[] } {
+    const users: string[] = [];
+    for (const key of this.ctx.storage.db.blocks.getKeys({ start: [this.user, ''], end: [this.user, '\uffff'] })) users.push((key as [string, string])[1]);
+    return { users };
   }
 
   private unwatch({ gateway, conn }: Watch): void {
@@ -438,9 +509,8 @@ export class UserActor implements Actor {
   private announce(online: boolean): void {
     this.announcedOnline = online;
     this.ctx.put(this.ctx.storage.db.presence, this.user, { online, last: this.lastOffline, boot: this.ctx.boot });
-    if (this.watchers.length > 0) {
-      this.pushTo(this.watchers, encodeFrame({ t: ServerFrame.presence, user: this.user, online, last: wireTime(this.lastOffline) }), 0);
-    }
+    const told = this.watchers.filter((w) => w.visible);
+    if (told.length > 0) this.pushTo(told, encodeFrame({ t: ServerFrame.presence, user: this.user, online, last: wireTime(this.lastOffline) }), 0);
   }
 
   // ---- inbox ----
@@ -609,10 +679,12 @@ export class UserActor implements Actor {
     if (contact === this.user) fail(ErrorCode.bad_frame, 'you cannot add yourself');
     if (!this.ctx.storage.db.users.get(contact)) fail(ErrorCode.not_found, 'no such user');
     this.ctx.put(this.ctx.storage.db.contacts, [this.user, contact], { added: Date.now() });
+    this.revisit((w) => w.viewer === contact, { contact: true });
   }
 
   private removeContact(contact: string): void {
     this.ctx.remove(this.ctx.storage.db.contacts, [this.user, contact]);
+    this.revisit((w) => w.viewer === contact, { contact: false });
   }
 
   private listContacts(): { contacts: object[] } {
@@ -620,7 +692,7 @@ export class UserActor implements Actor {
     const contacts: object[] = [];
     for (const key of db.contacts.getKeys({ start: [this.user, ''], end: [this.user, '\uffff'] })) {
       const contact = (key as [string, string])[1];
-      const p = presenceOf(this.ctx.storage, this.ctx.boot, contact);
+      const p = presenceVisible(this.ctx.storage, contact, this.user, this.ctx.defaultLastSeen) ? presenceOf(this.ctx.storage, this.ctx.boot, contact) : hiddenPresence(contact);
       contacts.push({ user: contact, name: db.users.get(contact)?.name ?? contact, online: p.online, last: wireTime(p.last) });
     }
     return { contacts };

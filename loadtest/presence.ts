@@ -296,6 +296,9 @@ export default async function (ctx: VuContext): Promise<void> {
       }
     });
     await c.connect();
+    // Presence is for contacts by default (docs/protocol.md §8.2); these users show it to everyone
+    // (a watcher that subscribed first is told when it may see).
+    await c.request('privacy.set', { lastSeen: 'everyone' });
     const res = await c.request<{ presence: { user: string; online: boolean }[] }>('presence.sub', { users: watchList });
     check(res, { 'presence.sub ok': (r) => Array.isArray(r.presence) && r.presence.length === watchList.length });
     if (resub) for (const p of res.presence ?? []) if (p.online && watched.get(p.user)) onlineAtResub.add(p.user);

@@ -25,6 +25,10 @@ export const Command = {
   presenceUnsub: 'presence.unsub',
   /** username → account (docs/protocol.md §4) */
   userFind: 'user.find',
+  privacySet: 'privacy.set',
+  block: 'block',
+  unblock: 'unblock',
+  blocksList: 'blocks.list',
   channelCreate: 'channel.create',
   channelGet: 'channel.get',
   channelAdmin: 'channel.admin',

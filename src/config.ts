@@ -49,6 +49,8 @@ export interface Config {
   retentionSweepMs: number;
   /** a media no message carries is deleted once this old (ms) */
   mediaGraceMs: number;
+  /** who sees a user's presence before they chose with privacy.set */
+  defaultLastSeen: 'everyone' | 'contacts' | 'nobody';
   // Push (issue 11): a provider is on when all its required options are set (src/push/open-push-providers.ts).
   pushWebhookUrl: string;
   pushWebhookSecret: string;
@@ -255,6 +257,11 @@ const fields: { [K in keyof Config]: Field<K> } = {
     key: 'retentionSweepMs', env: 'RETENTION_SWEEP', flag: 'retention-sweep',
     help: 'how often the retention sweeper looks for expired entries (e.g. 1m, 30s)',
     parse: duration(100, 86_400_000, false), default: () => 60_000, show: formatDuration,
+  },
+  defaultLastSeen: {
+    key: 'defaultLastSeen', env: 'DEFAULT_LAST_SEEN', flag: 'default-last-seen',
+    help: 'who sees a user\'s online state and last seen until they choose (privacy.set): everyone, contacts or nobody',
+    parse: oneOf<'everyone' | 'contacts' | 'nobody'>('everyone', 'contacts', 'nobody'), default: () => 'contacts',
   },
   mediaGraceMs: {
     key: 'mediaGraceMs', env: 'MEDIA_GRACE', flag: 'media-grace',

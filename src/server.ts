@@ -63,7 +63,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     logLevel: config.logLevel, askTimeoutMs: config.askTimeoutMs, boot, log,
     passivateAfterMs: config.passivateAfterMs, maxActivations: config.maxActivations,
     maxCommitBacklog: config.maxCommitBacklog, maxShardRestartsPerMinute: config.maxShardRestarts,
-    retentionMs: config.retentionMs, retentionSweepMs: config.retentionSweepMs, pushCoalesceMs: config.pushCoalesceMs,
+    retentionMs: config.retentionMs, retentionSweepMs: config.retentionSweepMs, pushCoalesceMs: config.pushCoalesceMs, defaultLastSeen: config.defaultLastSeen,
     onFatal: (err) => {
       log.fatal({ err }, 'the actor runtime cannot go on; stopping the server');
       (hooks.onFatal ?? exitAfterStop)(err, stop);

@@ -54,6 +54,10 @@ export interface Databases {
   mediaRefs: Database<null, [string, string, number]>;
   /** [log, id] → RetentionRecord: what the retention sweeper deleted of one log (storage/retention.ts) */
   retention: Database<RetentionRecord, [RetainedLog, string]>;
+  /** user → PrivacyRecord: who may see their presence (written by the user actor; absent = the default) */
+  privacy: Database<PrivacyRecord, string>;
+  /** [user, blocked user] → BlockRecord (written by the blocker's user actor) */
+  blocks: Database<BlockRecord, [string, string]>;
   /** [user, device] → PushRegistration: where a device's notifications go (written by the user actor) */
   pushRegistrations: Database<PushRegistration, [string, string]>;
   /** [user, device, thread] → PushJob: the pending notification of a thread for an offline device */
@@ -125,6 +129,9 @@ export interface RetentionRecord {
   /** user log only: [time, u] — every entry up to u was written by then (taken by the sweeper) */
   marks?: [number, number][];
 }
+export type LastSeenVisibility = 'everyone' | 'contacts' | 'nobody';
+export interface PrivacyRecord { lastSeen: LastSeenVisibility }
+export interface BlockRecord { at: number }
 export interface PushRegistration { provider: string; token: string; created: number }
 /**
  * A notification waiting to go (docs/architecture.md "Push"): written by the user actor in the
@@ -197,6 +204,8 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     mediaBlobs: sub('media-blobs'),
     mediaRefs: sub('media-refs'),
     retention: sub('retention'),
+    privacy: sub('privacy'),
+    blocks: sub('blocks'),
     pushRegistrations: sub('push-registrations'),
     pushJobs: sub('push-jobs'),
     pushQueue: sub('push-queue'),

@@ -123,7 +123,8 @@ t.test('contacts: add, list with presence, remove', async (t) => {
   const s = await startTestServer(t);
   const [me, a, b] = [await newUser(s, 'me'), await newUser(s, 'a'), await newUser(s, 'b')];
   const phone = await connect(t, s, await newDevice(s, me));
-  await connect(t, s, await newDevice(s, a)); // a is online
+  const aPhone = await connect(t, s, await newDevice(s, a)); // a is online
+  await aPhone.request('contacts.add', { user: me.user }); // and shows it to their contacts (the default)
   await phone.request('contacts.add', { user: a.user });
   await phone.request('contacts.add', { user: b.user });
   await t.rejects(phone.request('contacts.add', { user: 'unobody000000' }), { code: 'not_found' });
@@ -138,7 +139,8 @@ t.test('contacts: add, list with presence, remove', async (t) => {
 });
 
 t.test('presence: online at once, offline debounced with last, a flap unannounced, no watcher left behind', async (t) => {
-  const s = await startTestServer(t);
+  // Visibility rules have tests of their own (privacy-blocks.test.ts): here everyone may watch.
+  const s = await startTestServer(t, { defaultLastSeen: 'everyone' });
   const [watcher, target, clock] = [await newUser(s, 'w'), await newUser(s, 'x'), await newUser(s, 'y')];
   const targetDevice = await newDevice(s, target);
   const w = await connect(t, s, await newDevice(s, watcher));

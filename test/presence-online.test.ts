@@ -9,7 +9,7 @@ import { collect, connect, newDevice, newUser, startTestServer } from './helpers
 const TIMER_SLOP_MS = 3;
 
 t.test('online is immediate: right after connect, presence.sub and contacts.list say online, and the event comes', async (t) => {
-  const s = await startTestServer(t);
+  const s = await startTestServer(t, { defaultLastSeen: 'everyone' }); // visibility: privacy-blocks.test.ts
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const annLaptop = await connect(t, s, await newDevice(s, ann, 'laptop'));
@@ -39,7 +39,7 @@ t.test('online is immediate: right after connect, presence.sub and contacts.list
 });
 
 t.test('offline is debounced: one event after the last socket closes; a reconnect within the debounce is no event', async (t) => {
-  const s = await startTestServer(t);
+  const s = await startTestServer(t, { defaultLastSeen: 'everyone' }); // visibility: privacy-blocks.test.ts
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobDevice = await newDevice(s, bob);
@@ -78,7 +78,7 @@ t.test('offline is debounced: one event after the last socket closes; a reconnec
 });
 
 t.test('online while any socket is open: closing one of two devices is no event', async (t) => {
-  const s = await startTestServer(t);
+  const s = await startTestServer(t, { defaultLastSeen: 'everyone' }); // visibility: privacy-blocks.test.ts
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobPhone = await connect(t, s, await newDevice(s, bob));

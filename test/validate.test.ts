@@ -82,6 +82,10 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
   [Command.contactsAdd]: [['user', { user: 'u1' }, true], ['missing user', {}, false], ['user over 40', { user: long(41) }, false]],
   [Command.contactsRemove]: [['user', { user: 'u1' }, true], ['user an array', { user: ['u1'] }, false]],
   [Command.contactsList]: [['bare', {}, true], ['r', { r: 7 }, true]],
+  [Command.privacySet]: [['everyone', { lastSeen: 'everyone' }, true], ['nobody', { lastSeen: 'nobody' }, true], ['unknown value', { lastSeen: 'friends' }, false], ['missing', {}, false]],
+  [Command.block]: [['user', { user: 'u1' }, true], ['missing user', {}, false], ['user not an id', { user: 'a b' }, false]],
+  [Command.unblock]: [['user', { user: 'u1' }, true], ['user a number', { user: 1 }, false]],
+  [Command.blocksList]: [['bare', {}, true]],
   [Command.presenceSub]: [['users', { users: ['u1'] }, true], ['users over the limit', { users: ids(MAX_PRESENCE_SUBS + 1) }, false], ['missing users', {}, false]],
   [Command.presenceUnsub]: [['users', { users: ['u1'] }, true], ['empty', { users: [] }, false]],
   [Command.userFind]: [

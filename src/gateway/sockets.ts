@@ -327,6 +327,10 @@ export class SocketGateway {
       case Command.contactsAdd:
       case Command.contactsRemove:
       case Command.contactsList:
+      case Command.privacySet:
+      case Command.block:
+      case Command.unblock:
+      case Command.blocksList:
         return this.command(ws, conn, userAddress(conn.user), frame as ClientCommand['frame'], r);
       case Command.userFind: return this.findUser(ws, (frame as FrameOf<'user.find'>).username, r);
       case Command.presenceSub: return this.presenceSub(ws, conn, (frame as FrameOf<'presence.sub'>).users, r);
@@ -379,7 +383,7 @@ export class SocketGateway {
     // change can fall between the answer and the first event.
     const id = conn.id;
     Promise.all(
-      [...new Set(users)].map((u) => this.cluster.ask<PresenceState>(userAddress(u), { op: 'watch', gateway: GATEWAY_THREAD, conn: id })),
+      [...new Set(users)].map((u) => this.cluster.ask<PresenceState>(userAddress(u), { op: 'watch', gateway: GATEWAY_THREAD, conn: id, viewer: conn.user })),
     ).then(
       (states) => {
         conn.inflight--;
