@@ -17,6 +17,7 @@ export interface S3BlobStoreOptions {
 }
 
 const BLOBS = 'blobs/';
+const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 const TEMP = 'tmp/';
 
 export class S3BlobStore implements BlobStore {
@@ -32,6 +33,9 @@ export class S3BlobStore implements BlobStore {
       // No default CRC trailers (aws-chunked bodies): many S3-compatible servers store them as data.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // The SDK would print a console warning when a streamed upload fails (a client that went away,
+      // a hash mismatch we cut short); the failure reaches us as the rejection we handle.
+      logger: SILENT,
       ...(o.endpoint ? { endpoint: o.endpoint } : {}),
       ...(o.accessKeyId ? { credentials: { accessKeyId: o.accessKeyId, secretAccessKey: o.secretAccessKey } } : {}),
     });
