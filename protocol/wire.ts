@@ -201,3 +201,14 @@ export function scanPlainMsgpack(b: Uint8Array): string | null {
 export function wireTime(ms: number): number {
   return BigInt(ms) as unknown as number;
 }
+
+/**
+ * The error code of an encoded answer frame, or null for an `ok` — read from the first bytes of
+ * `{t: 'err', …}` (a fixmap whose first key is t), so the common `ok` is never decoded.
+ */
+export function answerErrorCode(bytes: Uint8Array): string | null {
+  // fixmap, fixstr "t", fixstr of 3 = "err"
+  if ((bytes[0] & 0xf0) === 0x80 && bytes[1] === 0xa1 && bytes[2] === 0x74 && bytes[3] !== 0xa3) return null;
+  const frame = decodeFrame(bytes) as { t?: unknown; code?: unknown };
+  return frame.t === 'err' ? String(frame.code) : null;
+}

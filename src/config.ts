@@ -49,6 +49,11 @@ export interface Config {
   retentionSweepMs: number;
   /** a media no message carries is deleted once this old (ms) */
   mediaGraceMs: number;
+  /** bearer token for /metrics and /v1/admin/* on the main port ('' = open there, unless adminPort is set) */
+  adminToken: string;
+  /** a separate port for /metrics and /v1/admin/* without a token (0 = none) */
+  adminPort: number;
+  adminHost: string;
   /** who sees a user's presence before they chose with privacy.set */
   defaultLastSeen: 'everyone' | 'contacts' | 'nobody';
   // Push (issue 11): a provider is on when all its required options are set (src/push/open-push-providers.ts).
@@ -86,7 +91,7 @@ export interface Config {
 }
 
 /** Options whose values are never printed. */
-export const SECRET_OPTIONS: readonly (keyof Config)[] = ['s3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey'];
+export const SECRET_OPTIONS: readonly (keyof Config)[] = ['adminToken', 's3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey'];
 
 /** The config as it may be logged: secrets replaced by "***" when set. */
 export function printableConfig(config: Config): Record<string, unknown> {
@@ -180,6 +185,12 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
+/** A secret sent as `Authorization: Bearer …`: ≥ 32 characters of the token alphabet. */
+function bearerSecret(raw: string): string {
+  if (!/^[A-Za-z0-9_-]{32,512}$/.test(raw)) throw new ConfigError('must be 32 to 512 characters of A-Z, a-z, 0-9, _ and -');
+  return raw;
+}
+
 function nonEmpty(raw: string): string {
   if (raw.trim() === '') throw new ConfigError('must not be empty');
   return raw;
@@ -258,6 +269,15 @@ const fields: { [K in keyof Config]: Field<K> } = {
     help: 'how often the retention sweeper looks for expired entries (e.g. 1m, 30s)',
     parse: duration(100, 86_400_000, false), default: () => 60_000, show: formatDuration,
   },
+  adminToken: {
+    key: 'adminToken', env: 'ADMIN_TOKEN', flag: 'admin-token',
+    help: 'bearer token that /metrics and /v1/admin/* need on the main port: ≥ 32 of [A-Za-z0-9_-] (never printed)', parse: bearerSecret, default: () => '',
+  },
+  adminPort: {
+    key: 'adminPort', env: 'ADMIN_PORT', flag: 'admin-port',
+    help: 'serve /metrics and /v1/admin/* on this separate port without a token (0 = not at all); the main port then needs ADMIN_TOKEN for them', parse: int(0, 65535), default: () => 0,
+  },
+  adminHost: { key: 'adminHost', env: 'ADMIN_HOST', flag: 'admin-host', help: 'address of the admin port (keep it internal)', parse: nonEmpty, default: () => '127.0.0.1' },
   defaultLastSeen: {
     key: 'defaultLastSeen', env: 'DEFAULT_LAST_SEEN', flag: 'default-last-seen',
     help: 'who sees a user\'s online state and last seen until they choose (privacy.set): everyone, contacts or nobody',

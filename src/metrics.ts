@@ -1,6 +1,9 @@
 // Prometheus metrics (prom-client): process defaults plus the gateway's counters. Shard figures
 // are collected over the control plane when /metrics is scraped, never on the hot path.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Seconds: 0.5 ms … 10 s, for commands (an fsync is ~1–5 ms here) and HTTP answers. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 import type { ShardStats } from '../actors/shard.js';
 
 export class Metrics {
@@ -14,6 +17,12 @@ export class Metrics {
     mediaUploads: 0, mediaUploadsRejected: 0, mediaBytesIn: 0, mediaBytesOut: 0, mediaCollected: 0,
   };
 
+  /** WebSocket commands routed to actors, by command and result (ok or the error code), and their latency */
+  readonly commands: Counter<'command' | 'result'>;
+  readonly commandSeconds: Histogram<'command'>;
+  /** HTTP answers by route pattern and status, and their latency (JSON answers; streams are not timed) */
+  readonly httpRequests: Counter<'route' | 'status'>;
+  readonly httpSeconds: Histogram<'route'>;
   /** push notifications: each provider attempt by outcome, and jobs dropped unsent by reason */
   readonly pushAttempts: Counter<'provider' | 'outcome'>;
   readonly pushDropped: Counter<'reason'>;
@@ -30,6 +39,10 @@ export class Metrics {
           this.inc(read());
         },
       });
+    this.commands = new Counter({ name: 'parley_commands_total', help: 'WebSocket commands answered by an actor, by command and result (ok or the error code)', labelNames: ['command', 'result'], registers: [registry] });
+    this.commandSeconds = new Histogram({ name: 'parley_command_seconds', help: 'time from a command\'s arrival to its answer being written (output commit included)', labelNames: ['command'], buckets: LATENCY_BUCKETS, registers: [registry] });
+    this.httpRequests = new Counter({ name: 'parley_http_requests_total', help: 'HTTP answers by route pattern and status', labelNames: ['route', 'status'], registers: [registry] });
+    this.httpSeconds = new Histogram({ name: 'parley_http_request_seconds', help: 'time from an HTTP request to its answer', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: [registry] });
     this.pushAttempts = new Counter({ name: 'parley_push_attempts_total', help: 'push deliveries tried, by provider and outcome (ok, retry, gone, failed)', labelNames: ['provider', 'outcome'], registers: [registry] });
     this.pushDropped = new Counter({ name: 'parley_push_dropped_total', help: 'push notifications dropped unsent, by reason (online, read, muted, capped, unregistered, unconfigured, attempts)', labelNames: ['reason'], registers: [registry] });
     new Gauge({ name: 'parley_connections', help: 'open WebSocket connections', registers: [registry], collect() { this.set(counts.connections); } });

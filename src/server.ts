@@ -8,6 +8,7 @@ import { ensureEpoch } from '../storage/epoch.js';
 import { Accounts } from './auth/accounts.js';
 import { PasswordHasher } from './auth/passwords.js';
 import type { Config } from './config.js';
+import { adminApp } from './gateway/admin-app.js';
 import { mountRoutes } from './gateway/routes.js';
 import { SocketGateway } from './gateway/sockets.js';
 import { uws } from './gateway/uws.js';
@@ -52,6 +53,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   let state: ServerState = 'starting';
   let stopping: Promise<void> | null = null;
   let listenSocket: unknown = null;
+  let adminListenSocket: unknown = null;
   const boot = randomUUID();
   // First: a half-configured provider or an unreadable key file stops start-up with its reason.
   const pushProviders = openPushProviders(config);
@@ -94,6 +96,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       log.info('draining');
       sockets.closeAll();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
+      if (adminListenSocket) uws.us_listen_socket_close(adminListenSocket as never);
       await mediaSweeper.stop();
       await pushDispatcher.stop();
       await Promise.all([...pushProviders.values()].map((p) => p.close()));
@@ -111,6 +114,14 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     app.listen(config.host, config.port, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
   });
   const port = uws.us_socket_local_port(listenSocket as never);
+  if (config.adminPort !== 0) {
+    adminListenSocket = await new Promise<unknown>((resolve, reject) => {
+      adminApp(metrics).listen(config.adminHost, config.adminPort, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on the admin port ${config.adminHost}:${config.adminPort}`))));
+    });
+    log.info({ host: config.adminHost, port: config.adminPort }, 'admin port listening');
+  } else if (config.adminToken === '') {
+    log.info('/metrics is open to anyone who reaches this port: set ADMIN_TOKEN or ADMIN_PORT to close it');
+  }
   log.info({ port }, 'listening');
   try {
     await cluster.start(sockets);

@@ -196,3 +196,13 @@ t.test('push options (issue 11): defaults, values, errors, half-configured provi
   t.match(help, /--apns-host\s+APNS_HOST .*\(default: https:\/\/api\.push\.apple\.com\)/);
   for (const name of ['PUSH_WEBHOOK_URL', 'VAPID_PUBLIC_KEY', 'APNS_KEY_FILE', 'FCM_SERVICE_ACCOUNT_FILE', 'PUSH_MAX_PER_DAY', 'PUSH_CONCURRENCY']) t.match(help, name);
 });
+
+t.test('admin options: token alphabet and length, port, host; the token is never printed', async (t) => {
+  t.match(loadConfig([], {}), { adminToken: '', adminPort: 0, adminHost: '127.0.0.1' });
+  const token = 'a'.repeat(40);
+  t.match(loadConfig([], { ADMIN_TOKEN: token, ADMIN_PORT: '9100', ADMIN_HOST: '10.0.0.1' }), { adminToken: token, adminPort: 9100, adminHost: '10.0.0.1' });
+  t.throws(() => loadConfig([], { ADMIN_TOKEN: 'short' }), { message: /ADMIN_TOKEN.*32 to 512/ });
+  t.throws(() => loadConfig([], { ADMIN_TOKEN: 'x'.repeat(31) + '!' }), { message: /ADMIN_TOKEN/ }, 'outside the bearer alphabet');
+  t.throws(() => loadConfig([], { ADMIN_PORT: '70000' }), { message: /ADMIN_PORT/ });
+  t.match(printableConfig(loadConfig([], { ADMIN_TOKEN: token })), { adminToken: '***' });
+});

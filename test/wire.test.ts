@@ -4,7 +4,7 @@
 import t from 'tap';
 import { Packr } from 'msgpackr';
 import { frameCheckers, knownFields } from '../protocol/validate.js';
-import { decodeClientFrame, decodeFrame, encodeFrame, encodeShared, MAX_FRAME_DEPTH, scanPlainMsgpack, wireTime, withU } from '../protocol/wire.js';
+import { answerErrorCode, decodeClientFrame, decodeFrame, encodeFrame, encodeShared, MAX_FRAME_DEPTH, scanPlainMsgpack, wireTime, withU } from '../protocol/wire.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 /** A one-entry map {t: "inbox", x: <value bytes>}: a frame that passes validation but carries `value` unknown. */
@@ -128,4 +128,10 @@ t.test('integers beyond 2^53 decode to numbers the schemas refuse', async (t) =>
   t.match(frameCheckers.get('ack')!(ack), /u/, 'refused by the schema');
   const i64 = Uint8Array.from([0x82, 0xa1, 0x74, 0xa3, ...Buffer.from('ack'), 0xa1, 0x75, ...hex('d3 8000000000000000')]);
   t.match(frameCheckers.get('ack')!(decodeClientFrame(i64)), /u/, 'the most negative int64 too');
+});
+
+t.test('answerErrorCode reads ok and err answers (metrics), decoding only errors', async (t) => {
+  t.equal(answerErrorCode(encodeFrame({ t: 'ok', r: 1, thread: 'd:a:b', seq: 3 })), null);
+  t.equal(answerErrorCode(encodeFrame({ t: 'err', r: 1, code: 'not_found', msg: 'no such user' })), 'not_found');
+  t.equal(answerErrorCode(encodeFrame({ t: 'err', code: 'forbidden', msg: 'x', retry: 5 })), 'forbidden', 'without r');
 });

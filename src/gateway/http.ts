@@ -15,6 +15,8 @@ export const STATUS_TEXT: Record<number, string> = {
 export class Reply {
   aborted = false;
   private abortListeners: (() => void)[] | null = null;
+  /** Told the status of the answer once it is written (metrics). */
+  onAnswer: ((status: number) => void) | null = null;
   /** @param watchAbort false when the caller registers the response's one onAborted handler itself */
   constructor(readonly res: UWS.HttpResponse, watchAbort = true) {
     if (watchAbort) {
@@ -50,6 +52,7 @@ export class Reply {
 
   private write(status: number, body: string | undefined, headers: Record<string, string>): void {
     if (this.aborted) return;
+    this.onAnswer?.(status);
     this.res.cork(() => {
       this.res.writeStatus(STATUS_TEXT[status] ?? String(status));
       for (const name in headers) this.res.writeHeader(name, headers[name]);

@@ -1,5 +1,6 @@
 // HTTP routes (docs/protocol.md §11, §8.8): accounts, users and sessions, health, metrics; and the
 // answer for everything else (404 unknown path, 405 known path with another method).
+import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';
 import type { LoginResult } from '../../actors/messages.js';
@@ -70,8 +71,10 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   const { accounts, cluster, config, metrics, log } = deps;
   const table = new RouteTable();
   for (const [method, pattern] of OTHER_ROUTES) table.add(method, pattern);
-  const on = (method: Method, pattern: string, handler: ReturnType<typeof route>) => {
+  const on = (method: Method, pattern: string, handler: (res: UWS.HttpResponse, req: UWS.HttpRequest, pattern?: string) => void) => {
     table.add(method, pattern);
+    const timed = handler;
+    handler = (res, req) => timed(res, req, `${method} ${pattern}`);
     if (method === 'GET') app.get(pattern, handler);
     else if (method === 'POST') app.post(pattern, handler);
     else if (method === 'PUT') app.put(pattern, handler);
@@ -80,8 +83,13 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     else app.del(pattern, handler);
   };
 
-  const route = (handler: Handler) => (res: UWS.HttpResponse, uwsReq: UWS.HttpRequest) => {
+  const route = (handler: Handler) => (res: UWS.HttpResponse, uwsReq: UWS.HttpRequest, pattern = 'other') => {
     const reply = new Reply(res);
+    const started = performance.now();
+    reply.onAnswer = (status) => {
+      metrics.httpRequests.inc({ route: pattern, status: String(status) });
+      metrics.httpSeconds.observe({ route: pattern }, (performance.now() - started) / 1000);
+    };
     const req: Request = {
       authorization: uwsReq.getHeader('authorization'), contentLength: uwsReq.getHeader('content-length'),
       param: uwsReq.getParameter(0) ?? '', query: uwsReq.getQuery() ?? '', host: uwsReq.getHeader('host'),
@@ -208,7 +216,18 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
 
   on('GET', '/healthz', route((reply) => reply.json(200, { status: 'alive' })));
   on('GET', '/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));
-  on('GET', '/metrics', route(async (reply) => reply.text(200, await metrics.registry.metrics(), metrics.registry.contentType)));
+  // Operators' routes (docs/protocol.md §8.7): behind ADMIN_TOKEN here; open on the internal admin
+  // port (server.ts); with an admin port and no token they are not served here at all.
+  const admin = (req: Request) => {
+    if (config.adminToken !== '') {
+      const token = bearerToken(req.authorization);
+      if (token === null || !sameSecret(token, config.adminToken)) throw new ProtocolError(ErrorCode.unauthorized, 'the admin token is missing or wrong');
+    } else if (config.adminPort !== 0) throw new ProtocolError(ErrorCode.not_found, 'no such route');
+  };
+  on('GET', '/metrics', route(async (reply, req) => {
+    admin(req);
+    reply.text(200, await metrics.registry.metrics(), metrics.registry.contentType);
+  }));
 
   // Everything uWS parsed but no route took. (What its parser refuses never gets here: see
   // docs/protocol.md "Malformed HTTP".)
@@ -234,4 +253,11 @@ function seqParam(raw: string): number | null {
   if (!/^\d{1,16}$/.test(raw)) return null;
   const n = Number(raw);
   return Number.isSafeInteger(n) ? n : null;
+}
+
+/** Constant-time comparison of a presented secret with the configured one. */
+function sameSecret(given: string, want: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(want);
+  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -17,7 +17,7 @@ import { channelIdFor, directThreadId, groupIdFor, newGroupId } from '../../prot
 import { bodyTooLarge, checkChannelGet, checkChannelPost, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
 import { ChannelHub, type Following } from './channels.js';
 import { TokenBuckets } from './token-buckets.js';
-import { decodeClientFrame, encodeFrame, wireTime } from '../../protocol/wire.js';
+import { answerErrorCode, decodeClientFrame, encodeFrame, wireTime } from '../../protocol/wire.js';
 import type { UWS } from './uws.js';
 
 const enum Phase { awaitingHello, authenticating, syncing, live, closed }
@@ -548,8 +548,11 @@ export class SocketGateway {
     const caller: ClientCommand['caller'] = r === undefined ? { user: conn.user, device: conn.device } : { user: conn.user, device: conn.device, r };
     const msg: ClientCommand = joined === undefined ? { op: 'cmd', caller, frame } : { op: 'cmd', caller, frame, joined };
     const id = conn.id;
+    const started = performance.now();
     this.cluster.askWith<Uint8Array | null>(address, msg, (err, answer) => {
       conn.inflight--;
+      this.metrics.commands.inc({ command: frame.t, result: err ? err.code : answer ? (answerErrorCode(answer) ?? 'ok') : 'ok' });
+      this.metrics.commandSeconds.observe({ command: frame.t }, (performance.now() - started) / 1000);
       if (!this.sockets.has(id)) return;
       if (err) {
         if (err.code === ErrorCode.internal) this.log.error({ err }, 'command failed');

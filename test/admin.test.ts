@@ -1,0 +1,45 @@
+// The operators' routes (docs/protocol.md §8.7): /metrics behind ADMIN_TOKEN on the main port, or
+// open on a separate ADMIN_PORT (and then not served on the main port without a token); and the
+// per-command and per-route figures it carries.
+import t from 'tap';
+import { freePort } from './helpers/child-server.js';
+import { connect, newDevice, newUser, startTestServer } from './helpers/server.js';
+
+const TOKEN = 'admin-token-for-tests-0123456789abcdef';
+
+t.test('ADMIN_TOKEN: /metrics needs it', async (t) => {
+  const s = await startTestServer(t, { adminToken: TOKEN });
+  const get = (auth?: string) => fetch(`${s.base}/metrics`, auth ? { headers: { authorization: auth } } : {});
+  const none = await get();
+  t.equal(none.status, 401);
+  t.match(await none.json(), { error: 'unauthorized' });
+  t.equal((await get('Bearer wrong-token-wrong-token-wrong-token')).status, 401, 'a wrong token');
+  const ok = await get(`Bearer ${TOKEN}`);
+  t.equal(ok.status, 200);
+  t.match(await ok.text(), /parley_connections/);
+});
+
+t.test('ADMIN_PORT: /metrics there without a token, not on the main port', async (t) => {
+  const adminPort = await freePort();
+  const s = await startTestServer(t, { adminPort });
+  t.equal((await fetch(`${s.base}/metrics`)).status, 404, 'not served on the main port');
+  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+  t.equal(res.status, 200);
+  t.match(await res.text(), /parley_connections/);
+  t.equal((await fetch(`http://127.0.0.1:${adminPort}/v1/users`)).status, 404, 'only operators\' routes on the admin port');
+});
+
+t.test('commands and HTTP routes are counted by result and timed', async (t) => {
+  const s = await startTestServer(t);
+  const ann = await newDevice(s, await newUser(s, 'ann'));
+  const bob = await newUser(s, 'bob');
+  const a = await connect(t, s, ann);
+  await a.send({ to: bob.user, body: 'hi' });
+  await t.rejects(a.send({ to: 'unobody000000', body: 'x' }), { code: 'not_found' });
+  const text = await (await fetch(`${s.base}/metrics`)).text();
+  t.match(text, /^parley_commands_total\{command="send",result="ok"\} 1$/m);
+  t.match(text, /^parley_commands_total\{command="send",result="not_found"\} 1$/m);
+  t.match(text, /^parley_command_seconds_count\{command="send"\} 2$/m);
+  t.match(text, /^parley_http_requests_total\{route="POST \/v1\/users",status="201"\} 2$/m);
+  t.match(text, /^parley_http_request_seconds_count\{route="POST \/v1\/sessions"\} 1$/m);
+});
