@@ -49,6 +49,8 @@ export interface Config {
   retentionSweepMs: number;
   /** a media no message carries is deleted once this old (ms) */
   mediaGraceMs: number;
+  /** a session unused (no hello, no 🔒 route) for longer than this is expired (ms) */
+  sessionTtlMs: number;
   /** who sees a user's presence before they chose with privacy.set */
   defaultLastSeen: 'everyone' | 'contacts' | 'nobody';
   // Push (issue 11): a provider is on when all its required options are set (src/push/open-push-providers.ts).
@@ -257,6 +259,11 @@ const fields: { [K in keyof Config]: Field<K> } = {
     key: 'retentionSweepMs', env: 'RETENTION_SWEEP', flag: 'retention-sweep',
     help: 'how often the retention sweeper looks for expired entries (e.g. 1m, 30s)',
     parse: duration(100, 86_400_000, false), default: () => 60_000, show: formatDuration,
+  },
+  sessionTtlMs: {
+    key: 'sessionTtlMs', env: 'SESSION_TTL', flag: 'session-ttl',
+    help: 'a session not used (hello or an authenticated HTTP call) for this long is expired: 401 / close 4001 (e.g. 90d, 12h)',
+    parse: duration(1000, 100 * 365 * 86_400_000, false), default: () => 90 * 86_400_000, show: formatDuration,
   },
   defaultLastSeen: {
     key: 'defaultLastSeen', env: 'DEFAULT_LAST_SEEN', flag: 'default-last-seen',
