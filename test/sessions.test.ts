@@ -8,6 +8,7 @@ import { openStorage } from '../storage/env.js';
 import { decodeFrame, encodeFrame } from '../protocol/wire.js';
 import { connect, client, newDevice, newUser, startTestServer } from './helpers/server.js';
 import { startWebhook } from './helpers/webhook-endpoint.js';
+import { SessionClock } from '../src/auth/session-clock.js';
 
 const me = (base: string, token: string) => fetch(base + '/v1/users/me', { headers: { authorization: `Bearer ${token}` } });
 const untilClock = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
@@ -207,4 +208,18 @@ t.test('a client can be told its session expired mid-use (SDK surfaces unauthori
   const d = await newDevice(s, u);
   await untilClock(Date.now() + 1300);
   await t.rejects(client(t, s, d).connect(), { code: 'unauthorized' });
+});
+
+t.test('SessionClock records a device\'s use at most once per interval, not per request', async (t) => {
+  let now = 1_000_000;
+  const touches: [string, number][] = [];
+  const clock = new SessionClock(90 * 86_400_000, { touch: (_u, d, at) => touches.push([d, at]), expire: () => undefined }, () => now);
+  t.equal(clock.everyMs, 60_000, 'a minute for the default TTL');
+  for (let i = 0; i < 100; i++, now += 500) clock.used('u1', 'phone', 0); // 100 requests in 50 s
+  clock.used('u1', 'laptop', 0);
+  t.same(touches, [['phone', 1_000_000], ['laptop', 1_050_000]], 'one write for phone, one for laptop');
+  now += 11_000;
+  clock.used('u1', 'phone', 0);
+  t.same(touches.at(-1), ['phone', 1_061_000], 'the next write a minute later');
+  t.equal(new SessionClock(2000, { touch: () => undefined, expire: () => undefined }).everyMs, 500, 'a quarter of a short TTL');
 });
