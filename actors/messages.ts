@@ -1,6 +1,6 @@
 // The messages actors understand: the internal protocol between the gateway and the actors,
 // and between actors. Client commands arrive as `ClientCommand`, already validated.
-import type { StoredMessage, ThreadEvent } from '../storage/env.js';
+import type { Credential, StoredMessage, ThreadEvent } from '../storage/env.js';
 
 /** Who is asking, for client commands routed by the gateway. */
 export interface Caller {
@@ -41,6 +41,14 @@ export interface PushRegister { op: 'push-register'; device: string; provider: s
 /** Removes a device's push registration; with `token`, only if it is still that one (a provider said it is dead). */
 export interface PushUnregister { op: 'push-unregister'; device: string; token?: string; [f: string]: unknown }
 export interface Login { op: 'login'; name: string; tokenHash: string; [f: string]: unknown }
+/** The device's session authenticated at `at` (throttled by the gateway's SessionClock): its record's `used`. */
+export interface Touch { op: 'touch'; device: string; at: number; [f: string]: unknown }
+/** The gateway saw the device's session idle past `ttl` ms: remove it if it still is (lazy clean-up). */
+export interface SessionExpired { op: 'session-expired'; device: string; ttl: number; [f: string]: unknown }
+/** Store the new password's credential and log out every device but `keep`, in one commit (ask). */
+export interface ChangePassword { op: 'password'; keep: string; cred: Credential; [f: string]: unknown }
+/** Delete the account (ask: answered once nobody can log in as it; the rest follows in turns). */
+export interface DeleteAccount { op: 'delete-account' | 'delete-continue'; [f: string]: unknown }
 export interface LoginResult { device: string }
 /** Append a thread message to this user's log (idempotent by thread + seq). */
 export interface Deliver { op: 'deliver'; thread: string; msg: StoredMessage; [f: string]: unknown }
@@ -95,8 +103,11 @@ export interface ReadPosts { op: 'read-posts'; before?: number; after?: number; 
 /** Retention deleted the channel's posts up to floor (sent by the shard's sweeper to an active actor). */
 export interface Trimmed { op: 'trimmed'; floor: number; [f: string]: unknown }
 
+/** A deleted account leaves the group (a `left` event); nothing for a 1:1 thread. */
+export interface Forget { op: 'forget'; user: string; [f: string]: unknown }
+
 export type ChannelActorMessage = ClientCommand | Follow | Unfollow | Page | ReadPosts | Trimmed;
 
 export type UserActorMessage =
-  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire | PushRegister | PushUnregister;
-export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover;
+  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire | PushRegister | PushUnregister | Touch | SessionExpired | ChangePassword | DeleteAccount;
+export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover | Forget;

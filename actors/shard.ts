@@ -14,7 +14,7 @@ import { Kind, type ActorMessage, type Envelope } from './envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ClientCommand } from './messages.js';
 import { OutputCommit } from './output-commit.js';
-import { parseAddress, Router, threadAddress } from './router.js';
+import { parseAddress, Router, threadAddress, userAddress } from './router.js';
 import { ThreadActor } from './thread-actor.js';
 import { ChannelActor } from './channel-actor.js';
 import { PortTransport } from './port-transport.js';
@@ -165,6 +165,11 @@ export class Shard {
       if (this.router.threadOf(address) !== this.index) continue;
       this.deliver(address, { op: 'recover' });
       n++;
+    }
+    // Account deletions a crash interrupted go on (actors/account-deletion.ts).
+    for (const user of this.storage.db.deletions.getKeys()) {
+      const address = userAddress(user as string);
+      if (this.router.threadOf(address) === this.index) this.deliver(address, { op: 'delete-continue' });
     }
     this.endBatch();
     return n;

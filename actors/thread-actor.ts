@@ -13,6 +13,7 @@ import { readThreadLog, threadLogHead } from '../storage/thread-log.js';
 import { threadEventsHead } from '../storage/thread-events.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
+import { liveUser } from './account-deletion.js';
 import type { Caller, ClientCommand, DeliveredTo, Logged, Recover, ThreadActorMessage } from './messages.js';
 import { threadAddress, userAddress } from './router.js';
 
@@ -71,6 +72,7 @@ export class ThreadActor implements Actor {
       case 'logged': return this.onLogged(msg);
       case 'delivered-to': return this.onDelivered(msg);
       case 'recover': return this.recover(msg);
+      case 'forget': return this.forget(msg.user);
       default: throw new ProtocolError(ErrorCode.bad_frame, `thread actor: unknown op ${(msg as ActorMessage).op}`);
     }
   }
@@ -150,7 +152,7 @@ export class ThreadActor implements Actor {
     const pair = directMembers(this.thread);
     if (!pair || to === undefined) return fail(ErrorCode.not_found, 'no such thread');
     const other = pair[0] === sender ? pair[1] : pair[0];
-    if (!this.ctx.storage.db.users.get(other)) fail(ErrorCode.not_found, 'no such user');
+    if (!liveUser(this.ctx.storage.db.users.get(other))) fail(ErrorCode.not_found, 'no such user');
     const members = pair[0] === pair[1] ? [pair[0]] : [...pair];
     const meta: ThreadMeta = { thread: this.thread, kind: 'direct', members, admins: [], title: '', created: Date.now(), joined: {} };
     this.saveMeta(meta);
@@ -299,6 +301,11 @@ export class ThreadActor implements Actor {
     this.emitEvent('left', caller.user, [...members, caller.user], {});
   }
 
+  /** A deleted account leaves its groups like a member who leaves (actors/account-deletion.ts). */
+  private forget(user: string): void {
+    if (this.meta?.kind === 'group' && this.memberSet.has(user)) this.leave({ user, device: '' });
+  }
+
   private retitle(caller: Caller, title: string): void {
     const meta = this.requireGroup();
     this.requireMember(caller.user);
@@ -416,6 +423,7 @@ export class ThreadActor implements Actor {
     if (!pair || pair[0] === pair[1] || (sender !== pair[0] && sender !== pair[1])) return;
     const other = pair[0] === sender ? pair[1] : pair[0];
     if (this.ctx.storage.db.blocks.get([other, sender])) fail(ErrorCode.forbidden, 'this user does not accept your messages');
+    if (this.ctx.storage.db.users.get(other)?.deleted) fail(ErrorCode.forbidden, 'this account was deleted');
   }
 
   private requireMember(user: string): void {
@@ -436,7 +444,7 @@ export class ThreadActor implements Actor {
   }
 
   private requireUsersExist(users: string[]): void {
-    for (const u of users) if (!this.ctx.storage.db.users.get(u)) fail(ErrorCode.not_found, `no such user ${u}`);
+    for (const u of users) if (!liveUser(this.ctx.storage.db.users.get(u))) fail(ErrorCode.not_found, `no such user ${u}`);
   }
 
   private saveMeta(meta: ThreadMeta): void {

@@ -12,8 +12,10 @@ import { readUserLog, userLogFirst, userLogHead } from '../storage/user-log.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
 import type {
-  Ack, Attach, AttachResult, ClientCommand, Login, LoginResult, Deliver, Detach, EventDeliver, Expire, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch, PushRegister, PushUnregister
+  Ack, Attach, AttachResult, ClientCommand, Login, LoginResult, Deliver, Detach, EventDeliver, Expire, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch, PushRegister, PushUnregister,
+  ChangePassword, SessionExpired, Touch,
 } from './messages.js';
+import { AccountDeletion, liveUser, tombstone } from './account-deletion.js';
 import { logFloor } from '../storage/retention.js';
 import { threadAddress, userAddress } from './router.js';
 
@@ -68,6 +70,9 @@ export class UserActor implements Actor {
   private privacy: LastSeenVisibility | null = null;
   /** Devices with a push registration (lazily read; see pushDevices). */
   private pushRegistered: Map<string, PushRegistration> | null = null;
+  /** The account is deleted (or being deleted): nothing is logged or stored for it any more. */
+  private deleted: boolean;
+  private deletion: AccountDeletion | null = null;
 
   constructor(private readonly user: string, private readonly ctx: ActorContext) {
     this.address = userAddress(user);
@@ -79,6 +84,7 @@ export class UserActor implements Actor {
     const p = presenceOf(ctx.storage, ctx.boot, user);
     this.announcedOnline = p.online;
     this.lastOffline = p.last;
+    this.deleted = ctx.storage.db.users.get(user)?.deleted !== undefined || ctx.storage.db.deletions.get(user) !== undefined;
   }
 
   canPassivate(): boolean {
@@ -91,6 +97,7 @@ export class UserActor implements Actor {
 
   receive(message: ActorMessage): unknown {
     const msg = message as UserActorMessage;
+    if (this.deleted) return this.receiveDeleted(msg);
     switch (msg.op) {
       case 'deliver': return this.deliver(msg);
       case 'event': return this.threadEvent(msg);
@@ -108,6 +115,11 @@ export class UserActor implements Actor {
       case 'expire': return this.expire(msg);
       case 'push-register': return this.pushRegister(msg);
       case 'push-unregister': return this.pushUnregister(msg);
+      case 'touch': return this.touchDevice(msg);
+      case 'session-expired': return this.expireSession(msg);
+      case 'password': return this.changePassword(msg);
+      case 'delete-account': return this.deleteAccount();
+      case 'delete-continue': return undefined;
       case 'cmd': return this.command(msg);
       default: throw new ProtocolError(ErrorCode.bad_frame, `user actor: unknown op ${(msg as ActorMessage).op}`);
     }
@@ -326,17 +338,101 @@ export class UserActor implements Actor {
   }
 
   private revoke({ device }: Revoke): void {
+    const record = (this.revoked.has(device) ? undefined : this.ctx.storage.db.devices.get([this.user, device])) ?? fail(ErrorCode.not_found, 'no such device');
+    this.dropDevice(device, record.tokenHash, CloseCode.revoked, 'session revoked');
+  }
+
+  /** A device goes with its session, cursor and push registration; its sockets close with `code`. */
+  private dropDevice(device: string, tokenHash: string, code: number, reason: string): void {
     const { db } = this.ctx.storage;
-    const record = (this.revoked.has(device) ? undefined : db.devices.get([this.user, device])) ?? fail(ErrorCode.not_found, 'no such device');
-    this.ctx.remove(db.sessions, record.tokenHash);
+    this.ctx.remove(db.sessions, tokenHash);
     this.ctx.remove(db.devices, [this.user, device]);
     this.revoked.add(device);
     for (const s of this.sockets) {
-      if (s.device === device) this.ctx.kick(s.gateway, s.conn, CloseCode.revoked, 'session revoked');
+      if (s.device === device) this.ctx.kick(s.gateway, s.conn, code, reason);
     }
     this.cursors.delete(device);
     this.ctx.remove(db.cursors, [this.user, device]);
     this.pushUnregister({ op: 'push-unregister', device });
+  }
+
+  // ---- sessions and the account (docs/protocol.md "Sessions") ----
+
+  /** The session authenticated (throttled by the gateway): the device record's `used`. */
+  private touchDevice({ device, at }: Touch): void {
+    if (this.revoked.has(device)) return;
+    const record = this.ctx.storage.db.devices.get([this.user, device]);
+    if (!record || (record.used ?? 0) >= at) return;
+    this.ctx.put(this.ctx.storage.db.devices, [this.user, device], { ...record, used: at });
+  }
+
+  /** Lazy clean-up of a session idle past the TTL (checked again: a use may have been recorded since). */
+  private expireSession({ device, ttl }: SessionExpired): void {
+    if (this.revoked.has(device)) return;
+    const record = this.ctx.storage.db.devices.get([this.user, device]);
+    if (!record || Date.now() - (record.used ?? record.created) <= ttl) return;
+    this.dropDevice(device, record.tokenHash, CloseCode.notAuthenticated, 'session expired');
+  }
+
+  /** The new credential and the logout of every other device, in one commit. */
+  private changePassword({ keep, cred }: ChangePassword): void {
+    const { db } = this.ctx.storage;
+    if (this.revoked.has(keep) || !db.devices.get([this.user, keep])) fail(ErrorCode.unauthorized, 'session revoked');
+    this.ctx.put(db.credentials, this.user, cred);
+    for (const { key, value } of db.devices.getRange({ start: [this.user, ''], end: [this.user, '\uffff'] })) {
+      const device = (key as [string, string])[1];
+      if (device !== keep && !this.revoked.has(device)) this.dropDevice(device, value.tokenHash, CloseCode.revoked, 'password changed');
+    }
+  }
+
+  /**
+   * DELETE /v1/users/me: in this one commit nobody can log in or authenticate as the account any
+   * more; the rest is removed in bounded turns after it (actors/account-deletion.ts).
+   */
+  private deleteAccount(): void {
+    const { db } = this.ctx.storage;
+    const at = Date.now();
+    const record = db.users.get(this.user);
+    this.ctx.put(db.deletions, this.user, { at });
+    if (record && db.usernames.get(record.username) === this.user) this.ctx.remove(db.usernames, record.username);
+    this.ctx.put(db.users, this.user, tombstone(record, this.user, at));
+    this.ctx.remove(db.credentials, this.user);
+    for (const { key, value } of db.devices.getRange({ start: [this.user, ''], end: [this.user, '\uffff'] })) {
+      const device = (key as [string, string])[1];
+      if (!this.revoked.has(device)) this.dropDevice(device, value.tokenHash, CloseCode.revoked, 'account deleted');
+    }
+    // Whoever watched their presence sees them offline, never seen, and hears no more.
+    const told = this.watchers.filter((w) => w.visible);
+    if (told.length > 0) this.pushTo(told, encodeFrame({ t: ServerFrame.presence, user: this.user, online: false, last: 0 }), 0);
+    this.watchers.length = 0;
+    if (this.presenceTimer) clearTimeout(this.presenceTimer);
+    this.presenceTimer = null;
+    this.inbox.clear();
+    this.dirty.clear();
+    this.order = null;
+    this.deleted = true;
+    this.ctx.tell(this.address, { op: 'delete-continue' });
+  }
+
+  /** A deleted account: fan-out is confirmed (so threads clear their marks) and nothing is stored. */
+  private receiveDeleted(msg: UserActorMessage): unknown {
+    switch (msg.op) {
+      case 'deliver': return this.confirm(msg.thread, msg.msg.seq, 0);
+      case 'event': return this.confirm(msg.thread, 0, msg.event.eseq);
+      case 'detach': {
+        const i = this.sockets.findIndex((s) => s.gateway === msg.gateway && s.conn === msg.conn);
+        if (i >= 0) this.sockets.splice(i, 1);
+        return undefined;
+      }
+      case 'watch': return hiddenPresence(this.user);
+      case 'delete-account': return undefined; // again (a retry): already done
+      case 'delete-continue':
+        if ((this.deletion ??= new AccountDeletion(this.user, this.ctx)).step()) this.deletion = null;
+        return undefined;
+      case 'cmd': case 'attach': case 'login': case 'push-register': case 'password': case 'revoke':
+        return fail(ErrorCode.unauthorized, 'account deleted');
+      default: return undefined; // receipts, typing, acks, touches, presence timers: nothing to keep
+    }
   }
 
   // ---- push notifications (docs/architecture.md "Push") ----
@@ -473,7 +569,7 @@ export class UserActor implements Actor {
 
   private block(user: string): void {
     if (user === this.user) fail(ErrorCode.bad_frame, 'you cannot block yourself');
-    if (!this.ctx.storage.db.users.get(user)) fail(ErrorCode.not_found, 'no such user');
+    if (!liveUser(this.ctx.storage.db.users.get(user))) fail(ErrorCode.not_found, 'no such user');
     this.ctx.put(this.ctx.storage.db.blocks, [this.user, user], { at: Date.now() });
     this.revisit((w) => w.viewer === user, { blocked: true });
   }
@@ -652,6 +748,7 @@ export class UserActor implements Actor {
   /** End of batch: one write per changed row, one confirmation per thread. */
   private readonly flush = (): void => {
     const { db } = this.ctx.storage;
+    if (this.deleted) this.dirty.clear();
     for (const thread of this.dirty) {
       this.ctx.put(db.inbox, [this.user, thread], this.inbox.get(thread)!);
     }
@@ -677,7 +774,7 @@ export class UserActor implements Actor {
 
   private addContact(contact: string): void {
     if (contact === this.user) fail(ErrorCode.bad_frame, 'you cannot add yourself');
-    if (!this.ctx.storage.db.users.get(contact)) fail(ErrorCode.not_found, 'no such user');
+    if (!liveUser(this.ctx.storage.db.users.get(contact))) fail(ErrorCode.not_found, 'no such user');
     this.ctx.put(this.ctx.storage.db.contacts, [this.user, contact], { added: Date.now() });
     this.revisit((w) => w.viewer === contact, { contact: true });
   }

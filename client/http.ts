@@ -54,6 +54,21 @@ export async function revokeSession(baseUrl: string, token: string, device: stri
   await apiCall(baseUrl, 'DELETE', `/v1/sessions/${encodeURIComponent(device)}`, { token });
 }
 
+/** POST /v1/users/me/password: every other device is logged out (4003); this token stays valid. A wrong `old`: 403 forbidden. */
+export async function changePassword(baseUrl: string, token: string, body: { old: string; new: string }): Promise<void> {
+  await apiCall(baseUrl, 'POST', '/v1/users/me/password', { token, body });
+}
+
+/** DELETE /v1/users/me: deletes the account (docs/protocol.md "Sessions"); every session ends. */
+export async function deleteAccount(baseUrl: string, token: string): Promise<void> {
+  await apiCall(baseUrl, 'DELETE', '/v1/users/me', { token });
+}
+
+/** GET /v1/users/me/export: the account's own data as JSON (profile, devices, contacts, blocks, privacy, threads, messages sent). */
+export async function exportAccount(baseUrl: string, token: string): Promise<any> {
+  return apiCall(baseUrl, 'GET', '/v1/users/me/export', { token });
+}
+
 /**
  * POST /v1/push: this device's notifications go to `provider` while it has no open socket
  * (docs/protocol.md "Push"); replaces an earlier registration of the device.

@@ -17,7 +17,7 @@
  */
 export { ParleyClient, type ClientOptions } from './client.js';
 export { ParleyError, ClientErrorCode } from './errors.js';
-export { register, login, logout, listSessions, revokeSession, registerPush, unregisterPush, vapidKey } from './http.js';
+export { register, login, logout, listSessions, revokeSession, registerPush, unregisterPush, vapidKey, changePassword, deleteAccount, exportAccount } from './http.js';
 export { Emitter, type Listener } from './emitter.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { randomId } from './ids.js';

@@ -230,6 +230,11 @@ export const Bodies = {
   ),
   /** PATCH /v1/users/me (docs/protocol.md §4) */
   updateUser: Type.Object({ name: DisplayName }, open),
+  /** POST /v1/users/me/password (docs/protocol.md "Sessions"): the new one follows the sign-up rule */
+  changePassword: Type.Object(
+    { old: Type.String({ minLength: 1, maxLength: 128 }), new: Type.String({ minLength: 8, maxLength: 128 }) },
+    open,
+  ),
   /** POST /v1/media (docs/protocol.md "Media"); the size limit is the server's MEDIA_MAX_BYTES */
   createMedia: Type.Object(
     { mime: Mime, size: UInt, sha256: Sha256, name: Type.Optional(FileName) },
@@ -246,6 +251,7 @@ export const bodyCheckers = {
   createUser: compile(Bodies.createUser),
   createSession: compile(Bodies.createSession),
   updateUser: compile(Bodies.updateUser),
+  changePassword: compile(Bodies.changePassword),
   createMedia: compile(Bodies.createMedia),
   registerPush: compile(Bodies.registerPush),
 };

@@ -54,6 +54,8 @@ export interface Config {
   /** a separate port for /metrics and /v1/admin/* without a token (0 = none) */
   adminPort: number;
   adminHost: string;
+  /** a session unused (no hello, no 🔒 route) for longer than this is expired (ms) */
+  sessionTtlMs: number;
   /** who sees a user's presence before they chose with privacy.set */
   defaultLastSeen: 'everyone' | 'contacts' | 'nobody';
   // Push (issue 11): a provider is on when all its required options are set (src/push/open-push-providers.ts).
@@ -278,6 +280,11 @@ const fields: { [K in keyof Config]: Field<K> } = {
     help: 'serve /metrics and /v1/admin/* on this separate port without a token (0 = not at all); the main port then needs ADMIN_TOKEN for them', parse: int(0, 65535), default: () => 0,
   },
   adminHost: { key: 'adminHost', env: 'ADMIN_HOST', flag: 'admin-host', help: 'address of the admin port (keep it internal)', parse: nonEmpty, default: () => '127.0.0.1' },
+  sessionTtlMs: {
+    key: 'sessionTtlMs', env: 'SESSION_TTL', flag: 'session-ttl',
+    help: 'a session not used (hello or an authenticated HTTP call) for this long is expired: 401 / close 4001 (e.g. 90d, 12h)',
+    parse: duration(1000, 100 * 365 * 86_400_000, false), default: () => 90 * 86_400_000, show: formatDuration,
+  },
   defaultLastSeen: {
     key: 'defaultLastSeen', env: 'DEFAULT_LAST_SEEN', flag: 'default-last-seen',
     help: 'who sees a user\'s online state and last seen until they choose (privacy.set): everyone, contacts or nobody',

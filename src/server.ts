@@ -6,6 +6,8 @@ import { ShardCluster } from '../actors/cluster.js';
 import { openStorage } from '../storage/env.js';
 import { ensureEpoch } from '../storage/epoch.js';
 import { Accounts } from './auth/accounts.js';
+import { SessionClock } from './auth/session-clock.js';
+import { userAddress } from '../actors/router.js';
 import { PasswordHasher } from './auth/passwords.js';
 import type { Config } from './config.js';
 import { adminApp } from './gateway/admin-app.js';
@@ -80,6 +82,11 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     maxPerHour: config.pushMaxPerHour, maxPerDay: config.pushMaxPerDay, preview: config.pushPreview === 'on',
   });
   const mediaSweeper = new MediaSweeper(storage, blobs, staging, metrics, log, { graceMs: config.mediaGraceMs, everyMs: config.retentionSweepMs });
+  // SESSION_TTL: uses and expired sessions go to the device's user actor (src/auth/session-clock.ts).
+  accounts.clock = new SessionClock(config.sessionTtlMs, {
+    touch: (user, device, at) => cluster.tell(userAddress(user), { op: 'touch', device, at }),
+    expire: (user, device) => cluster.tell(userAddress(user), { op: 'session-expired', device, ttl: config.sessionTtlMs }),
+  });
   const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media);
 
   const app = uws.App();

@@ -64,14 +64,18 @@ export interface Databases {
   pushJobs: Database<PushJob, [string, string, string]>;
   /** [due, user, device, thread] → null: pending notifications by when they are due (src/push/push-dispatcher.ts) */
   pushQueue: Database<null, [number, string, string, string]>;
+  /** user → DeletionRecord: an account deletion under way (actors/account-deletion.ts; resumed at start-up) */
+  deletions: Database<DeletionRecord, string>;
   /** facts about the data directory itself, e.g. `epoch` (storage/epoch.ts) */
   meta: Database<string, string>;
 }
 
-export interface UserRecord { user: string; username: string; name: string; created: number }
+/** `deleted`: a deleted account's tombstone (no username, name "Deleted account"; keeps the id taken) */
+export interface UserRecord { user: string; username: string; name: string; created: number; deleted?: number }
 export interface Credential { salt: Buffer; hash: Buffer; cost: number }
 export interface SessionRecord { user: string; device: string; created: number }
-export interface DeviceRecord { name: string; created: number; tokenHash: string }
+/** `used`: the session's last use (hello or a 🔒 route), recorded at most once per SessionClock interval */
+export interface DeviceRecord { name: string; created: number; tokenHash: string; used?: number }
 export interface CursorRecord { u: number; lastSeen: number }
 export interface StoredMessage {
   seq: number; id: string; from: string; device: string; ts: number;
@@ -144,6 +148,7 @@ export interface PushJob {
   unread: number;
 }
 export interface ContactRecord { added: number }
+export interface DeletionRecord { at: number }
 export interface PresenceRecord { online: boolean; last: number; boot: string }
 
 export interface StorageEnv {
@@ -209,6 +214,7 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     pushRegistrations: sub('push-registrations'),
     pushJobs: sub('push-jobs'),
     pushQueue: sub('push-queue'),
+    deletions: sub('deletions'),
     meta: sub('meta'),
   };
   return {

@@ -3,11 +3,12 @@
 // Tokens are stored as their sha256 only.
 import { createHash } from 'node:crypto';
 import { ProtocolError } from '../../protocol/errors.js';
-import type { SessionRecord, StorageEnv, UserRecord } from '../../storage/env.js';
+import type { Credential, SessionRecord, StorageEnv, UserRecord } from '../../storage/env.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { newUserId } from '../../protocol/ids.js';
 import type { BodyOf } from '../../protocol/validate.js';
 import type { PasswordHasher } from './passwords.js';
+import { liveSession, type SessionClock } from './session-clock.js';
 
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 
@@ -21,12 +22,20 @@ const MAX_ID_DRAWS = 8;
 const publicUser = (r: UserRecord): PublicUser => ({ user: r.user, username: r.username, name: r.name });
 
 export class Accounts {
+  /** SESSION_TTL idle expiry (set once the actors are up; none: sessions never expire) */
+  clock: SessionClock | null = null;
+
   constructor(
     private readonly storage: StorageEnv,
     private readonly passwords: PasswordHasher,
     /** where user ids come from; tests inject one that collides */
     private readonly newId: () => string = newUserId,
   ) {}
+
+  /** For readers of the account's own data (src/auth/account-export.ts). */
+  get storageEnv(): StorageEnv {
+    return this.storage;
+  }
 
   async register(body: BodyOf<'createUser'>): Promise<UserRecord> {
     const { db } = this.storage;
@@ -95,15 +104,29 @@ export class Accounts {
     return user;
   }
 
-  /** The session a bearer token stands for, or undefined (unknown or revoked). */
+  /** The session a bearer token stands for, or undefined (unknown, revoked or idle past SESSION_TTL). */
   authenticate(token: string): SessionRecord | undefined {
     const hash = hashToken(token);
     const { sessions } = this.storage.db;
     // Sessions are committed by the shards: a miss may be this thread's older read snapshot.
-    const found = sessions.get(hash);
-    if (found) return found;
-    this.storage.refresh();
-    return sessions.get(hash);
+    let found = sessions.get(hash);
+    if (!found) {
+      this.storage.refresh();
+      found = sessions.get(hash);
+    }
+    if (!found || !this.clock) return found;
+    return liveSession(this.storage, this.clock, found) ? found : undefined;
+  }
+
+  /**
+   * POST /v1/users/me/password: checks the old password (forbidden if wrong: the caller is
+   * authenticated, so 401 would read as "your token is bad") and hashes the new one, off the
+   * main thread. The user actor stores it (see ChangePassword).
+   */
+  async newCredential(user: string, old: string, next: string): Promise<Credential> {
+    const cred = this.storage.db.credentials.get(user);
+    if (!(await this.passwords.verify(old, cred))) throw new ProtocolError(ErrorCode.forbidden, 'wrong password');
+    return this.passwords.hash(next);
   }
 
   devices(user: string): DeviceInfo[] {

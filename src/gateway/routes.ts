@@ -6,6 +6,7 @@ import type { ShardCluster } from '../../actors/cluster.js';
 import type { LoginResult } from '../../actors/messages.js';
 import { channelAddress, userAddress } from '../../actors/router.js';
 import { hashToken, type Accounts } from '../auth/accounts.js';
+import { mountAccountRoutes } from './account-routes.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { ErrorCode } from '../../protocol/codes.js';
@@ -211,6 +212,8 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   }));
 
   mountMediaRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'createMedia') }, deps.media);
+
+  mountAccountRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'changePassword') }, { accounts, cluster, config });
 
   mountPushRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'registerPush') }, deps.push);
 
