@@ -11,6 +11,7 @@ import type { Config } from './config.js';
 import { mountRoutes } from './gateway/routes.js';
 import { SocketGateway } from './gateway/sockets.js';
 import { uws } from './gateway/uws.js';
+import { EdgeLimits } from './limits/edge-limits.js';
 import { Metrics } from './metrics.js';
 import { openBlobStore } from './media/open-blob-store.js';
 import { MediaLibrary } from './media/media-library.js';
@@ -78,12 +79,13 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     maxPerHour: config.pushMaxPerHour, maxPerDay: config.pushMaxPerDay, preview: config.pushPreview === 'on',
   });
   const mediaSweeper = new MediaSweeper(storage, blobs, staging, metrics, log, { graceMs: config.mediaGraceMs, everyMs: config.retentionSweepMs });
-  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media);
+  const limits = new EdgeLimits(config, metrics.registry);
+  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits);
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());
   sockets.attachApp(app);
-  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels,
+  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels, limits,
     media: { media, staging, publicUrl: config.publicUrl, metrics, log },
     push: { providers: pushProviders, vapidPublicKey: vapidPublicKey(config), cluster },
   });
@@ -93,6 +95,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       state = 'draining';
       log.info('draining');
       sockets.closeAll();
+      limits.stop();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
       await mediaSweeper.stop();
       await pushDispatcher.stop();
