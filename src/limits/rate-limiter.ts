@@ -265,7 +265,7 @@ function bucket(l: Level, idx: number): number {
 /** RATE_LIMITS=off: everything allowed, nothing kept. */
 export class NoRateLimiter implements RateLimiter {
   readonly size = 0;
-  consume(): number {
+  consume(_key?: string, _cost?: number): number {
     return 0;
   }
   peek(): number {
