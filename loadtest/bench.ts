@@ -40,6 +40,9 @@
 //  - --push: the server gets a webhook push provider (a local endpoint in this process) and every
 //    device registers for push before the load: the cost of push on the send path. The devices
 //    are online, so no notification is sent; the per-message work is the registration lookup.
+//  - --rate-limits: the Parley server runs with RATE_LIMITS=on and every limit too high to refuse
+//    (loadtest/bench/server.ts), so each check runs: the limiter's cost on the send path. Without
+//    it the server has RATE_LIMITS=off.
 //  - --cpu-prof: the server runs with --cpu-prof (one .cpuprofile per thread under
 //    loadtest/results/profiles/<run>/, written at its SIGTERM exit); prints each thread's top 15
 //    functions by self time over the measured window (loadtest/profile-summary.ts).
@@ -129,7 +132,7 @@ async function runTarget(kind: TargetKind, run: Run): Promise<TargetResult> {
   try {
     log(`[${kind}] starting ${path.relative(repo, SERVER_MAIN[kind])}`);
     if (parley && opts.push) await startPushEndpoint();
-    server = await startServer(kind, { durability: opts.durability, shards: opts.shards, inspect: parley && opts.retained && opts.gc === 'inspector', cpuProfDir: parley && opts.cpuProf ? run.profileDir : undefined }, abort);
+    server = await startServer(kind, { durability: opts.durability, shards: opts.shards, inspect: parley && opts.retained && opts.gc === 'inspector', cpuProfDir: parley && opts.cpuProf ? run.profileDir : undefined, rateLimits: opts.rateLimits }, abort);
     result.serverPid = server.pid;
     log(`[${kind}] server pid ${server.pid} ready on ${server.base} (data ${server.dataDir})`);
 
@@ -347,7 +350,7 @@ async function runIdle(run: Run): Promise<{ idle?: IdleResult; error?: string }>
   currentAbort = abort;
   let server: Server | undefined;
   try {
-    server = await startServer('parley', { durability: opts.durability, shards: opts.shards, inspect: opts.gc === 'inspector' }, abort);
+    server = await startServer('parley', { durability: opts.durability, shards: opts.shards, inspect: opts.gc === 'inspector', rateLimits: opts.rateLimits }, abort);
     log(`[idle] server pid ${server.pid} ready on ${server.base}${server.inspectorUrl ? ' (inspector on 127.0.0.1 for forced GCs)' : ''}`);
     const idle = await idlePhase(opts, server, abort, (l) => forkGenerator(l, abort, run.deadline), log);
     return { idle };

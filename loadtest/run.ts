@@ -9,7 +9,7 @@
 //   scaled to peak at --vus and to last --duration, constant-arrival-rate maxVUs/duration,
 //   per-vu-iterations / shared-iterations vus/maxDuration.
 // - --spawn starts `node dist/src/main.js` on a free 127.0.0.1 port with a temporary DATA_DIR,
-//   PASSWORD_COST=10 and LOG_LEVEL=warn, and stops it (SIGTERM) at the end.
+//   PASSWORD_COST=10, LOG_LEVEL=warn and RATE_LIMITS=off, and stops it (SIGTERM) at the end.
 // - setup() runs here; the VUs run in G generator processes (default 2, more for many VUs: at most
 //   ~9,000 VUs per process), which report aggregated samples once a second.
 // - --threshold adds a threshold (repeatable), --no-thresholds drops the script's own;
@@ -229,6 +229,7 @@ async function startServer(a: Args): Promise<Spawned> {
       DATA_DIR: path.join(tmp, 'data'),
       PASSWORD_COST: '10',
       LOG_LEVEL: 'warn',
+      RATE_LIMITS: 'off', // a load test from one address would hit every per-IP limit
     };
     if (a.shards !== undefined) env.SHARDS = a.shards;
     if (a.durability !== undefined) env.DURABILITY = a.durability;

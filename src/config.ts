@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 
 import type { LogLevel } from '../actors/log.js';
 import type { Durability } from '../storage/env.js';
+import { formatWindows, parseWindows, type RateWindow } from './limits/rate-limiter.js';
 
 export type { Durability, LogLevel };
 
@@ -90,6 +91,25 @@ export interface Config {
   pushConcurrency: number;
   /** one delivery attempt may take this long (ms) */
   pushTimeoutMs: number;
+  // Rate limits (issue 12, src/limits/edge-limits.ts): windows like 2/s,5/m,10/h,100/d.
+  rateLimits: 'on' | 'off';
+  /** read the client IP from the last X-Forwarded-For entry (behind a reverse proxy) */
+  trustProxy: boolean;
+  rlHttpPerIp: RateWindow[];
+  rlRegisterPerIp: RateWindow[];
+  rlLoginPerIp: RateWindow[];
+  rlLoginFailuresPerUsername: RateWindow[];
+  rlWsConnectsPerIp: RateWindow[];
+  /** open WebSockets per IP */
+  rlWsPerIp: number;
+  /** commands a second per socket (a burst of twice as many) */
+  rlSocketCommands: number;
+  /** send and channel.post a second per socket (a burst of twice as many) */
+  rlSocketSends: number;
+  rlSendsPerUser: RateWindow[];
+  rlCostlyPerUser: RateWindow[];
+  /** limited frames within the retry window before a socket is closed with 4008 */
+  rlStrikes: number;
 }
 
 /** Options whose values are never printed. */
@@ -191,6 +211,14 @@ export function formatDuration(ms: number): string {
 function bearerSecret(raw: string): string {
   if (!/^[A-Za-z0-9_-]{32,512}$/.test(raw)) throw new ConfigError('must be 32 to 512 characters of A-Z, a-z, 0-9, _ and -');
   return raw;
+}
+
+function windows(raw: string): RateWindow[] {
+  try {
+    return parseWindows(raw);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }
 
 function nonEmpty(raw: string): string {
@@ -367,6 +395,23 @@ const fields: { [K in keyof Config]: Field<K> } = {
     key: 'pushTimeoutMs', env: 'PUSH_TIMEOUT', flag: 'push-timeout', help: 'one delivery attempt may take this long, then it is retried (e.g. 10s)',
     parse: duration(100, 600_000, false), default: () => 10_000, show: formatDuration,
   },
+  // Rate limits (issue 12). Windows: "N/unit" (s, m, h, d, or e.g. 10s, 15m), comma-separated, all enforced.
+  rateLimits: { key: 'rateLimits', env: 'RATE_LIMITS', flag: 'rate-limits', help: 'on: the RL_* limits below apply; off: none do (load tests, benchmarks)', parse: oneOf<'on' | 'off'>('on', 'off'), default: () => 'on' },
+  trustProxy: { key: 'trustProxy', env: 'TRUST_PROXY', flag: 'trust-proxy', help: 'take the client IP from the last X-Forwarded-For entry (only behind a reverse proxy that sets it)', parse: bool, default: () => false },
+  rlHttpPerIp: { key: 'rlHttpPerIp', env: 'RL_HTTP_PER_IP', flag: 'rl-http-per-ip', help: 'HTTP requests per IP without a valid session; beyond, 429', parse: windows, default: () => parseWindows('50/s,1000/m,20000/h'), show: formatWindows },
+  rlRegisterPerIp: { key: 'rlRegisterPerIp', env: 'RL_REGISTER_PER_IP', flag: 'rl-register-per-ip', help: 'registrations (POST /v1/users) per IP', parse: windows, default: () => parseWindows('2/s,5/m,10/h,100/d'), show: formatWindows },
+  rlLoginPerIp: { key: 'rlLoginPerIp', env: 'RL_LOGIN_PER_IP', flag: 'rl-login-per-ip', help: 'logins (POST /v1/sessions) per IP, right or wrong', parse: windows, default: () => parseWindows('10/s,60/m,600/h,5000/d'), show: formatWindows },
+  rlLoginFailuresPerUsername: {
+    key: 'rlLoginFailuresPerUsername', env: 'RL_LOGIN_FAILURES_PER_USERNAME', flag: 'rl-login-failures-per-username',
+    help: 'failed logins per username; beyond, every login for it gets 429 (the right password too) until the window lets one in', parse: windows, default: () => parseWindows('2/s,5/m,10/h,100/d'), show: formatWindows,
+  },
+  rlWsConnectsPerIp: { key: 'rlWsConnectsPerIp', env: 'RL_WS_CONNECTS_PER_IP', flag: 'rl-ws-connects-per-ip', help: 'WebSocket upgrades per IP; beyond, 429', parse: windows, default: () => parseWindows('20/s,300/m,3000/h'), show: formatWindows },
+  rlWsPerIp: { key: 'rlWsPerIp', env: 'RL_WS_PER_IP', flag: 'rl-ws-per-ip', help: 'open WebSockets per IP; beyond, upgrades get 429', parse: int(1, 10_000_000), default: () => 200 },
+  rlSocketCommands: { key: 'rlSocketCommands', env: 'RL_SOCKET_COMMANDS', flag: 'rl-socket-commands', help: 'commands per socket per second (a burst of twice as many); beyond, rate_limited with retry', parse: int(1, 1_000_000), default: () => 50 },
+  rlSocketSends: { key: 'rlSocketSends', env: 'RL_SOCKET_SENDS', flag: 'rl-socket-sends', help: 'send and channel.post per socket per second (a burst of twice as many)', parse: int(1, 1_000_000), default: () => 10 },
+  rlSendsPerUser: { key: 'rlSendsPerUser', env: 'RL_SENDS_PER_USER', flag: 'rl-sends-per-user', help: 'send and channel.post per user, across their devices', parse: windows, default: () => parseWindows('20/s,300/m,5000/h'), show: formatWindows },
+  rlCostlyPerUser: { key: 'rlCostlyPerUser', env: 'RL_COSTLY_PER_USER', flag: 'rl-costly-per-user', help: 'presence.sub, history, inbox, user.find and GET /v1/users/:username per user', parse: windows, default: () => parseWindows('20/s,300/m,5000/h'), show: formatWindows },
+  rlStrikes: { key: 'rlStrikes', env: 'RL_STRIKES', flag: 'rl-strikes', help: 'rate_limited answers a socket may run into while still told to wait; then it is closed with 4008', parse: int(1, 1_000_000), default: () => 10 },
 };
 
 export function configHelp(): string {

@@ -14,6 +14,7 @@ import { adminApp } from './gateway/admin-app.js';
 import { mountRoutes } from './gateway/routes.js';
 import { SocketGateway } from './gateway/sockets.js';
 import { uws } from './gateway/uws.js';
+import { EdgeLimits } from './limits/edge-limits.js';
 import { Metrics } from './metrics.js';
 import { openBlobStore } from './media/open-blob-store.js';
 import { MediaLibrary } from './media/media-library.js';
@@ -87,12 +88,13 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     touch: (user, device, at) => cluster.tell(userAddress(user), { op: 'touch', device, at }),
     expire: (user, device) => cluster.tell(userAddress(user), { op: 'session-expired', device, ttl: config.sessionTtlMs }),
   });
-  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media);
+  const limits = new EdgeLimits(config, metrics.registry);
+  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits);
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());
   sockets.attachApp(app);
-  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels,
+  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels, limits,
     media: { media, staging, publicUrl: config.publicUrl, metrics, log },
     push: { providers: pushProviders, vapidPublicKey: vapidPublicKey(config), cluster },
   });
@@ -102,6 +104,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       state = 'draining';
       log.info('draining');
       sockets.closeAll();
+      limits.stop();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
       if (adminListenSocket) uws.us_listen_socket_close(adminListenSocket as never);
       await mediaSweeper.stop();

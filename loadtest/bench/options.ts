@@ -31,6 +31,8 @@ export interface Options {
   retained: boolean;
   /** Parley: every device registers for push (webhook) before the load */
   push: boolean;
+  /** Parley: RATE_LIMITS=on, every limit too high to refuse (else off) */
+  rateLimits: boolean;
   /** Parley: run the server with --cpu-prof, summarize the profiles */
   cpuProf: boolean;
   unloaded: boolean;
@@ -62,6 +64,7 @@ export function parseOptions(argv = process.argv.slice(2)): Options {
       gc: { type: 'string', default: 'inspector' },
       retained: { type: 'boolean', default: false },
       push: { type: 'boolean', default: false },
+      'rate-limits': { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
       unloaded: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -118,6 +121,7 @@ export function parseOptions(argv = process.argv.slice(2)): Options {
     gc: gc as Options['gc'],
     retained: v.retained,
     push: v.push,
+    rateLimits: v['rate-limits'],
     cpuProf: v['cpu-prof'],
     unloaded: v.unloaded,
   };

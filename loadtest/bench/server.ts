@@ -28,6 +28,8 @@ export interface ServerOptions {
   inspect?: boolean;
   /** Parley: --cpu-prof into this directory (one .cpuprofile per thread, written at exit) */
   cpuProfDir?: string;
+  /** Parley: RATE_LIMITS=on with every limit too high to refuse (the checks' cost); default off */
+  rateLimits?: boolean;
 }
 
 export interface Server {
@@ -44,12 +46,20 @@ export interface Server {
 /** Lines Node itself prints on stderr for --inspect: not the server's complaints. */
 const NODE_NOISE = /^(Debugger listening on |Debugger ending on |For help, see: https:\/\/nodejs\.org|Debugger attached\.|Waiting for the debugger to disconnect)/;
 
+/** --rate-limits: every check runs (four windows each), none refuses: what the limiter adds. */
+const HIGH = '1000000/s,1000000/m,1000000/h,1000000/d';
+const BENCH_RATE_LIMITS: NodeJS.ProcessEnv = {
+  RATE_LIMITS: 'on', RL_HTTP_PER_IP: HIGH, RL_REGISTER_PER_IP: HIGH, RL_LOGIN_PER_IP: HIGH, RL_LOGIN_FAILURES_PER_USERNAME: HIGH,
+  RL_WS_CONNECTS_PER_IP: HIGH, RL_WS_PER_IP: '1000000', RL_SOCKET_COMMANDS: '1000000', RL_SOCKET_SENDS: '1000000', RL_SENDS_PER_USER: HIGH, RL_COSTLY_PER_USER: HIGH,
+};
+
 export async function startServer(kind: TargetKind, opts: ServerOptions, abort: Abort): Promise<Server> {
   const dataDir = trackDir(mkdtempSync(path.join(os.tmpdir(), `bench-${kind}-`)));
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir };
   const execArgv: string[] = [];
   if (kind === 'parley') {
-    Object.assign(env, { DURABILITY: opts.durability, LOG_LEVEL: 'info', PASSWORD_COST: '10' });
+    Object.assign(env, { DURABILITY: opts.durability, LOG_LEVEL: 'info', PASSWORD_COST: '10', RATE_LIMITS: 'off' });
+    if (opts.rateLimits) Object.assign(env, BENCH_RATE_LIMITS);
     if (opts.shards !== undefined) env.SHARDS = String(opts.shards);
     else delete env.SHARDS; // the server's default: one shard per core
     if (opts.inspect) execArgv.push('--inspect=127.0.0.1:0');

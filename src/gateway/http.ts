@@ -47,7 +47,7 @@ export class Reply {
   error(code: ErrorCode | string, message: string, retry?: number): void {
     const status = HttpStatusOf[code as ErrorCode] ?? 500;
     const headers: Record<string, string> = retry !== undefined ? { 'Retry-After': String(Math.ceil(retry / 1000)) } : {};
-    this.json(status, { error: code, message }, headers);
+    this.json(status, retry !== undefined ? { error: code, message, retry } : { error: code, message }, headers);
   }
 
   private write(status: number, body: string | undefined, headers: Record<string, string>): void {

@@ -8,6 +8,7 @@ import { channelAddress, userAddress } from '../../actors/router.js';
 import { hashToken, type Accounts } from '../auth/accounts.js';
 import { mountAccountRoutes } from './account-routes.js';
 import type { Config } from '../config.js';
+import type { EdgeLimits } from '../limits/edge-limits.js';
 import type { Metrics } from '../metrics.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
@@ -29,6 +30,7 @@ export interface RouteDeps {
   channels: ChannelHub;
   media: MediaRouteDeps;
   push: PushRouteDeps;
+  limits: EdgeLimits;
 }
 
 type Handler = (reply: Reply, req: Request) => Promise<void> | void;
@@ -36,6 +38,8 @@ type Handler = (reply: Reply, req: Request) => Promise<void> | void;
 interface Request {
   authorization: string; contentLength: string; param: string; query: string;
   host: string; contentRange: string; range: string; ifNoneMatch: string;
+  /** the client's address (TRUST_PROXY: from X-Forwarded-For) */
+  ip: string;
 }
 type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -69,7 +73,7 @@ class RouteTable {
 }
 
 export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
-  const { accounts, cluster, config, metrics, log } = deps;
+  const { accounts, cluster, config, metrics, log, limits } = deps;
   const table = new RouteTable();
   for (const [method, pattern] of OTHER_ROUTES) table.add(method, pattern);
   const on = (method: Method, pattern: string, handler: (res: UWS.HttpResponse, req: UWS.HttpRequest, pattern?: string) => void) => {
@@ -95,7 +99,10 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
       authorization: uwsReq.getHeader('authorization'), contentLength: uwsReq.getHeader('content-length'),
       param: uwsReq.getParameter(0) ?? '', query: uwsReq.getQuery() ?? '', host: uwsReq.getHeader('host'),
       contentRange: uwsReq.getHeader('content-range'), range: uwsReq.getHeader('range'), ifNoneMatch: uwsReq.getHeader('if-none-match'),
+      ip: limits.on ? limits.clientIp(res, uwsReq) : '',
     };
+    // Rate limits by IP before login (a request with a token is counted if the token is bad: session()).
+    const anonymous = limits.on && req.authorization === '' && !UNCOUNTED_PATHS.has(uwsReq.getUrl());
     const fail = (err: unknown) => {
       if (err instanceof ProtocolError) return reply.error(err.code, err.message, err.retry);
       log.error({ err }, 'http handler failed');
@@ -104,6 +111,7 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     // Synchronously up to the handler's first await: uWS hands a body only to an onData attached
     // before this callback returns.
     try {
+      if (anonymous) limits.http(req.ip);
       const pending = handler(reply, req);
       if (pending) pending.catch(fail);
     } catch (err) {
@@ -114,7 +122,10 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   const session = (req: Request) => {
     const token = bearerToken(req.authorization);
     const s = token ? accounts.authenticate(token) : undefined;
-    if (!s) throw new ProtocolError(ErrorCode.unauthorized, 'missing, invalid or revoked token');
+    if (!s) {
+      if (limits.on && req.authorization !== '') limits.http(req.ip);
+      throw new ProtocolError(ErrorCode.unauthorized, 'missing, invalid or revoked token');
+    }
     return s;
   };
 
@@ -122,6 +133,7 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     parseJson<BodyOf<K>>(await readBody(reply, req.contentLength, config.maxBodyBytes), bodyCheckers[kind]);
 
   on('POST', '/v1/users', route(async (reply, req) => {
+    limits.register(req.ip);
     const user = await accounts.register(await body(reply, req, 'createUser'));
     reply.json(201, { user: user.user });
   }));
@@ -137,15 +149,24 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   }));
 
   on('GET', '/v1/users/:username', route((reply, req) => {
-    session(req);
+    limits.lookup(session(req).user);
     const found = USERNAME_RE.test(req.param) ? accounts.find(req.param) : undefined;
     if (!found) throw new ProtocolError(ErrorCode.not_found, 'no such user');
     reply.json(200, found);
   }));
 
   on('POST', '/v1/sessions', route(async (reply, req) => {
+    limits.loginFromIp(req.ip);
     const b = await body(reply, req, 'createSession');
-    const user = await accounts.verify(b);
+    limits.loginAttempt(b.username); // locked out: 429 whatever the password
+    let user: string;
+    try {
+      user = await accounts.verify(b);
+    } catch (err) {
+      if (!(err instanceof ProtocolError && err.code === ErrorCode.unauthorized)) limits.loginDidNotFail(b.username);
+      throw err;
+    }
+    limits.loginDidNotFail(b.username);
     // The bearer secret is made here and only its hash leaves; the user actor mints the device
     // and stores it with the session (answered once that is on disk).
     const token = newToken();
@@ -250,6 +271,8 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
 }
 
 const USERNAME_RE = new RegExp(USERNAME_PATTERN);
+/** Probes and scrapes: never rate-limited (a refused probe would restart a healthy server). */
+const UNCOUNTED_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** A seq in a query or header: a non-negative safe integer in plain digits, else null. */
 function seqParam(raw: string): number | null {

@@ -17,6 +17,7 @@ import { channelIdFor, directThreadId, groupIdFor, newGroupId } from '../../prot
 import { bodyTooLarge, checkChannelGet, checkChannelPost, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
 import { ChannelHub, type Following } from './channels.js';
 import { TokenBuckets } from './token-buckets.js';
+import type { EdgeLimits, LimitName, SocketBudget } from '../limits/edge-limits.js';
 import { answerErrorCode, decodeClientFrame, encodeFrame, wireTime } from '../../protocol/wire.js';
 import type { UWS } from './uws.js';
 
@@ -45,6 +46,9 @@ interface Conn {
   replaying: boolean;
   /** channels this socket has joined (src/gateway/channels.ts); null until it joins any */
   channels: Map<string, Following> | null;
+  /** the client's address and command budget (src/limits/edge-limits.ts); null budget: RATE_LIMITS=off */
+  ip: string;
+  budget: SocketBudget | null;
 }
 
 type Socket = UWS.WebSocket<Conn>;
@@ -95,6 +99,7 @@ export class SocketGateway {
     private readonly epoch: string,
     /** resolves `media` ids in send and channel.post to the media objects messages carry */
     private readonly media: MediaLibrary,
+    private readonly limits: EdgeLimits,
   ) {
     this.helloSweep = setInterval(() => this.closeLateHellos(), 500);
     this.helloSweep.unref();
@@ -139,9 +144,17 @@ export class SocketGateway {
           res.writeStatus('503 Service Unavailable').end('not ready');
           return;
         }
+        const ip = this.limits.on ? this.limits.clientIp(res, req) : '';
+        const refused = this.limits.on ? this.limits.wsConnect(ip) : null;
+        if (refused) {
+          res.cork(() => res.writeStatus('429 Too Many Requests').writeHeader('Retry-After', String(Math.ceil(refused.wait / 1000))).writeHeader('Content-Type', 'application/json')
+            .end(JSON.stringify({ error: ErrorCode.rate_limited, message: refused.why, retry: refused.wait })));
+          return;
+        }
         const conn: Conn = {
           id: 0, phase: Phase.awaitingHello, user: '', device: '', sentU: 0, lagging: false, badFrames: 0, helloDeadline: 0,
           typingTokens: TYPING_BURST, typingAt: 0, watching: null, inflight: 0, replaying: false, channels: null,
+          ip, budget: this.limits.on ? this.limits.newBudget() : null,
         };
         res.upgrade(conn, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
@@ -152,6 +165,7 @@ export class SocketGateway {
         this.sockets.set(conn.id, ws);
         this.awaitingHello.add(ws);
         this.metrics.counts.connections++;
+        if (conn.budget) this.limits.wsOpened(conn.ip);
       },
       message: (ws, data, isBinary) => this.onMessage(ws, data, isBinary),
       drain: (ws) => {
@@ -297,6 +311,7 @@ export class SocketGateway {
     if (conn.phase === Phase.awaitingHello || conn.phase === Phase.authenticating) {
       return this.error(ws, r, ErrorCode.unauthorized, 'send hello first');
     }
+    if (conn.budget && !this.withinLimits(ws, conn, f.t, r)) return;
     switch (f.t) {
       case Command.ack: {
         const { u } = frame as FrameOf<'ack'>;
@@ -512,6 +527,7 @@ export class SocketGateway {
     if (frame.media !== undefined && !this.attachMedia(ws, conn, frame, r)) return;
     const thread = frame.thread ?? directThreadId(conn.user, frame.to!);
     if (thread.length > 40) return this.error(ws, r, ErrorCode.not_found, 'no such user');
+    if (conn.budget && !this.userMaySend(ws, conn, r)) return;
     this.command(ws, conn, threadAddress(thread), frame as ClientCommand['frame'], r);
   }
 
@@ -537,6 +553,7 @@ export class SocketGateway {
     if (frame.media !== undefined && !this.attachMedia(ws, conn, frame, r)) return;
     const wait = this.posts.take(conn.user);
     if (wait > 0) return this.error(ws, r, ErrorCode.rate_limited, `at most ${this.config.channelPostsPerSecond} channel posts a second`, wait);
+    if (conn.budget && !this.userMaySend(ws, conn, r)) return;
     // Open channels take posts from joined users: the gateway is who knows what a socket joined.
     this.command(ws, conn, channelAddress(frame.channel), frame as ClientCommand['frame'], r, this.channels.follows(conn, frame.channel));
   }
@@ -559,6 +576,30 @@ export class SocketGateway {
         this.error(ws, r, err.code, err.message);
       } else if (answer) this.write(ws, answer);
     });
+  }
+
+  /** RATE_LIMITS (src/limits/edge-limits.ts): the socket's command budget, and costly commands per user. */
+  private withinLimits(ws: Socket, conn: Conn, t: string, r: number | undefined): boolean {
+    const over = this.limits.socketCommand(conn.budget!, t === Command.send || t === Command.channelPost);
+    if (over) return this.limited(ws, conn, r, over.limit, over.wait, over.limit === 'socket_sends' ? `at most ${this.config.rlSocketSends} sends a second on a socket` : `at most ${this.config.rlSocketCommands} commands a second on a socket`);
+    if (COSTLY_COMMANDS.has(t)) {
+      const wait = this.limits.userCostlyCommand(conn.user);
+      if (wait > 0) return this.limited(ws, conn, r, 'user_costly', wait, `too many ${t} commands; retry later`);
+    }
+    return true;
+  }
+
+  private userMaySend(ws: Socket, conn: Conn, r: number | undefined): boolean {
+    const wait = this.limits.userSend(conn.user);
+    return wait === 0 || this.limited(ws, conn, r, 'user_sends', wait, 'too many messages from this user; retry later');
+  }
+
+  /** Answers rate_limited with retry; a socket that keeps going within its retry windows gets 4008. Always false. */
+  private limited(ws: Socket, conn: Conn, r: number | undefined, limit: LimitName, wait: number, msg: string): false {
+    this.limits.refused(limit);
+    this.error(ws, r, ErrorCode.rate_limited, msg, wait);
+    if (this.limits.strike(conn.budget!, wait)) this.close(ws, CloseCode.rateLimited, 'rate limited: kept going after being told to wait');
+    return false;
   }
 
   /** Bounds what one socket can have waiting on actors; beyond it the client is told to wait. */
@@ -600,6 +641,7 @@ export class SocketGateway {
     this.sockets.delete(conn.id);
     this.awaitingHello.delete(ws);
     this.metrics.counts.connections--;
+    if (conn.budget) this.limits.wsClosed(conn.ip);
     if (attached) {
       this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
       const online = deviceKey(conn.user, conn.device);
@@ -671,5 +713,8 @@ export class SocketGateway {
     ws.end(code, reason);
   }
 }
+
+/** Commands that cost a read of many records, limited per user (RL_COSTLY_PER_USER). */
+const COSTLY_COMMANDS: ReadonlySet<string> = new Set([Command.presenceSub, Command.history, Command.inbox, Command.userFind]);
 
 const deviceKey = (user: string, device: string) => `${user}\u0000${device}`;

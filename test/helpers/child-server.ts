@@ -31,7 +31,7 @@ export interface ChildServer {
 /** `timeoutMs` is a safety net only: a start on a loaded 2-core machine was seen to take 12 s. */
 export function startChildServer(dataDir: string, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ChildServer> {
   const proc = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, PASSWORD_COST: '10', SHARDS: '2', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, PASSWORD_COST: '10', SHARDS: '2', LOG_LEVEL: 'info', RATE_LIMITS: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];

@@ -1,5 +1,6 @@
 // Starts a real Parley server for a test: free port, temp LMDB directory, cheap password hashing.
-// Everything is torn down with the test.
+// Everything is torn down with the test. Rate limits are off (most tests register many users from
+// one address); test/rate-limits.test.ts turns them on.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ export function tempDataDir(t: Teardown): string {
 
 export async function startTestServer(t: Teardown, overrides: Partial<Config> = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? tempDataDir(t);
-  const config = loadConfig([], {}, { port: 0, host: '127.0.0.1', shards: 2, passwordCost: 10, logLevel: 'warn', dataDir, ...overrides });
+  const config = loadConfig([], {}, { port: 0, host: '127.0.0.1', shards: 2, passwordCost: 10, logLevel: 'warn', rateLimits: 'off', dataDir, ...overrides });
   const server = await startServer(config, createLogger(config.logLevel, { test: true }));
   t.teardown(() => server.stop());
   return { server, base: `http://127.0.0.1:${server.port}`, wsUrl: `ws://127.0.0.1:${server.port}/v1/ws`, dataDir };

@@ -1,0 +1,47 @@
+// The RateLimiter contract against the in-memory bucketed counter, plus what is particular to it:
+// the bound on keys, how much it reads, and RATE_LIMITS=off's limiter.
+import t from 'tap';
+import { BucketedRateLimiter, NoRateLimiter, formatWindows, parseWindows } from '../src/limits/rate-limiter.js';
+import { fakeClock, rateLimiterContract } from './helpers/rate-limiter-contract.js';
+
+t.test('BucketedRateLimiter', async (t) => {
+  rateLimiterContract(t, (_t, windows, clock) => new BucketedRateLimiter(windows, { clock, sweep: false }));
+});
+
+t.test('maxKeys: beyond it the least recently hit key is forgotten', async (t) => {
+  const clock = fakeClock();
+  const l = new BucketedRateLimiter([{ limit: 1, windowMs: 60_000 }], { clock, maxKeys: 3, sweep: false });
+  for (const k of ['a', 'b', 'c']) l.consume(k);
+  clock.advance(1);
+  l.consume('a'); // refused, not a hit: a stays oldest
+  l.consume('d');
+  t.equal(l.size, 3);
+  t.equal(l.consume('a'), 0, 'a was forgotten (laxer, never wrongly refused)');
+  t.ok(l.consume('c') > 0, 'c is still tracked');
+});
+
+t.test('a key stores only its non-empty buckets, and old ones are dropped as it is written', async (t) => {
+  const clock = fakeClock();
+  const l = new BucketedRateLimiter([{ limit: 1_000_000, windowMs: 86_400_000 }], { clock, sweep: false });
+  for (let i = 0; i < 5000; i++) {
+    l.consume('k');
+    clock.advance(1000);
+  }
+  const levels = (l as any).keys.get('k').levels as { idx: number[] }[];
+  t.ok(levels[0].idx.length <= 122, `seconds kept: ${levels[0].idx.length}`);
+  t.ok(levels[1].idx.length <= 122, `minutes kept: ${levels[1].idx.length}`);
+  t.ok(levels[2].idx.length <= 26, `hours kept: ${levels[2].idx.length}`);
+});
+
+t.test('NoRateLimiter allows everything', async (t) => {
+  const l = new NoRateLimiter();
+  for (let i = 0; i < 1000; i++) t.equal(l.consume('x'), 0);
+});
+
+t.test('windows parse and print', async (t) => {
+  t.same(parseWindows('2/s,5/m,10/h,100/d'), [{ limit: 2, windowMs: 1000 }, { limit: 5, windowMs: 60_000 }, { limit: 10, windowMs: 3_600_000 }, { limit: 100, windowMs: 86_400_000 }]);
+  t.same(parseWindows('20/10s'), [{ limit: 20, windowMs: 10_000 }]);
+  t.equal(formatWindows(parseWindows('2/s,5/m,3/15m')), '2/s,5/m,3/15m');
+  t.throws(() => parseWindows('5 per minute'));
+  t.throws(() => parseWindows('0/s'));
+});
