@@ -47,9 +47,9 @@ export class AccountDeletion {
     this.stages = [
       {
         db: db.inbox,
-        // A group they are still in: the thread actor makes them leave (checked there again).
+        // Every thread they are in hears of it: groups make them leave, 1:1 threads refuse new messages (thread-actor.ts, forget).
         each: (_key, row: { thread: string; member: boolean }) => {
-          if (row.member && !row.thread.startsWith('d:')) ctx.tell(threadAddress(row.thread), { op: 'forget', user });
+          if (row.member) ctx.tell(threadAddress(row.thread), { op: 'forget', user });
         },
       },
       { db: db.userLog },

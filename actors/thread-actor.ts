@@ -18,6 +18,8 @@ import type { Caller, ClientCommand, DeliveredTo, Logged, Recover, ThreadActorMe
 import { threadAddress, userAddress } from './router.js';
 
 export class ThreadActor implements Actor {
+  /** 1:1 threads: was the other member's account deleted? (null: not looked up in this activation) */
+  private partnerDeleted: boolean | null = null;
   private meta: ThreadMeta | undefined;
   /** meta.members as a set (a group has up to MAX_GROUP_MEMBERS: no scan per receipt or send). */
   private memberSet: ReadonlySet<string> = new Set();
@@ -303,6 +305,7 @@ export class ThreadActor implements Actor {
 
   /** A deleted account leaves its groups like a member who leaves (actors/account-deletion.ts). */
   private forget(user: string): void {
+    if (this.meta?.kind === 'direct' && this.memberSet.has(user)) this.partnerDeleted = true;
     if (this.meta?.kind === 'group' && this.memberSet.has(user)) this.leave({ user, device: '' });
   }
 
@@ -423,7 +426,9 @@ export class ThreadActor implements Actor {
     if (!pair || pair[0] === pair[1] || (sender !== pair[0] && sender !== pair[1])) return;
     const other = pair[0] === sender ? pair[1] : pair[0];
     if (this.ctx.storage.db.blocks.get([other, sender])) fail(ErrorCode.forbidden, 'this user does not accept your messages');
-    if (this.ctx.storage.db.users.get(other)?.deleted) fail(ErrorCode.forbidden, 'this account was deleted');
+    // Read once per activation: an account deletion tells its threads (forget), which sets it.
+    this.partnerDeleted ??= this.ctx.storage.db.users.get(other)?.deleted !== undefined;
+    if (this.partnerDeleted) fail(ErrorCode.forbidden, 'this account was deleted');
   }
 
   private requireMember(user: string): void {

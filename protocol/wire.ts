@@ -203,12 +203,14 @@ export function wireTime(ms: number): number {
 }
 
 /**
- * The error code of an encoded answer frame, or null for an `ok` — read from the first bytes of
- * `{t: 'err', …}` (a fixmap whose first key is t), so the common `ok` is never decoded.
+ * The error code of an encoded answer frame, or null for an `ok` — an `ok` is recognised by its
+ * first bytes (a map whose first key is t with a 2-character value) and never decoded.
  */
 export function answerErrorCode(bytes: Uint8Array): string | null {
-  // fixmap, fixstr "t", fixstr of 3 = "err"
-  if ((bytes[0] & 0xf0) === 0x80 && bytes[1] === 0xa1 && bytes[2] === 0x74 && bytes[3] !== 0xa3) return null;
+  // The map header (msgpackr writes map16: 0xde + 2 bytes; a fixmap is 1 byte), then fixstr "t",
+  // then the value: fixstr of 2 ("ok") is not an error.
+  const at = bytes[0] === 0xde ? 3 : (bytes[0] & 0xf0) === 0x80 ? 1 : -1;
+  if (at > 0 && bytes[at] === 0xa1 && bytes[at + 1] === 0x74 && bytes[at + 2] === 0xa2) return null;
   const frame = decodeFrame(bytes) as { t?: unknown; code?: unknown };
   return frame.t === 'err' ? String(frame.code) : null;
 }

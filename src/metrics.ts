@@ -1,6 +1,7 @@
 // Prometheus metrics (prom-client): process defaults plus the gateway's counters. Shard figures
 // are collected over the control plane when /metrics is scraped, never on the hot path.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { OutcomeHistogram } from './outcome-histogram.js';
 
 /** Seconds: 0.5 ms … 10 s, for commands (an fsync is ~1–5 ms here) and HTTP answers. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
@@ -18,11 +19,9 @@ export class Metrics {
   };
 
   /** WebSocket commands routed to actors, by command and result (ok or the error code), and their latency */
-  readonly commands: Counter<'command' | 'result'>;
-  readonly commandSeconds: Histogram<'command'>;
+  readonly commands: OutcomeHistogram;
   /** HTTP answers by route pattern and status, and their latency (JSON answers; streams are not timed) */
-  readonly httpRequests: Counter<'route' | 'status'>;
-  readonly httpSeconds: Histogram<'route'>;
+  readonly http: OutcomeHistogram;
   /** push notifications: each provider attempt by outcome, and jobs dropped unsent by reason */
   readonly pushAttempts: Counter<'provider' | 'outcome'>;
   readonly pushDropped: Counter<'reason'>;
@@ -39,10 +38,16 @@ export class Metrics {
           this.inc(read());
         },
       });
-    this.commands = new Counter({ name: 'parley_commands_total', help: 'WebSocket commands answered by an actor, by command and result (ok or the error code)', labelNames: ['command', 'result'], registers: [registry] });
-    this.commandSeconds = new Histogram({ name: 'parley_command_seconds', help: 'time from a command\'s arrival to its answer being written (output commit included)', labelNames: ['command'], buckets: LATENCY_BUCKETS, registers: [registry] });
-    this.httpRequests = new Counter({ name: 'parley_http_requests_total', help: 'HTTP answers by route pattern and status', labelNames: ['route', 'status'], registers: [registry] });
-    this.httpSeconds = new Histogram({ name: 'parley_http_request_seconds', help: 'time from an HTTP request to its answer', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: [registry] });
+    this.commands = new OutcomeHistogram(registry, {
+      countName: 'parley_commands_total', countHelp: 'WebSocket commands answered by an actor, by command and result (ok or the error code)',
+      secondsName: 'parley_command_seconds', secondsHelp: 'time from a command\'s arrival to its answer being written (output commit included)',
+      keyLabel: 'command', resultLabel: 'result', buckets: LATENCY_BUCKETS,
+    });
+    this.http = new OutcomeHistogram(registry, {
+      countName: 'parley_http_requests_total', countHelp: 'HTTP answers by route pattern and status',
+      secondsName: 'parley_http_request_seconds', secondsHelp: 'time from an HTTP request to its answer',
+      keyLabel: 'route', resultLabel: 'status', buckets: LATENCY_BUCKETS,
+    });
     this.pushAttempts = new Counter({ name: 'parley_push_attempts_total', help: 'push deliveries tried, by provider and outcome (ok, retry, gone, failed)', labelNames: ['provider', 'outcome'], registers: [registry] });
     this.pushDropped = new Counter({ name: 'parley_push_dropped_total', help: 'push notifications dropped unsent, by reason (online, read, muted, capped, unregistered, unconfigured, attempts)', labelNames: ['reason'], registers: [registry] });
     new Gauge({ name: 'parley_connections', help: 'open WebSocket connections', registers: [registry], collect() { this.set(counts.connections); } });

@@ -92,8 +92,7 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     const reply = new Reply(res);
     const started = performance.now();
     reply.onAnswer = (status) => {
-      metrics.httpRequests.inc({ route: pattern, status: String(status) });
-      metrics.httpSeconds.observe({ route: pattern }, (performance.now() - started) / 1000);
+      metrics.http.record(pattern, String(status), (performance.now() - started) / 1000);
     };
     const req: Request = {
       authorization: uwsReq.getHeader('authorization'), contentLength: uwsReq.getHeader('content-length'),

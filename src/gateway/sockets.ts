@@ -568,8 +568,7 @@ export class SocketGateway {
     const started = performance.now();
     this.cluster.askWith<Uint8Array | null>(address, msg, (err, answer) => {
       conn.inflight--;
-      this.metrics.commands.inc({ command: frame.t, result: err ? err.code : answer ? (answerErrorCode(answer) ?? 'ok') : 'ok' });
-      this.metrics.commandSeconds.observe({ command: frame.t }, (performance.now() - started) / 1000);
+      this.metrics.commands.record(frame.t, err ? err.code : answer ? (answerErrorCode(answer) ?? 'ok') : 'ok', (performance.now() - started) / 1000);
       if (!this.sockets.has(id)) return;
       if (err) {
         if (err.code === ErrorCode.internal) this.log.error({ err }, 'command failed');
