@@ -15,7 +15,7 @@ t.test('unknown paths, wrong methods and a missing upgrade get a JSON error at o
     ['unknown path with a body', 'POST', '/v1/nothing/here', 404, null],
     ['PUT on a GET route', 'PUT', '/healthz', 405, 'GET'],
     ['DELETE on a POST route', 'DELETE', '/v1/users', 405, 'POST'],
-    ['PUT on GET and PATCH', 'PUT', '/v1/users/me', 405, 'GET, PATCH'],
+    ['PUT on GET, PATCH and DELETE', 'PUT', '/v1/users/me', 405, 'DELETE, GET, PATCH'],
     ['POST on a parameter route', 'POST', '/v1/users/somebody', 405, 'GET'],
     ['GET on a DELETE route', 'GET', '/v1/sessions/current', 405, 'DELETE'],
     ['OPTIONS', 'OPTIONS', '/v1/sessions', 405, 'GET, POST'],
