@@ -47,6 +47,20 @@ export class OutcomeHistogram {
     e.count++;
   }
 
+  /** The latency bounds (seconds, ascending). */
+  get bounds(): readonly number[] {
+    return this.o.buckets;
+  }
+
+  /** One key's figures so far, read-only (the metrics history samples them: src/metrics-history.ts). */
+  entry(key: string): Readonly<{ results: ReadonlyMap<string, number>; buckets: readonly number[]; count: number }> | undefined {
+    return this.entries.get(key);
+  }
+
+  forEachEntry(fn: (key: string, e: Readonly<{ results: ReadonlyMap<string, number>; buckets: readonly number[]; count: number }>) => void): void {
+    for (const [key, e] of this.entries) fn(key, e);
+  }
+
   private countValues() {
     const values: { labels: Record<string, string>; value: number }[] = [];
     for (const [key, e] of this.entries) {

@@ -16,6 +16,7 @@ import { SocketGateway } from './gateway/sockets.js';
 import { uws } from './gateway/uws.js';
 import { EdgeLimits } from './limits/edge-limits.js';
 import { Metrics } from './metrics.js';
+import { gatewaySource, MetricsHistory } from './metrics-history.js';
 import { openBlobStore } from './media/open-blob-store.js';
 import { MediaLibrary } from './media/media-library.js';
 import { MediaSweeper } from './media/media-sweeper.js';
@@ -89,12 +90,13 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     expire: (user, device) => cluster.tell(userAddress(user), { op: 'session-expired', device, ttl: config.sessionTtlMs }),
   });
   const limits = new EdgeLimits(config, metrics.registry);
+  const history = new MetricsHistory(storage, gatewaySource(metrics, () => limits.totalRefusals()));
   const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits);
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());
   sockets.attachApp(app);
-  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels, limits,
+  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels, limits, history,
     media: { media, staging, publicUrl: config.publicUrl, metrics, log },
     push: { providers: pushProviders, vapidPublicKey: vapidPublicKey(config), cluster },
   });
@@ -107,6 +109,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       limits.stop();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
       if (adminListenSocket) uws.us_listen_socket_close(adminListenSocket as never);
+      await history.stop();
       await mediaSweeper.stop();
       await pushDispatcher.stop();
       await Promise.all([...pushProviders.values()].map((p) => p.close()));
@@ -126,7 +129,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const port = uws.us_socket_local_port(listenSocket as never);
   if (config.adminPort !== 0) {
     adminListenSocket = await new Promise<unknown>((resolve, reject) => {
-      adminApp(metrics).listen(config.adminHost, config.adminPort, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on the admin port ${config.adminHost}:${config.adminPort}`))));
+      adminApp(metrics, history).listen(config.adminHost, config.adminPort, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on the admin port ${config.adminHost}:${config.adminPort}`))));
     });
     log.info({ host: config.adminHost, port: config.adminPort }, 'admin port listening');
   } else if (config.adminToken === '') {
@@ -142,6 +145,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   sockets.open();
   mediaSweeper.start();
   pushDispatcher.start();
+  history.start();
   state = 'ready';
   log.info({ port }, 'ready');
 

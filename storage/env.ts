@@ -66,6 +66,8 @@ export interface Databases {
   pushQueue: Database<null, [number, string, string, string]>;
   /** user → DeletionRecord: an account deletion under way (actors/account-deletion.ts; resumed at start-up) */
   deletions: Database<DeletionRecord, string>;
+  /** [metric, resolution ms, bucket start ms] → value: the gateway's metrics history (src/metrics-history.ts) */
+  metricSeries: Database<number, [string, number, number]>;
   /** facts about the data directory itself, e.g. `epoch` (storage/epoch.ts) */
   meta: Database<string, string>;
 }
@@ -215,6 +217,7 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     pushJobs: sub('push-jobs'),
     pushQueue: sub('push-queue'),
     deletions: sub('deletions'),
+    metricSeries: sub('metric-series'),
     meta: sub('meta'),
   };
   return {

@@ -10,6 +10,8 @@ import { mountAccountRoutes } from './account-routes.js';
 import type { Config } from '../config.js';
 import type { EdgeLimits } from '../limits/edge-limits.js';
 import type { Metrics } from '../metrics.js';
+import type { MetricsHistory } from '../metrics-history.js';
+import { mountAdminDashboard } from './admin-dashboard.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { isId, newToken } from '../../protocol/ids.js';
@@ -31,6 +33,7 @@ export interface RouteDeps {
   media: MediaRouteDeps;
   push: PushRouteDeps;
   limits: EdgeLimits;
+  history: MetricsHistory;
 }
 
 type Handler = (reply: Reply, req: Request) => Promise<void> | void;
@@ -251,6 +254,10 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     admin(req);
     reply.text(200, await metrics.registry.metrics(), metrics.registry.contentType);
   }));
+  // The series behind the same check; the page (no data in it) wherever the admin routes are served here.
+  mountAdminDashboard<Request>((pattern, handler) => on('GET', pattern, route(handler)), deps.history, admin, () => {
+    if (config.adminToken === '' && config.adminPort !== 0) throw new ProtocolError(ErrorCode.not_found, 'no such route');
+  });
 
   // Everything uWS parsed but no route took. (What its parser refuses never gets here: see
   // docs/protocol.md "Malformed HTTP".)

@@ -64,6 +64,13 @@ export class EdgeLimits {
     this.counts.set(limit, (this.counts.get(limit) ?? 0) + 1);
   }
 
+  /** Refusals so far, every limit (the metrics history). */
+  totalRefusals(): number {
+    let n = 0;
+    for (const v of this.counts.values()) n += v;
+    return n;
+  }
+
   /** Counted refusals so far (tests). */
   refusals(limit: LimitName): number {
     return this.counts.get(limit) ?? 0;
