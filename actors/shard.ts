@@ -13,7 +13,7 @@ import type { Actor, ActorContext } from './actor.js';
 import { Kind, type ActorMessage, type Envelope } from './envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ClientCommand } from './messages.js';
-import { OutputCommit } from './output-commit.js';
+import { OutputCommit, type CommitStats } from './output-commit.js';
 import { parseAddress, Router, threadAddress, userAddress } from './router.js';
 import { ThreadActor } from './thread-actor.js';
 import { ChannelActor } from './channel-actor.js';
@@ -74,6 +74,8 @@ export interface ShardStats {
   /** commit groups waiting for the disk, and the outputs they hold */
   pendingOutputGroups: number;
   heldOutputs: number;
+  /** commits so far: count, seal-to-durable time, and the outputs each held (the batch size) */
+  commit: CommitStats;
   /** activations made, and dropped (idle, empty after their batch, or over the bound) */
   activations: number;
   passivations: number;
@@ -191,6 +193,7 @@ export class Shard {
     return {
       shard: this.index, actors, registrations,
       pendingOutputGroups: this.outputs.pendingGroups, heldOutputs: this.outputs.heldOutputs,
+      commit: { ...this.outputs.stats, buckets: [...this.outputs.stats.buckets] },
       activations: this.made, passivations: this.dropped, shed: this.shed,
       transport: { ...this.transport.stats }, turns: this.turns,
       retention: { ...this.retention.stats, swept: { ...this.retention.stats.swept } },

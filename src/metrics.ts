@@ -2,6 +2,7 @@
 // are collected over the control plane when /metrics is scraped, never on the hot path.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { OutcomeHistogram } from './outcome-histogram.js';
+import { COMMIT_BUCKETS } from '../actors/output-commit.js';
 
 /** Seconds: 0.5 ms … 10 s, for commands (an fsync is ~1–5 ms here) and HTTP answers. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
@@ -94,6 +95,35 @@ export class Metrics {
       });
     perShard('parley_commit_backlog', 'commit groups waiting for the disk', (s) => s.pendingOutputGroups);
     perShard('parley_commit_held_outputs', 'replies, pushes and tells held until their commit', (s) => s.heldOutputs);
+    // Commit latency (seal → committed, or flushed with fsync) and batch sizes per shard, from the
+    // shards' plain counters: a histogram and a counter built at scrape.
+    registry.registerMetric({
+      name: 'parley_commit_seconds',
+      get: async () => {
+        const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+        for (const s of await shardStats()) {
+          const shard = String(s.shard);
+          let cumulative = 0;
+          COMMIT_BUCKETS.forEach((le, i) => {
+            cumulative += s.commit.buckets[i];
+            values.push({ metricName: 'parley_commit_seconds_bucket', labels: { le, shard }, value: cumulative });
+          });
+          values.push({ metricName: 'parley_commit_seconds_bucket', labels: { le: '+Inf', shard }, value: s.commit.groups });
+          values.push({ metricName: 'parley_commit_seconds_sum', labels: { shard }, value: s.commit.seconds });
+          values.push({ metricName: 'parley_commit_seconds_count', labels: { shard }, value: s.commit.groups });
+        }
+        return { name: 'parley_commit_seconds', help: 'a commit group from seal to durable (committed; with DURABILITY=fsync, flushed), per shard', type: 'histogram', aggregator: 'sum', values };
+      },
+      reset: () => undefined,
+    } as never);
+    new Counter({
+      name: 'parley_commit_outputs_total', help: 'outputs (replies, pushes, tells) released by commits, per shard: ÷ commits = the batch size',
+      labelNames: ['shard'], registers: [registry],
+      async collect() {
+        this.reset();
+        for (const s of await shardStats()) this.inc({ shard: String(s.shard) }, s.commit.outputs);
+      },
+    });
     const shardTotal = (name: string, help: string, pick: (s: ShardStats) => number) =>
       new Counter({
         name, help, registers: [registry],

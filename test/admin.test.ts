@@ -42,4 +42,11 @@ t.test('commands and HTTP routes are counted by result and timed', async (t) => 
   t.match(text, /^parley_command_seconds_count\{command="send"\} 2$/m);
   t.match(text, /^parley_http_requests_total\{route="POST \/v1\/users",status="201"\} 2$/m);
   t.match(text, /^parley_http_request_seconds_count\{route="POST \/v1\/sessions"\} 1$/m);
+  // Commit latency and batch sizes per shard: the send was committed (with fsync) on some shard.
+  const commits = [...text.matchAll(/^parley_commit_seconds_count\{shard="(\d+)"\} (\d+)$/gm)].map((m) => Number(m[2]));
+  t.equal(commits.length, 2, 'one series per shard');
+  t.ok(commits.some((n) => n > 0), 'commits were timed');
+  t.match(text, /^parley_commit_seconds_bucket\{le="\+Inf",shard="\d+"\} \d+$/m);
+  const outputs = [...text.matchAll(/^parley_commit_outputs_total\{shard="\d+"\} (\d+)$/gm)].map((m) => Number(m[1]));
+  t.ok(outputs.reduce((a, b) => a + b, 0) > 0, 'and the outputs they released counted');
 });
