@@ -2,6 +2,7 @@
 // overdue ones (a timer per ask would cost an allocation and a heap entry per request).
 import { ErrorCode } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { LatencyStats } from './latency-stats.js';
 
 /** Called exactly once: with the reply value, or with an error (ProtocolError, or unavailable on timeout). */
 export type ReplyCallback<T> = (err: ProtocolError | null, value?: T) => void;
@@ -12,12 +13,15 @@ interface Pending {
   what: string;
   /** the thread the ask went to: if it dies, the ask fails at once */
   to: number;
+  opened: number;
 }
 
 export class PendingAsks {
   private next = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly sweeper: NodeJS.Timeout;
+  /** answered asks by the thread they went to: time from open to answer */
+  readonly latency = new Map<number, LatencyStats>();
 
   constructor(private readonly timeoutMs: number) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(1000, Math.max(50, timeoutMs / 4)));
@@ -30,7 +34,8 @@ export class PendingAsks {
    */
   open<T>(what: string, done: ReplyCallback<T>, to = 0): number {
     const id = this.next++;
-    this.pending.set(id, { done: done as ReplyCallback<unknown>, deadline: Date.now() + this.timeoutMs, what, to });
+    const opened = performance.now();
+    this.pending.set(id, { done: done as ReplyCallback<unknown>, deadline: Date.now() + this.timeoutMs, what, to, opened });
     return id;
   }
 
@@ -38,6 +43,9 @@ export class PendingAsks {
     const p = this.pending.get(id);
     if (!p) return; // already timed out: the late reply has nobody to go to
     this.pending.delete(id);
+    let stats = this.latency.get(p.to);
+    if (!stats) this.latency.set(p.to, (stats = new LatencyStats()));
+    stats.record((performance.now() - p.opened) / 1000);
     if (errorCode) p.done(new ProtocolError(errorCode, errorMessage ?? errorCode));
     else p.done(null, value);
   }

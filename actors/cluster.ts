@@ -1,6 +1,7 @@
 // The gateway's side of the actor runtime: starts the shard workers, gives every pair of
 // threads a MessageChannel, offers tell/ask to actors plus the pushes actors send back, and
 // supervises the shards: a dead one is restarted in place, a storage failure stops the server.
+import type { LatencySnapshot } from './latency-stats.js';
 import { MessageChannel, Worker, type MessagePort, type TransferListItem } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import * as Comlink from 'comlink';
@@ -159,6 +160,11 @@ export class ShardCluster {
     const thread = this.router.threadOf(to);
     const id = this.asks.open<T>(`${msg.op} to ${to}`, done, thread);
     this.send(thread, [Kind.ask, to, msg, GATEWAY_THREAD, id]);
+  }
+
+  /** Answered asks per shard: open to answer, as this thread saw it (the transport's hops included). */
+  askLatency(): { shard: number; latency: LatencySnapshot }[] {
+    return [...this.asks.latency].filter(([thread]) => thread !== GATEWAY_THREAD).map(([thread, s]) => ({ shard: thread - 1, latency: s.snapshot() }));
   }
 
   /** Figures of the shards that are running (a shard being restarted is left out). */

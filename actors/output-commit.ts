@@ -2,15 +2,15 @@
 // until those writes are durable, then released in the order they were produced. Actors keep
 // running meanwhile; their state may run ahead of the disk, their outputs never do.
 
-/** Upper bounds (seconds) of the commit latency histogram: an fsync here takes ~1–5 ms. */
-export const COMMIT_BUCKETS: readonly number[] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+import { LatencyStats, type LatencySnapshot } from './latency-stats.js';
 
-/** Commits of groups with writes: how many, how long from seal to durable, and the outputs they held. */
-export interface CommitStats { groups: number; outputs: number; seconds: number; buckets: number[] }
+/** Commits of groups with writes: their seal-to-durable latency, and the outputs they released. */
+export interface CommitStats { latency: LatencySnapshot; outputs: number }
 
 export class OutputCommit {
-  /** Plain numbers, read by the shard's stats when /metrics is scraped. */
-  readonly stats: CommitStats = { groups: 0, outputs: 0, seconds: 0, buckets: COMMIT_BUCKETS.map(() => 0) };
+  /** Read by the shard's stats when /metrics is scraped. */
+  private readonly latency = new LatencyStats();
+  private outputsReleased = 0;
   /** Outputs of the tick in progress that follow a write. */
   private current: (() => void)[] | null = null;
   private wroteThisTick = false;
@@ -82,14 +82,12 @@ export class OutputCommit {
   }
 
   private measure(sealedAt: number, outputs: number): void {
-    const seconds = (performance.now() - sealedAt) / 1000;
-    const s = this.stats;
-    s.groups++;
-    s.outputs += outputs;
-    s.seconds += seconds;
-    let i = 0;
-    while (i < COMMIT_BUCKETS.length && seconds > COMMIT_BUCKETS[i]) i++;
-    if (i < COMMIT_BUCKETS.length) s.buckets[i]++;
+    this.latency.record((performance.now() - sealedAt) / 1000);
+    this.outputsReleased += outputs;
+  }
+
+  get stats(): CommitStats {
+    return { latency: this.latency.snapshot(), outputs: this.outputsReleased };
   }
 
   private scheduleSeal(): void {

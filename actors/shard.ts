@@ -193,7 +193,7 @@ export class Shard {
     return {
       shard: this.index, actors, registrations,
       pendingOutputGroups: this.outputs.pendingGroups, heldOutputs: this.outputs.heldOutputs,
-      commit: { ...this.outputs.stats, buckets: [...this.outputs.stats.buckets] },
+      commit: this.outputs.stats,
       activations: this.made, passivations: this.dropped, shed: this.shed,
       transport: { ...this.transport.stats }, turns: this.turns,
       retention: { ...this.retention.stats, swept: { ...this.retention.stats.swept } },

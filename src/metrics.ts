@@ -2,10 +2,8 @@
 // are collected over the control plane when /metrics is scraped, never on the hot path.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { OutcomeHistogram } from './outcome-histogram.js';
-import { COMMIT_BUCKETS } from '../actors/output-commit.js';
+import { LATENCY_BUCKETS, type LatencySnapshot } from '../actors/latency-stats.js';
 
-/** Seconds: 0.5 ms … 10 s, for commands (an fsync is ~1–5 ms here) and HTTP answers. */
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 import type { ShardStats } from '../actors/shard.js';
 
 export class Metrics {
@@ -27,7 +25,11 @@ export class Metrics {
   readonly pushAttempts: Counter<'provider' | 'outcome'>;
   readonly pushDropped: Counter<'reason'>;
 
-  constructor(shardStats: () => Promise<ShardStats[]>, supervision: () => { restarts: number; lastRestartMs: number }) {
+  constructor(
+    shardStats: () => Promise<ShardStats[]>,
+    supervision: () => { restarts: number; lastRestartMs: number },
+    askLatency: () => { shard: number; latency: LatencySnapshot }[] = () => [],
+  ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
     const registry = this.registry;
     const counts = this.counts;
@@ -97,25 +99,9 @@ export class Metrics {
     perShard('parley_commit_held_outputs', 'replies, pushes and tells held until their commit', (s) => s.heldOutputs);
     // Commit latency (seal → committed, or flushed with fsync) and batch sizes per shard, from the
     // shards' plain counters: a histogram and a counter built at scrape.
-    registry.registerMetric({
-      name: 'parley_commit_seconds',
-      get: async () => {
-        const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
-        for (const s of await shardStats()) {
-          const shard = String(s.shard);
-          let cumulative = 0;
-          COMMIT_BUCKETS.forEach((le, i) => {
-            cumulative += s.commit.buckets[i];
-            values.push({ metricName: 'parley_commit_seconds_bucket', labels: { le, shard }, value: cumulative });
-          });
-          values.push({ metricName: 'parley_commit_seconds_bucket', labels: { le: '+Inf', shard }, value: s.commit.groups });
-          values.push({ metricName: 'parley_commit_seconds_sum', labels: { shard }, value: s.commit.seconds });
-          values.push({ metricName: 'parley_commit_seconds_count', labels: { shard }, value: s.commit.groups });
-        }
-        return { name: 'parley_commit_seconds', help: 'a commit group from seal to durable (committed; with DURABILITY=fsync, flushed), per shard', type: 'histogram', aggregator: 'sum', values };
-      },
-      reset: () => undefined,
-    } as never);
+    latencyHistogram(registry, 'parley_commit_seconds', 'a commit group from seal to durable (committed; with DURABILITY=fsync, flushed), per shard',
+      async () => (await shardStats()).map((s) => ({ shard: s.shard, latency: s.commit.latency })));
+    latencyHistogram(registry, 'parley_ask_seconds', 'requests from the gateway to a shard\'s actors, from sending to the answer, per shard', async () => askLatency());
     new Counter({
       name: 'parley_commit_outputs_total', help: 'outputs (replies, pushes, tells) released by commits, per shard: ÷ commits = the batch size',
       labelNames: ['shard'], registers: [registry],
@@ -160,4 +146,27 @@ export class Metrics {
     });
     void actors;
   }
+}
+
+/** A Prometheus histogram per shard, built at scrape from plain counters (actors/latency-stats.ts). */
+function latencyHistogram(registry: Registry, name: string, help: string, read: () => Promise<{ shard: number; latency: LatencySnapshot }[]>): void {
+  registry.registerMetric({
+    name,
+    get: async () => {
+      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+      for (const { shard: n, latency } of await read()) {
+        const shard = String(n);
+        let cumulative = 0;
+        LATENCY_BUCKETS.forEach((le, i) => {
+          cumulative += latency.buckets[i];
+          values.push({ metricName: `${name}_bucket`, labels: { le, shard }, value: cumulative });
+        });
+        values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', shard }, value: latency.count });
+        values.push({ metricName: `${name}_sum`, labels: { shard }, value: latency.seconds });
+        values.push({ metricName: `${name}_count`, labels: { shard }, value: latency.count });
+      }
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+    reset: () => undefined,
+  } as never);
 }

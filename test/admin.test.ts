@@ -49,4 +49,6 @@ t.test('commands and HTTP routes are counted by result and timed', async (t) => 
   t.match(text, /^parley_commit_seconds_bucket\{le="\+Inf",shard="\d+"\} \d+$/m);
   const outputs = [...text.matchAll(/^parley_commit_outputs_total\{shard="\d+"\} (\d+)$/gm)].map((m) => Number(m[1]));
   t.ok(outputs.reduce((a, b) => a + b, 0) > 0, 'and the outputs they released counted');
+  const asks = [...text.matchAll(/^parley_ask_seconds_count\{shard="\d+"\} (\d+)$/gm)].map((m) => Number(m[1]));
+  t.ok(asks.length > 0 && asks.reduce((a, b) => a + b, 0) >= 2, 'asks to the shards are timed (at least the two sends)');
 });
