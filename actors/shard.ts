@@ -14,6 +14,7 @@ import { Kind, type ActorMessage, type Envelope } from './envelope.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ClientCommand } from './messages.js';
 import { OutputCommit, type CommitStats } from './output-commit.js';
+import { threadCpuMicros } from './thread-cpu.js';
 import { parseAddress, Router, threadAddress, userAddress } from './router.js';
 import { ThreadActor } from './thread-actor.js';
 import { ChannelActor } from './channel-actor.js';
@@ -76,6 +77,8 @@ export interface ShardStats {
   heldOutputs: number;
   /** commits so far: count, seal-to-durable time, and the outputs each held (the batch size) */
   commit: CommitStats;
+  /** CPU this shard's thread has used (µs; NaN off Linux) */
+  cpuMicros: number;
   /** activations made, and dropped (idle, empty after their batch, or over the bound) */
   activations: number;
   passivations: number;
@@ -193,7 +196,7 @@ export class Shard {
     return {
       shard: this.index, actors, registrations,
       pendingOutputGroups: this.outputs.pendingGroups, heldOutputs: this.outputs.heldOutputs,
-      commit: this.outputs.stats,
+      commit: this.outputs.stats, cpuMicros: threadCpuMicros(),
       activations: this.made, passivations: this.dropped, shed: this.shed,
       transport: { ...this.transport.stats }, turns: this.turns,
       retention: { ...this.retention.stats, swept: { ...this.retention.stats.swept } },

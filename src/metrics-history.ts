@@ -13,6 +13,7 @@
 // - latency (send_p50_ms, send_p99_ms): from the send histogram's bucket counts gained over the
 //   bucket (prom-client-style bounds, 0.5 ms … 10 s), the quantile interpolated linearly within
 //   its histogram bucket: an approximation as fine as those bounds. No point when nothing was sent.
+import type { ShardStats } from '../actors/shard.js';
 import type { StorageEnv } from '../storage/env.js';
 import type { OutcomeHistogram } from './outcome-histogram.js';
 
@@ -22,11 +23,15 @@ export const SERIES = {
   connections: { kind: 'gauge', help: 'open WebSocket connections' },
   messages: { kind: 'rate', help: 'sends answered ok per second' },
   frames_out: { kind: 'rate', help: 'WebSocket frames written per second (answers and deliveries)' },
+  channel_deliveries: { kind: 'rate', help: 'channel posts delivered to subscriber sockets per second' },
   errors: { kind: 'rate', help: 'commands answered with an error code, and HTTP answers 5xx, per second' },
   rate_limited: { kind: 'rate', help: 'requests, connections and commands refused by a rate limit, per second' },
   send_p50_ms: { kind: 'latency', help: 'median send latency (ms), from the histogram buckets' },
   send_p99_ms: { kind: 'latency', help: '99th percentile send latency (ms), from the histogram buckets' },
   cpu_percent: { kind: 'gauge', help: 'CPU used by the whole process (all threads, shards included), % of one core' },
+  shard_cpu_max_percent: { kind: 'gauge', help: 'CPU of the busiest shard thread, % of one core (a shard at 100 % is the limit)' },
+  commit_p50_ms: { kind: 'latency', help: 'median commit latency, seal to durable (fsync included), all shards (ms)' },
+  commit_p99_ms: { kind: 'latency', help: '99th percentile commit latency, seal to durable (fsync included), all shards (ms)' },
 } as const satisfies Record<string, { kind: SeriesKind; help: string }>;
 export type SeriesName = keyof typeof SERIES;
 export const SERIES_NAMES = Object.keys(SERIES) as SeriesName[];
@@ -46,43 +51,64 @@ const MAX_PENDING = 50_000;
 /** One second's figures, as the sampler reads them. */
 export interface Sample {
   connections: number;
-  messages: number; framesOut: number; errors: number; rateLimited: number;
+  messages: number; framesOut: number; channelDeliveries: number; errors: number; rateLimited: number;
   cpuPercent: number;
-  /** send latency histogram counts gained this second (bounds: SampleSource.latencyBounds) */
+  /** the busiest shard thread's CPU this second (% of one core; NaN when unknown) */
+  shardCpuMax: number;
+  /** send and commit latency histogram counts gained this second (bounds: SampleSource.latencyBounds) */
   sendLatency: number[];
+  commitLatency: number[];
 }
 
 /** Where the sampler reads the in-process figures (cumulative counters; it takes the deltas). */
 export interface SampleSource {
   latencyBounds: readonly number[];
-  read(): { connections: number; messages: number; framesOut: number; errors: number; rateLimited: number; sendBuckets: readonly number[]; cpuMicros: number };
+  read(): {
+    connections: number; messages: number; framesOut: number; channelDeliveries: number; errors: number; rateLimited: number;
+    sendBuckets: readonly number[]; cpuMicros: number;
+    /** commit latency counts summed over the shards (same bounds); per shard CPU µs by shard index */
+    commitBuckets: readonly number[]; shardCpuMicros: ReadonlyMap<number, number>;
+  };
 }
 
 class Bucket {
   n = 0;
-  connections = 0; cpu = 0;
-  messages = 0; framesOut = 0; errors = 0; rateLimited = 0;
+  connections = 0; cpu = 0; shardCpu = 0; shardCpuN = 0;
+  messages = 0; framesOut = 0; channelDeliveries = 0; errors = 0; rateLimited = 0;
   latency: number[];
+  commit: number[];
   constructor(readonly start: number, readonly ms: number, bounds: number) {
     this.latency = new Array<number>(bounds + 1).fill(0);
+    this.commit = new Array<number>(bounds + 1).fill(0);
   }
   add(s: Sample): void {
     this.n++;
     this.connections += s.connections; this.cpu += s.cpuPercent;
-    this.messages += s.messages; this.framesOut += s.framesOut; this.errors += s.errors; this.rateLimited += s.rateLimited;
+    if (Number.isFinite(s.shardCpuMax)) {
+      this.shardCpu += s.shardCpuMax;
+      this.shardCpuN++;
+    }
+    this.messages += s.messages; this.framesOut += s.framesOut; this.channelDeliveries += s.channelDeliveries;
+    this.errors += s.errors; this.rateLimited += s.rateLimited;
     for (let i = 0; i < s.sendLatency.length; i++) this.latency[i] += s.sendLatency[i];
+    for (let i = 0; i < s.commitLatency.length; i++) this.commit[i] += s.commitLatency[i];
   }
   points(bounds: readonly number[]): [SeriesName, number][] {
     const sec = this.ms / 1000;
     const out: [SeriesName, number][] = [
       ['connections', this.connections / this.n], ['cpu_percent', round(this.cpu / this.n)],
-      ['messages', this.messages / sec], ['frames_out', this.framesOut / sec],
+      ['messages', this.messages / sec], ['frames_out', this.framesOut / sec], ['channel_deliveries', this.channelDeliveries / sec],
       ['errors', this.errors / sec], ['rate_limited', this.rateLimited / sec],
     ];
     const p50 = quantile(this.latency, bounds, 0.5);
     const p99 = quantile(this.latency, bounds, 0.99);
     if (p50 !== null) out.push(['send_p50_ms', round(p50 * 1000)]);
     if (p99 !== null) out.push(['send_p99_ms', round(p99 * 1000)]);
+    if (this.shardCpuN > 0) out.push(['shard_cpu_max_percent', round(this.shardCpu / this.shardCpuN)]);
+    const c50 = quantile(this.commit, bounds, 0.5);
+    const c99 = quantile(this.commit, bounds, 0.99);
+    if (c50 !== null) out.push(['commit_p50_ms', round(c50 * 1000)]);
+    if (c99 !== null) out.push(['commit_p99_ms', round(c99 * 1000)]);
     return out;
   }
 }
@@ -177,9 +203,12 @@ export class MetricsHistory {
     const sample: Sample = {
       connections: cur.connections,
       messages: gain(cur.messages, prev.messages), framesOut: gain(cur.framesOut, prev.framesOut),
+      channelDeliveries: gain(cur.channelDeliveries, prev.channelDeliveries),
       errors: gain(cur.errors, prev.errors), rateLimited: gain(cur.rateLimited, prev.rateLimited),
       cpuPercent: (gain(cur.cpuMicros, prev.cpuMicros) / 1000 / elapsedMs) * 100,
       sendLatency: cur.sendBuckets.map((v, i) => gain(v, prev.sendBuckets[i] ?? 0)),
+      commitLatency: cur.commitBuckets.map((v, i) => gain(v, prev.commitBuckets[i] ?? 0)),
+      shardCpuMax: busiest(cur.shardCpuMicros, prev.shardCpuMicros, elapsedMs),
     };
     this.record(Math.floor(now / 1000) * 1000 - 1000, sample);
   }
@@ -280,8 +309,25 @@ export class MetricsHistory {
   }
 }
 
+/** The busiest shard's CPU between two reads (% of one core); NaN when no shard was read twice. */
+function busiest(cur: ReadonlyMap<number, number>, prev: ReadonlyMap<number, number>, elapsedMs: number): number {
+  let max = NaN;
+  for (const [shard, micros] of cur) {
+    const before = prev.get(shard);
+    if (before === undefined || !Number.isFinite(micros) || micros < before) continue;
+    const pct = ((micros - before) / 1000 / elapsedMs) * 100;
+    if (!(pct <= max)) max = pct;
+  }
+  return max;
+}
+
 /** The figures the gateway keeps, read as the sampler wants them. */
-export function gatewaySource(m: { counts: { connections: number; framesOut: number }; commands: OutcomeHistogram; http: OutcomeHistogram }, rateLimited: () => number): SampleSource {
+export function gatewaySource(
+  m: { counts: { connections: number; framesOut: number; channelDeliveries: number }; commands: OutcomeHistogram; http: OutcomeHistogram },
+  rateLimited: () => number,
+  /** the shards' figures as last fetched (the sampler is synchronous; they are at most a second old) */
+  shards: () => readonly ShardStats[] = () => [],
+): SampleSource {
   const bounds = m.commands.bounds;
   return {
     latencyBounds: bounds,
@@ -299,8 +345,21 @@ export function gatewaySource(m: { counts: { connections: number; framesOut: num
         connections: m.counts.connections, framesOut: m.counts.framesOut,
         messages: send?.results.get('ok') ?? 0, errors, rateLimited: rateLimited(),
         sendBuckets: send ? [...send.buckets, send.count - send.buckets.reduce((a, b) => a + b, 0)] : new Array<number>(bounds.length + 1).fill(0),
-        cpuMicros: cpu.user + cpu.system,
+        cpuMicros: cpu.user + cpu.system, channelDeliveries: m.counts.channelDeliveries,
+        commitBuckets: commitCounts(shards(), bounds.length),
+        shardCpuMicros: new Map(shards().map((s) => [s.shard, s.cpuMicros])),
       };
     },
   };
+}
+
+/** Commit latency counts of all shards together, the overflow last (like sendBuckets). */
+function commitCounts(shards: readonly ShardStats[], bounds: number): number[] {
+  const out = new Array<number>(bounds + 1).fill(0);
+  for (const s of shards) {
+    const l = s.commit.latency;
+    for (let i = 0; i < bounds; i++) out[i] += l.buckets[i] ?? 0;
+    out[bounds] += l.count - l.buckets.reduce((a, b) => a + b, 0);
+  }
+  return out;
 }

@@ -17,6 +17,7 @@ import { uws } from './gateway/uws.js';
 import { EdgeLimits } from './limits/edge-limits.js';
 import { Metrics } from './metrics.js';
 import { gatewaySource, MetricsHistory } from './metrics-history.js';
+import type { ShardStats } from '../actors/shard.js';
 import { openBlobStore } from './media/open-blob-store.js';
 import { MediaLibrary } from './media/media-library.js';
 import { MediaSweeper } from './media/media-sweeper.js';
@@ -90,7 +91,11 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     expire: (user, device) => cluster.tell(userAddress(user), { op: 'session-expired', device, ttl: config.sessionTtlMs }),
   });
   const limits = new EdgeLimits(config, metrics.registry);
-  const history = new MetricsHistory(storage, gatewaySource(metrics, () => limits.totalRefusals()));
+  // The history's sampler is synchronous: the shards' figures are fetched each second beside it.
+  let shardFigures: ShardStats[] = [];
+  const shardPoll = setInterval(() => void cluster.stats().then((s) => (shardFigures = s), () => undefined), 1000);
+  shardPoll.unref();
+  const history = new MetricsHistory(storage, gatewaySource(metrics, () => limits.totalRefusals(), () => shardFigures));
   const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits);
 
   const app = uws.App();
@@ -109,6 +114,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       limits.stop();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
       if (adminListenSocket) uws.us_listen_socket_close(adminListenSocket as never);
+      clearInterval(shardPoll);
       await history.stop();
       await mediaSweeper.stop();
       await pushDispatcher.stop();

@@ -28,7 +28,7 @@ async function look(t: Test, url: string, token?: string) {
   if (token) await page.addInitScript((tok) => sessionStorage.setItem('parleyAdminToken', tok), token);
   await page.goto(url);
   // The plots are made one after the other as their series arrive: wait for all five.
-  await page.waitForFunction(() => document.querySelectorAll('#plots canvas').length >= 5, undefined, { timeout: 15_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#plots canvas').length >= 6, undefined, { timeout: 15_000 });
   t.pass('a canvas per plot');
   // The figures of now: a connection is open, so the number shows once its first second closed.
   await page.waitForFunction(() => Number(document.getElementById('n-connections')?.textContent) >= 1, undefined, { timeout: 15_000 });

@@ -22,8 +22,14 @@ t.test('1 s → 1 min → 1 h rollups, batched writes and expiry (injected clock
   const storage = openStorage(tempDataDir(t), 'relaxed');
   t.teardown(() => storage.close());
   let now = Date.UTC(2026, 0, 1, 10, 0, 0, 20); // 20 ms after a second, as the sampler ticks
-  const c = { connections: 3, messages: 0, framesOut: 0, errors: 0, rateLimited: 0, sendBuckets: [0, 0, 0, 0], cpuMicros: 0 };
-  const source: SampleSource = { latencyBounds: BOUNDS, read: () => ({ ...c, sendBuckets: [...c.sendBuckets] }) };
+  const c = {
+    connections: 3, messages: 0, framesOut: 0, channelDeliveries: 0, errors: 0, rateLimited: 0, sendBuckets: [0, 0, 0, 0], cpuMicros: 0,
+    commitBuckets: [0, 0, 0, 0], shard0: 0,
+  };
+  const source: SampleSource = {
+    latencyBounds: BOUNDS,
+    read: () => ({ ...c, sendBuckets: [...c.sendBuckets], commitBuckets: [...c.commitBuckets], shardCpuMicros: new Map([[0, c.shard0]]) }),
+  };
   const h = new MetricsHistory(storage, source, { clock: () => now, timers: false });
   h.tick(); // baseline
   const t0 = Math.floor(now / 1000) * 1000;
@@ -32,6 +38,8 @@ t.test('1 s → 1 min → 1 h rollups, batched writes and expiry (injected clock
     now += 1000;
     c.messages += 2;
     c.sendBuckets[1] += 2;
+    c.commitBuckets[0] += 1; // one commit a second, under the first bound
+    c.shard0 += 250_000; // a shard busy a quarter of each second
     if (i === 60) c.connections = 5;
     h.tick();
   }
@@ -45,6 +53,8 @@ t.test('1 s → 1 min → 1 h rollups, batched writes and expiry (injected clock
   t.same(h.series('connections', t0, now, 60_000).points, [[t0, 3]], 'a gauge: the mean of its samples');
   const p50 = h.series('send_p50_ms', t0, now, 60_000).points;
   t.equal(p50[0][1], 5.5, 'p50 from the bucket counts: halfway into 1–10 ms');
+  t.equal(h.series('commit_p99_ms', t0, now, 60_000).points[0][1], 0.99 * 1, 'commit p99 from the shards\' commit buckets (first bound 1 ms)');
+  t.same(h.series('shard_cpu_max_percent', t0, now, 60_000).points, [[t0, 25]], 'the busiest shard: 25 % of a core');
 
   await h.flush();
   t.equal(storage.db.metricSeries.get(['messages', 1000, t0]), 2, 'written to LMDB in the flush');
@@ -102,6 +112,17 @@ t.test('the series endpoint: messages/s points sum to the sends made; admin toke
   t.equal(body!.resolution, 1000);
   const conns = await (await fetch(url(`metric=connections&from=${from}`), auth)).json();
   t.ok(conns.points.some(([, v]: [number, number]) => v >= 1), 'the connection is seen');
+  // The shards' figures reach the history too (fetched each second beside the sampler): wait for them.
+  const until = Date.now() + 15_000;
+  let commits: [number, number][] = [];
+  let shardCpu: [number, number][] = [];
+  while (Date.now() < until && (commits.length === 0 || shardCpu.length === 0)) {
+    commits = (await (await fetch(url(`metric=commit_p99_ms&from=${from}`), auth)).json()).points;
+    shardCpu = (await (await fetch(url(`metric=shard_cpu_max_percent&from=${from}`), auth)).json()).points;
+    if (commits.length === 0 || shardCpu.length === 0) await new Promise((r) => setTimeout(r, 250));
+  }
+  t.ok(commits.some(([, v]) => v > 0), 'commit latency points from the sends\' commits');
+  t.ok(shardCpu.length > 0 && shardCpu.every(([, v]) => v >= 0 && v <= 100), 'the busiest shard\'s CPU, 0–100 %');
   t.equal((await fetch(`${s.base}/admin`)).status, 200, 'the page (no data in it) is served');
 });
 

@@ -99,14 +99,16 @@ const DASHBOARD_HTML = `<!doctype html>
 const NUMBERS = [
   ['connections', 'connections', 0], ['messages', 'messages/s', 0], ['send_p50_ms', 'send p50 ms', 2],
   ['send_p99_ms', 'send p99 ms', 2], ['errors', 'errors/s', 0], ['rate_limited', 'rate-limited/s', 0],
-  ['frames_out', 'frames out/s', 0], ['cpu_percent', 'CPU % (process)', 0],
+  ['frames_out', 'frames out/s', 0], ['channel_deliveries', 'channel deliveries/s', 0],
+  ['commit_p99_ms', 'commit p99 ms', 2], ['cpu_percent', 'CPU % (process)', 0], ['shard_cpu_max_percent', 'busiest shard CPU %', 0],
 ];
 const PLOTS = [
   { title: 'connections', series: [['connections', '#1f77b4']] },
-  { title: 'messages/s and frames out/s', series: [['messages', '#2ca02c'], ['frames_out', '#9467bd']] },
+  { title: 'messages/s, frames out/s and channel deliveries/s', series: [['messages', '#2ca02c'], ['frames_out', '#9467bd'], ['channel_deliveries', '#17becf']] },
   { title: 'send latency (ms, from histogram buckets)', series: [['send_p50_ms', '#1f77b4'], ['send_p99_ms', '#d62728']] },
   { title: 'errors/s and rate-limit rejections/s', series: [['errors', '#d62728'], ['rate_limited', '#ff7f0e']] },
-  { title: 'CPU % of one core (whole process)', series: [['cpu_percent', '#8c564b']] },
+  { title: 'commit latency (ms, seal to durable: fsync included)', series: [['commit_p50_ms', '#1f77b4'], ['commit_p99_ms', '#d62728']] },
+  { title: 'CPU % of one core: whole process and the busiest shard', series: [['cpu_percent', '#8c564b'], ['shard_cpu_max_percent', '#e377c2']] },
 ];
 let range = 900000;
 let token = sessionStorage.getItem('parleyAdminToken') || '';
