@@ -178,7 +178,7 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     path: dataDir,
     // DATA_DIR is always a directory: lmdb-js would take "/tmp/tmp.AbC" for a file name.
     noSubdir: false,
-    maxDbs: 32,
+    maxDbs: 64,
     // A large map: LMDB reserves address space, not memory. 64 GiB is far from any limit here.
     mapSize: 64 * 1024 ** 3,
     // relaxed: no fsync at all. A killed process loses nothing (the OS has the pages); a power
