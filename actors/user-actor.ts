@@ -396,6 +396,8 @@ export class UserActor implements Actor {
     this.ctx.put(db.deletions, this.user, { at });
     if (record && db.usernames.get(record.username) === this.user) this.ctx.remove(db.usernames, record.username);
     this.ctx.put(db.users, this.user, tombstone(record, this.user, at));
+    // A still-valid token of the application must not bring the account back (src/auth/app-users.ts).
+    if (record?.appId !== undefined) this.ctx.put(db.appUsers, record.appId, { user: this.user, deleted: at });
     this.ctx.remove(db.credentials, this.user);
     for (const { key, value } of db.devices.getRange({ start: [this.user, ''], end: [this.user, '\uffff'] })) {
       const device = (key as [string, string])[1];

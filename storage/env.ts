@@ -12,6 +12,8 @@ export interface Databases {
   users: Database<UserRecord, string>;
   /** username → user */
   usernames: Database<string, string>;
+  /** the operator's application's user id (JWT `sub`) → AppUserRecord (src/auth/app-users.ts; the deletion tombstone by the user actor) */
+  appUsers: Database<AppUserRecord, string>;
   /** user → Credential */
   credentials: Database<Credential, string>;
   /** sha256(token) as hex → SessionRecord (written by the user actor; read by the edge to authenticate) */
@@ -72,8 +74,14 @@ export interface Databases {
   meta: Database<string, string>;
 }
 
-/** `deleted`: a deleted account's tombstone (no username, name "Deleted account"; keeps the id taken) */
-export interface UserRecord { user: string; username: string; name: string; created: number; deleted?: number }
+/**
+ * `deleted`: a deleted account's tombstone (no username, name "Deleted account"; keeps the id taken).
+ * `username` is '' for an application's user that was given none (not findable by username);
+ * `appId`: the application's id for the user (docs/operator-guide.md); `bot`: a bot account.
+ */
+export interface UserRecord { user: string; username: string; name: string; created: number; deleted?: number; appId?: string; bot?: boolean }
+/** An application user id's binding; `deleted` once the account was deleted (refused at sign-in until recreated). */
+export interface AppUserRecord { user: string; deleted?: number }
 export interface Credential { salt: Buffer; hash: Buffer; cost: number }
 export interface SessionRecord { user: string; device: string; created: number }
 /** `used`: the session's last use (hello or a 🔒 route), recorded at most once per SessionClock interval */
@@ -190,6 +198,7 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
   const db: Databases = {
     users: sub('users'),
     usernames: sub('usernames'),
+    appUsers: sub('app-users'),
     credentials: sub('credentials'),
     sessions: sub('sessions'),
     devices: sub('devices'),
