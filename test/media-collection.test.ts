@@ -6,24 +6,15 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, newDevice, newUser, startTestServer, type TestServer } from './helpers/server.js';
+import { metric } from './helpers/metrics.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
 
 /** The sum of a metric's series whose labels include `label` (e.g. 'log="mediaRefs"'). */
-async function metric(s: TestServer, name: string, label = ''): Promise<number> {
-  const text = await (await fetch(`${s.base}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`).exec(line);
-    if (m && (m[1] ?? '').includes(label)) sum += Number(m[2]);
-  }
-  return sum;
-}
-
 async function untilMetric(s: TestServer, name: string, atLeast: number, label = '', timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
-  while ((await metric(s, name, label)) < atLeast) {
+  while ((await metric(s.base, name, label)) < atLeast) {
     if (Date.now() > end) throw new Error(`${name} did not reach ${atLeast}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -50,7 +41,7 @@ t.test('unattached media are collected after the grace; carried media and shared
   t.ok(existsSync(join(s.dataDir, 'media', sha(kept))), 'the blob the carried media shares stays');
   t.equal(await status(s, bob.token, carried), 302, 'a carried media stays downloadable');
   t.same((await a.download(carried)).data.length, 1000);
-  t.equal(await metric(s, 'parley_media_collected_total'), 2, 'nothing else was collected');
+  t.equal(await metric(s.base, 'parley_media_collected_total'), 2, 'nothing else was collected');
 });
 
 t.test('a media goes when retention deletes the last message carrying it', async (t) => {

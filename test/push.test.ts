@@ -7,18 +7,9 @@ import { connect, newDevice, newUser, startTestServer, tempDataDir, type TestDev
 import { startChildServer, freePort } from './helpers/child-server.js';
 import { startWebhook, type WebhookEndpoint } from './helpers/webhook-endpoint.js';
 import { login, logout, register, registerPush as sdkRegisterPush } from '../client/index.js';
+import { metric } from './helpers/metrics.js';
 
 const SECRET = 'webhook-secret-for-tests-0123456789';
-
-async function metric(base: string, name: string, label = ''): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`).exec(line);
-    if (m && (m[1] ?? '').includes(label)) sum += Number(m[2]);
-  }
-  return sum;
-}
 
 /** Nothing waits in the push queue and nothing is being sent: every job made so far is done. */
 async function pushIdle(base: string, timeoutMs = 30_000): Promise<void> {

@@ -7,27 +7,18 @@ import t from 'tap';
 import type { ParleyClient } from '../client/index.js';
 import { rawSocket } from './helpers/raw-socket.js';
 import { connect, newDevice, newUser, startTestServer, tempDataDir, type TestDevice, type TestServer } from './helpers/server.js';
+import { metricSeries } from './helpers/metrics.js';
 
 const RETENTION = 2000;
 const SWEEP = 200;
 const retention = { retentionMs: RETENTION, retentionSweepMs: SWEEP };
 
 /** Values of one metric from /metrics, by its label string ('' without labels). */
-async function metric(s: TestServer, name: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`${s.base}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`).exec(line);
-    if (m) out.set(m[1] ?? '', Number(m[2]));
-  }
-  return out;
-}
-
 /** Resolves once every shard completed a sweep pass that started after `time` (ms). */
 async function passStartedAfter(s: TestServer, time: number, timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const started = [...(await metric(s, 'parley_retention_last_sweep_timestamp_seconds')).values()];
+    const started = [...(await metricSeries(s.base, 'parley_retention_last_sweep_timestamp_seconds')).values()];
     if (started.length > 0 && Math.min(...started) * 1000 > time) return;
     if (Date.now() > end) throw new Error(`no sweep pass started after ${time}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -46,7 +37,7 @@ async function sweptUpTo(s: TestServer, ts: number): Promise<void> {
 }
 
 async function swept(s: TestServer, log: string): Promise<number> {
-  return (await metric(s, 'parley_retention_swept_total')).get(`{log="${log}"}`) ?? 0;
+  return (await metricSeries(s.base, 'parley_retention_swept_total')).get(`{log="${log}"}`) ?? 0;
 }
 
 /** A raw session: its welcome and the durable events replayed before `synced`. */
@@ -191,7 +182,7 @@ t.test('RETENTION=0 (the default) never sweeps', async (t) => {
   const ann = await person(t, s, 'ann');
   const m = await ann.c.send({ to: ann.user, body: 'keep', cid: 'k' });
   await new Promise((r) => setTimeout(r, 300)); // nothing to wait for: the sweeper is off
-  t.same([...(await metric(s, 'parley_retention_passes_total')).values()], [0]);
+  t.same([...(await metricSeries(s.base, 'parley_retention_passes_total')).values()], [0]);
   t.equal((await ann.c.history({ thread: m.thread })).messages.length, 1);
 });
 

@@ -10,6 +10,7 @@ import { createLogger } from '../actors/log.js';
 import { loadConfig } from '../src/config.js';
 import { startServer } from '../src/server.js';
 import { collect, connect, newDevice, newUser, startTestServer, tempDataDir, type TestUser } from './helpers/server.js';
+import { metric } from './helpers/metrics.js';
 
 const FAST_RECONNECT = { reconnect: { minMs: 10, maxMs: 50 } };
 
@@ -25,12 +26,6 @@ async function userWhere(s: { base: string; server: { cluster: ShardCluster } },
 /** A thread id whose actor lives on shard `shard`. */
 function threadOn(cluster: ShardCluster, shard: number): string {
   for (let i = 0; ; i++) if (cluster.router.threadOf(threadAddress(`g_probe${i}`)) === shard) return `g_probe${i}`;
-}
-
-async function metric(base: string, name: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(' ')[1]) : NaN;
 }
 
 t.test('a killed shard restarts in place: clients on it reconnect and replay, nothing acknowledged is lost', async (t) => {
