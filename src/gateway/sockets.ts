@@ -16,7 +16,7 @@ import { ProtocolError } from '../../protocol/errors.js';
 import { channelIdFor, directThreadId, groupIdFor, newGroupId } from '../../protocol/ids.js';
 import { bodyTooLarge, checkChannelGet, checkChannelPost, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
 import { ChannelHub, type Following } from './channels.js';
-import { TokenBuckets } from './token-buckets.js';
+import { TokenBuckets } from '../limits/token-buckets.js';
 import type { EdgeLimits, LimitName, SocketBudget } from '../limits/edge-limits.js';
 import { answerErrorCode, decodeClientFrame, encodeFrame, wireTime } from '../../protocol/wire.js';
 import type { UWS } from './uws.js';

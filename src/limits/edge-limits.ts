@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import type { UWS } from '../gateway/uws.js';
+import { msUntilToken, refilled } from './token-buckets.js';
 import { BucketedRateLimiter, NoRateLimiter, type RateLimiter, type RateWindow } from './rate-limiter.js';
 
 /** Keys one limiter tracks at most (then the least recently hit are forgotten): ~300 B each. */
@@ -171,14 +172,14 @@ export class EdgeLimits {
    */
   socketCommand(b: SocketBudget, isSend: boolean, now = Date.now()): { wait: number; limit: LimitName } | null {
     const rate = this.config.rlSocketCommands;
-    b.cmdTokens = Math.min(rate * 2, b.cmdTokens + ((now - b.cmdAt) * rate) / 1000);
+    b.cmdTokens = refilled(b.cmdTokens, now - b.cmdAt, rate, rate * 2);
     b.cmdAt = now;
-    if (b.cmdTokens < 1) return { wait: Math.ceil(((1 - b.cmdTokens) * 1000) / rate), limit: 'socket_commands' };
+    if (b.cmdTokens < 1) return { wait: msUntilToken(b.cmdTokens, rate), limit: 'socket_commands' };
     if (isSend) {
       const sr = this.config.rlSocketSends;
-      b.sendTokens = Math.min(sr * 2, b.sendTokens + ((now - b.sendAt) * sr) / 1000);
+      b.sendTokens = refilled(b.sendTokens, now - b.sendAt, sr, sr * 2);
       b.sendAt = now;
-      if (b.sendTokens < 1) return { wait: Math.ceil(((1 - b.sendTokens) * 1000) / sr), limit: 'socket_sends' };
+      if (b.sendTokens < 1) return { wait: msUntilToken(b.sendTokens, sr), limit: 'socket_sends' };
       b.sendTokens -= 1;
     }
     b.cmdTokens -= 1;

@@ -1,6 +1,14 @@
 // Token buckets by key (e.g. posts per user): `rate` tokens a second, up to `burst`. A key whose
 // bucket is full again holds nothing worth keeping, so sweep() forgets it: memory stays bounded
 // by the keys active within the last burst / rate seconds.
+
+/** A bucket's tokens `elapsedMs` after it held `tokens`: refilled at `rate` a second, up to `burst`. */
+export const refilled = (tokens: number, elapsedMs: number, rate: number, burst: number): number =>
+  Math.min(burst, tokens + (elapsedMs * rate) / 1000);
+
+/** Milliseconds until a bucket holding `tokens` (< 1), refilled at `rate` a second, holds one. */
+export const msUntilToken = (tokens: number, rate: number): number => Math.ceil(((1 - tokens) * 1000) / rate);
+
 export class TokenBuckets {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly sweeper: NodeJS.Timeout;
@@ -13,10 +21,10 @@ export class TokenBuckets {
   /** Takes a token for `key`: 0 when allowed, else the milliseconds until one is available. */
   take(key: string, now = Date.now()): number {
     const b = this.buckets.get(key);
-    const tokens = b ? Math.min(this.burst, b.tokens + ((now - b.at) * this.rate) / 1000) : this.burst;
+    const tokens = b ? refilled(b.tokens, now - b.at, this.rate, this.burst) : this.burst;
     if (tokens < 1) {
       if (b) (b.tokens = tokens), (b.at = now);
-      return Math.ceil(((1 - tokens) * 1000) / this.rate);
+      return msUntilToken(tokens, this.rate);
     }
     if (b) (b.tokens = tokens - 1), (b.at = now);
     else this.buckets.set(key, { tokens: tokens - 1, at: now });
@@ -25,7 +33,7 @@ export class TokenBuckets {
 
   sweep(now = Date.now()): void {
     for (const [key, b] of this.buckets) {
-      if (b.tokens + ((now - b.at) * this.rate) / 1000 >= this.burst) this.buckets.delete(key);
+      if (refilled(b.tokens, now - b.at, this.rate, this.burst) >= this.burst) this.buckets.delete(key);
     }
   }
 
