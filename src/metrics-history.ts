@@ -13,6 +13,7 @@
 // - latency (send_p50_ms, send_p99_ms): from the send histogram's bucket counts gained over the
 //   bucket (prom-client-style bounds, 0.5 ms … 10 s), the quantile interpolated linearly within
 //   its histogram bucket: an approximation as fine as those bounds. No point when nothing was sent.
+import { countsWithOverflow } from '../actors/latency-stats.js';
 import type { ShardStats } from '../actors/shard.js';
 import type { StorageEnv } from '../storage/env.js';
 import type { OutcomeHistogram } from './outcome-histogram.js';
@@ -344,7 +345,7 @@ export function gatewaySource(
       return {
         connections: m.counts.connections, framesOut: m.counts.framesOut,
         messages: send?.results.get('ok') ?? 0, errors, rateLimited: rateLimited(),
-        sendBuckets: send ? [...send.buckets, send.count - send.buckets.reduce((a, b) => a + b, 0)] : new Array<number>(bounds.length + 1).fill(0),
+        sendBuckets: send ? countsWithOverflow(send.latency) : new Array<number>(bounds.length + 1).fill(0),
         cpuMicros: cpu.user + cpu.system, channelDeliveries: m.counts.channelDeliveries,
         commitBuckets: commitCounts(shards(), bounds.length),
         shardCpuMicros: new Map(shards().map((s) => [s.shard, s.cpuMicros])),
@@ -357,9 +358,7 @@ export function gatewaySource(
 function commitCounts(shards: readonly ShardStats[], bounds: number): number[] {
   const out = new Array<number>(bounds + 1).fill(0);
   for (const s of shards) {
-    const l = s.commit.latency;
-    for (let i = 0; i < bounds; i++) out[i] += l.buckets[i] ?? 0;
-    out[bounds] += l.count - l.buckets.reduce((a, b) => a + b, 0);
+    countsWithOverflow(s.commit.latency).forEach((n, i) => (out[i] += n));
   }
   return out;
 }

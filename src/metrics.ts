@@ -2,7 +2,7 @@
 // are collected over the control plane when /metrics is scraped, never on the hot path.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { OutcomeHistogram } from './outcome-histogram.js';
-import { LATENCY_BUCKETS, type LatencySnapshot } from '../actors/latency-stats.js';
+import { histogramSeries, type LatencySnapshot, type SeriesValue } from '../actors/latency-stats.js';
 
 import type { ShardStats } from '../actors/shard.js';
 
@@ -44,12 +44,12 @@ export class Metrics {
     this.commands = new OutcomeHistogram(registry, {
       countName: 'parley_commands_total', countHelp: 'WebSocket commands answered by an actor, by command and result (ok or the error code)',
       secondsName: 'parley_command_seconds', secondsHelp: 'time from a command\'s arrival to its answer being written (output commit included)',
-      keyLabel: 'command', resultLabel: 'result', buckets: LATENCY_BUCKETS,
+      keyLabel: 'command', resultLabel: 'result',
     });
     this.http = new OutcomeHistogram(registry, {
       countName: 'parley_http_requests_total', countHelp: 'HTTP answers by route pattern and status',
       secondsName: 'parley_http_request_seconds', secondsHelp: 'time from an HTTP request to its answer',
-      keyLabel: 'route', resultLabel: 'status', buckets: LATENCY_BUCKETS,
+      keyLabel: 'route', resultLabel: 'status',
     });
     this.pushAttempts = new Counter({ name: 'parley_push_attempts_total', help: 'push deliveries tried, by provider and outcome (ok, retry, gone, failed)', labelNames: ['provider', 'outcome'], registers: [registry] });
     this.pushDropped = new Counter({ name: 'parley_push_dropped_total', help: 'push notifications dropped unsent, by reason (online, read, muted, capped, unregistered, unconfigured, attempts)', labelNames: ['reason'], registers: [registry] });
@@ -153,18 +153,8 @@ function latencyHistogram(registry: Registry, name: string, help: string, read: 
   registry.registerMetric({
     name,
     get: async () => {
-      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
-      for (const { shard: n, latency } of await read()) {
-        const shard = String(n);
-        let cumulative = 0;
-        LATENCY_BUCKETS.forEach((le, i) => {
-          cumulative += latency.buckets[i];
-          values.push({ metricName: `${name}_bucket`, labels: { le, shard }, value: cumulative });
-        });
-        values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', shard }, value: latency.count });
-        values.push({ metricName: `${name}_sum`, labels: { shard }, value: latency.seconds });
-        values.push({ metricName: `${name}_count`, labels: { shard }, value: latency.count });
-      }
+      const values: SeriesValue[] = [];
+      for (const { shard, latency } of await read()) histogramSeries(values, name, { shard: String(shard) }, latency);
       return { name, help, type: 'histogram', aggregator: 'sum', values };
     },
     reset: () => undefined,

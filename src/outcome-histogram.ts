@@ -4,15 +4,16 @@
 // labelled Counter and Histogram cost ~5 µs per message on the send path (label hashing), this
 // a few hundred ns.
 import type { Registry } from 'prom-client';
+import { histogramSeries, LATENCY_BUCKETS, LatencyStats, type LatencySnapshot, type SeriesValue } from '../actors/latency-stats.js';
 
-interface Entry { results: Map<string, number>; buckets: number[]; sum: number; count: number }
+interface Entry { results: Map<string, number>; latency: LatencyStats }
+/** What readers get of one key: its results and its latency so far. */
+export type OutcomeEntry = Readonly<{ results: ReadonlyMap<string, number>; latency: Readonly<LatencySnapshot> }>;
 
 export interface OutcomeHistogramOptions {
   countName: string; countHelp: string;
   secondsName: string; secondsHelp: string;
   keyLabel: string; resultLabel: string;
-  /** upper bounds in seconds, ascending */
-  buckets: readonly number[];
 }
 
 export class OutcomeHistogram {
@@ -35,29 +36,24 @@ export class OutcomeHistogram {
   record(key: string, result: string, seconds: number): void {
     let e = this.entries.get(key);
     if (!e) {
-      e = { results: new Map(), buckets: new Array<number>(this.o.buckets.length).fill(0), sum: 0, count: 0 };
+      e = { results: new Map(), latency: new LatencyStats() };
       this.entries.set(key, e);
     }
     e.results.set(result, (e.results.get(result) ?? 0) + 1);
-    const b = this.o.buckets;
-    let i = 0;
-    while (i < b.length && seconds > b[i]) i++;
-    if (i < b.length) e.buckets[i]++;
-    e.sum += seconds;
-    e.count++;
+    e.latency.record(seconds);
   }
 
   /** The latency bounds (seconds, ascending). */
   get bounds(): readonly number[] {
-    return this.o.buckets;
+    return LATENCY_BUCKETS;
   }
 
   /** One key's figures so far, read-only (the metrics history samples them: src/metrics-history.ts). */
-  entry(key: string): Readonly<{ results: ReadonlyMap<string, number>; buckets: readonly number[]; count: number }> | undefined {
+  entry(key: string): OutcomeEntry | undefined {
     return this.entries.get(key);
   }
 
-  forEachEntry(fn: (key: string, e: Readonly<{ results: ReadonlyMap<string, number>; buckets: readonly number[]; count: number }>) => void): void {
+  forEachEntry(fn: (key: string, e: OutcomeEntry) => void): void {
     for (const [key, e] of this.entries) fn(key, e);
   }
 
@@ -70,18 +66,8 @@ export class OutcomeHistogram {
   }
 
   private histogramValues() {
-    const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
-    const name = this.o.secondsName;
-    for (const [key, e] of this.entries) {
-      let cumulative = 0;
-      this.o.buckets.forEach((le, i) => {
-        cumulative += e.buckets[i];
-        values.push({ metricName: `${name}_bucket`, labels: { le, [this.o.keyLabel]: key }, value: cumulative });
-      });
-      values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', [this.o.keyLabel]: key }, value: e.count });
-      values.push({ metricName: `${name}_sum`, labels: { [this.o.keyLabel]: key }, value: e.sum });
-      values.push({ metricName: `${name}_count`, labels: { [this.o.keyLabel]: key }, value: e.count });
-    }
+    const values: SeriesValue[] = [];
+    for (const [key, e] of this.entries) histogramSeries(values, this.o.secondsName, { [this.o.keyLabel]: key }, e.latency);
     return values;
   }
 }
