@@ -59,6 +59,7 @@ export class AccountDeletion {
       { db: db.cursors },
       { db: db.pushRegistrations },
       { db: db.pushJobs, each: (key, job: { due: number }) => ctx.remove(db.pushQueue, [job.due, ...(key as [string, string, string])]) },
+      { db: db.scheduledJobs, each: (key, job: { at: number }) => ctx.remove(db.scheduleQueue, [job.at, ...(key as [string, string])]) },
     ];
   }
 

@@ -16,6 +16,7 @@ import type {
   ChangePassword, SessionExpired, Touch,
 } from './messages.js';
 import { AccountDeletion, liveUser, tombstone } from './account-deletion.js';
+import { cancelScheduled, listScheduled, schedule, type ScheduleFrame } from './scheduled-messages.js';
 import { logFloor } from '../storage/retention.js';
 import { threadAddress, userAddress } from './router.js';
 
@@ -125,7 +126,7 @@ export class UserActor implements Actor {
     }
   }
 
-  private command({ frame }: ClientCommand): unknown {
+  private command({ caller, frame }: ClientCommand): unknown {
     switch (frame.t) {
       case Command.inbox: return this.inboxPage(frame.before as string | undefined, (frame.limit as number | undefined) ?? 50);
       case Command.threadGet: return this.threadRow(this.existingRow(frame.thread as string));
@@ -137,6 +138,9 @@ export class UserActor implements Actor {
       case Command.block: return this.block(frame.user as string);
       case Command.unblock: return this.unblock(frame.user as string);
       case Command.blocksList: return this.listBlocks();
+      case Command.schedule: return schedule(this.ctx, caller, frame as unknown as ScheduleFrame);
+      case Command.scheduleList: return listScheduled(this.ctx, this.user);
+      case Command.scheduleCancel: return cancelScheduled(this.ctx, this.user, frame.job as string);
       default: throw new ProtocolError(ErrorCode.bad_frame, `unknown command ${frame.t}`);
     }
   }

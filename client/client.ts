@@ -19,6 +19,8 @@ import type {
   ChannelJoinParams,
   ChannelJoinResult,
   ChannelPostParams,
+  ScheduledMessage,
+  ScheduleParams,
   ChannelPostResult,
   ClientEvents,
   ClientState,
@@ -230,6 +232,23 @@ export class ParleyClient {
 
   history(p: HistoryParams): Promise<HistoryResult> {
     return this.request<HistoryResult>(Command.history, p);
+  }
+
+  // ---- scheduled messages (docs/sdk.md "Scheduled messages") ----
+
+  /** Schedules a message once per `cid` (generated when absent): a retry with the same cid answers the same job. */
+  schedule(p: ScheduleParams): Promise<ScheduledMessage> {
+    return this.request(Command.schedule, { ...p, cid: p.cid ?? randomId() });
+  }
+
+  /** This user's scheduled messages (pending, and failed ones until cancelled), earliest first. */
+  async scheduled(): Promise<ScheduledMessage[]> {
+    return (await this.request<{ jobs: ScheduledMessage[] }>(Command.scheduleList)).jobs;
+  }
+
+  /** Cancels a scheduled message not yet sent (not_found once it was). */
+  cancelScheduled(job: string): Promise<void> {
+    return this.request(Command.scheduleCancel, { job });
   }
 
   // ---- channels (docs/sdk.md "Channels") ----

@@ -114,6 +114,13 @@ export interface ChannelJoinResult { seq: number; epoch: string; reset?: boolean
 /** At least one of `body` / `media` (a media id from `upload`). */
 export interface ChannelPostParams { channel: string; body?: string; media?: string; cid?: string }
 export interface ChannelPostResult { seq: number; id: string; ts: number }
+/** schedule (docs/sdk.md "Scheduled messages"): exactly one of thread or to; `at` in ms since the epoch. */
+export interface ScheduleParams { thread?: string; to?: string; body: string; reply?: string; at: number; cid?: string }
+export interface ScheduledMessage {
+  job: string; thread: string; to?: string; body: string; reply?: string; at: number; created: number;
+  /** the send was refused for good when it ran (e.g. forbidden: blocked, or no longer a member) */
+  failed?: { code: string; message: string; at: number };
+}
 export interface ChannelHistoryParams { channel: string; before?: number; after?: number; limit?: number }
 /** A post in history: a cmsg without t. */
 export type ChannelPost = Omit<CmsgEvent, 't'>;

@@ -36,6 +36,10 @@ export const Command = {
   channelLeave: 'channel.leave',
   channelPost: 'channel.post',
   channelHistory: 'channel.history',
+  /** scheduled messages (docs/protocol.md "Scheduled messages") */
+  schedule: 'schedule',
+  scheduleList: 'schedule.list',
+  scheduleCancel: 'schedule.cancel',
 } as const;
 export type Command = (typeof Command)[keyof typeof Command];
 

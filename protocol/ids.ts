@@ -35,6 +35,10 @@ export const newGroupId = (): string => `g:${b36(Date.now(), 9)}${randomB36(8)}`
 export const groupIdFor = (creator: string, cid: string): string =>
   `g:${createHash('sha256').update(creator).update('\u0000').update(cid).digest('base64url').slice(0, 24)}`;
 
+/** The job a `schedule {cid}` names: derived from its owner + cid, so a retry answers the same job. */
+export const scheduledJobIdFor = (user: string, cid: string): string =>
+  `j${createHash('sha256').update(user).update('\u0000').update(cid).digest('base64url').slice(0, 22)}`;
+
 /**
  * A channel's id is derived from its name (docs/protocol.md §8.3): `channel.create` and
  * `channel.get {name}` reach the one actor that owns the name, so names are unique without an index.

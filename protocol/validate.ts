@@ -124,6 +124,18 @@ export const Frames = {
     after: Type.Optional(UInt),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
   }),
+  [Command.schedule]: frame(Command.schedule, {
+    // like send's: a retry with the same cid answers the same job
+    cid: Cid,
+    thread: Type.Optional(Id),
+    to: Type.Optional(Id),
+    body: Type.String({ minLength: 1 }),
+    reply: Type.Optional(Id),
+    // when to send, ms since the epoch (checked against the server's clock by the user actor)
+    at: UInt,
+  }),
+  [Command.scheduleList]: frame(Command.scheduleList, {}),
+  [Command.scheduleCancel]: frame(Command.scheduleCancel, { job: Id }),
 } as const;
 
 export type FrameOf<T extends keyof typeof Frames> = Static<(typeof Frames)[T]>;
@@ -194,6 +206,10 @@ export function checkSend(f: FrameOf<'send'>): string | null {
   if ((f.thread === undefined) === (f.to === undefined)) return 'exactly one of thread or to is required';
   if (f.body === undefined && f.media === undefined) return 'one of body or media is required';
   return null;
+}
+
+export function checkSchedule(f: FrameOf<'schedule'>): string | null {
+  return (f.thread === undefined) === (f.to === undefined) ? 'exactly one of thread or to is required' : null;
 }
 
 export function checkChannelPost(f: FrameOf<'channel.post'>): string | null {

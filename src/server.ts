@@ -22,6 +22,7 @@ import { openBlobStore } from './media/open-blob-store.js';
 import { MediaLibrary } from './media/media-library.js';
 import { MediaSweeper } from './media/media-sweeper.js';
 import { PushDispatcher } from './push/push-dispatcher.js';
+import { MessageScheduler } from './scheduler/message-scheduler.js';
 import { openPushProviders, vapidPublicKey } from './push/open-push-providers.js';
 import { loadSigningKey, UrlSigner } from './media/signed-urls.js';
 import { UploadStaging } from './media/upload-staging.js';
@@ -84,6 +85,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     coalesceMs: config.pushCoalesceMs, timeoutMs: config.pushTimeoutMs, concurrency: config.pushConcurrency,
     maxPerHour: config.pushMaxPerHour, maxPerDay: config.pushMaxPerDay, preview: config.pushPreview === 'on',
   });
+  const scheduler = new MessageScheduler(storage, cluster, metrics.registry, log);
   const mediaSweeper = new MediaSweeper(storage, blobs, staging, metrics, log, { graceMs: config.mediaGraceMs, everyMs: config.retentionSweepMs });
   // SESSION_TTL: uses and expired sessions go to the device's user actor (src/auth/session-clock.ts).
   accounts.clock = new SessionClock(config.sessionTtlMs, {
@@ -118,6 +120,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       await history.stop();
       await mediaSweeper.stop();
       await pushDispatcher.stop();
+      await scheduler.stop();
       await Promise.all([...pushProviders.values()].map((p) => p.close()));
       await cluster.stop();
       await storage.barrier();
@@ -151,6 +154,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   sockets.open();
   mediaSweeper.start();
   pushDispatcher.start();
+  scheduler.start();
   history.start();
   state = 'ready';
   log.info({ port }, 'ready');

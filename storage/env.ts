@@ -66,6 +66,10 @@ export interface Databases {
   pushJobs: Database<PushJob, [string, string, string]>;
   /** [due, user, device, thread] → null: pending notifications by when they are due (src/push/push-dispatcher.ts) */
   pushQueue: Database<null, [number, string, string, string]>;
+  /** [user, job] → ScheduledJob: a user's scheduled messages (written by the user actor; run and marked failed by src/scheduler/) */
+  scheduledJobs: Database<ScheduledJob, [string, string]>;
+  /** [at, user, job] → null: pending scheduled messages by when they are due (src/scheduler/message-scheduler.ts) */
+  scheduleQueue: Database<null, [number, string, string]>;
   /** user → DeletionRecord: an account deletion under way (actors/account-deletion.ts; resumed at start-up) */
   deletions: Database<DeletionRecord, string>;
   /** [metric, resolution ms, bucket start ms] → value: the gateway's metrics history (src/metrics-history.ts) */
@@ -158,6 +162,16 @@ export interface PushJob {
   unread: number;
 }
 export interface ContactRecord { added: number }
+/**
+ * A scheduled message (docs/protocol.md "Scheduled messages"): sent as `send {thread, body,
+ * reply, cid: "sched:" + job}` from `device` at `at`, so the thread's cid dedupe makes a run after a
+ * crash answer the first one. `failed`: the send was refused for good (kept until cancelled).
+ */
+export interface ScheduledJob {
+  job: string; device: string; thread: string; to?: string; body: string; reply?: string;
+  at: number; created: number;
+  failed?: { code: string; message: string; at: number };
+}
 export interface DeletionRecord { at: number }
 export interface PresenceRecord { online: boolean; last: number; boot: string }
 
@@ -225,6 +239,8 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     pushRegistrations: sub('push-registrations'),
     pushJobs: sub('push-jobs'),
     pushQueue: sub('push-queue'),
+    scheduledJobs: sub('scheduled-jobs'),
+    scheduleQueue: sub('schedule-queue'),
     deletions: sub('deletions'),
     metricSeries: sub('metric-series'),
     meta: sub('meta'),

@@ -134,6 +134,18 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
     ['paged', { channel: 'c:abc', before: 10, limit: 100 }, true],
     ['limit over 100', { channel: 'c:abc', limit: 101 }, false],
   ],
+  [Command.schedule]: [
+    ['to a user', { cid: 'c1', to: 'u1', body: 'hi', at: 1_800_000_000_000 }, true],
+    ['into a thread, replying', { cid: 'c1', thread: 'g:1', body: 'hi', reply: 'm1', at: 1 }, true],
+    ['missing at', { cid: 'c1', to: 'u1', body: 'hi' }, false],
+    ['at a float', { cid: 'c1', to: 'u1', body: 'hi', at: 1.5 }, false],
+    ['at negative', { cid: 'c1', to: 'u1', body: 'hi', at: -1 }, false],
+    ['empty body', { cid: 'c1', to: 'u1', body: '', at: 1 }, false],
+    ['missing body', { cid: 'c1', to: 'u1', at: 1 }, false],
+    ['missing cid', { to: 'u1', body: 'hi', at: 1 }, false],
+  ],
+  [Command.scheduleList]: [['bare', {}, true]],
+  [Command.scheduleCancel]: [['job', { job: 'jabc' }, true], ['missing job', {}, false], ['job not an id', { job: 'a b' }, false]],
 };
 
 t.test('every command has cases', async (t) => {

@@ -14,7 +14,7 @@ import type { Metrics } from '../metrics.js';
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { channelIdFor, directThreadId, groupIdFor, newGroupId } from '../../protocol/ids.js';
-import { bodyTooLarge, checkChannelGet, checkChannelPost, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { bodyTooLarge, checkChannelGet, checkChannelPost, checkSchedule, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
 import { ChannelHub, type Following } from './channels.js';
 import { TokenBuckets } from '../limits/token-buckets.js';
 import type { EdgeLimits, LimitName, SocketBudget } from '../limits/edge-limits.js';
@@ -346,7 +346,16 @@ export class SocketGateway {
       case Command.block:
       case Command.unblock:
       case Command.blocksList:
+      case Command.scheduleList:
+      case Command.scheduleCancel:
         return this.command(ws, conn, userAddress(conn.user), frame as ClientCommand['frame'], r);
+      case Command.schedule: {
+        const f = frame as FrameOf<'schedule'>;
+        const problem = checkSchedule(f);
+        if (problem) return this.badFrame(ws, conn, r, `schedule: ${problem}`);
+        if (bodyTooLarge(f.body)) return this.error(ws, r, ErrorCode.too_large, 'body is larger than 16 KiB');
+        return this.command(ws, conn, userAddress(conn.user), frame as ClientCommand['frame'], r);
+      }
       case Command.userFind: return this.findUser(ws, (frame as FrameOf<'user.find'>).username, r);
       case Command.presenceSub: return this.presenceSub(ws, conn, (frame as FrameOf<'presence.sub'>).users, r);
       case Command.presenceUnsub: return this.presenceUnsub(ws, conn, (frame as FrameOf<'presence.unsub'>).users, r);
