@@ -26,6 +26,9 @@ import { openPushProviders, vapidPublicKey } from './push/open-push-providers.js
 import { loadSigningKey, UrlSigner } from './media/signed-urls.js';
 import { UploadStaging } from './media/upload-staging.js';
 import { join } from 'node:path';
+import { AppUsers } from './auth/app-users.js';
+import { ApiKeys } from './server-api/api-keys.js';
+import { IdempotencyStore } from './server-api/idempotency.js';
 
 export type ServerState = 'starting' | 'ready' | 'draining' | 'stopped';
 
@@ -96,6 +99,10 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const shardPoll = setInterval(() => void cluster.stats().then((s) => (shardFigures = s), () => undefined), 1000);
   shardPoll.unref();
   const history = new MetricsHistory(storage, gatewaySource(metrics, () => limits.totalRefusals(), () => shardFigures));
+  // The application's users (JWT sign-in and the server API share this one).
+  const appUsers = new AppUsers(storage);
+  const apiKeys = new ApiKeys(storage, config.apiKeys, config.adminToken);
+  const idempotency = new IdempotencyStore(storage, config.idempotencyTtlMs, log);
   const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits);
 
   const app = uws.App();
@@ -104,6 +111,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels, limits, history,
     media: { media, staging, publicUrl: config.publicUrl, metrics, log },
     push: { providers: pushProviders, vapidPublicKey: vapidPublicKey(config), cluster },
+    serverApi: { config, accounts, cluster, storage, appUsers, apiKeys, idempotency, limits, media },
   });
 
   const stop = () =>
@@ -112,6 +120,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       log.info('draining');
       sockets.closeAll();
       limits.stop();
+      idempotency.stop();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
       if (adminListenSocket) uws.us_listen_socket_close(adminListenSocket as never);
       clearInterval(shardPoll);
@@ -152,6 +161,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   mediaSweeper.start();
   pushDispatcher.start();
   history.start();
+  idempotency.start();
   state = 'ready';
   log.info({ port }, 'ready');
 
