@@ -241,6 +241,28 @@ t.test('Idempotency-Key: the same send twice is one message with the same seq; a
   t.same(got.filter((m) => m.body === 'exactly once').map((m) => m.seq), [first.body.seq, third.body.seq]);
 });
 
+t.test('Idempotency-Key across a crash: with the stored answer lost, a repeat still finds the one message and group', async (t) => {
+  const { s, admin } = await start(t);
+  await admin('POST', '/v1/server/users', { id: 'ann' });
+  await admin('POST', '/v1/server/users', { id: 'bob' });
+  const send = { as: 'ann', to: 'bob', body: 'once, even after a crash' };
+  const group = { as: 'ann', title: 'Crash club', members: ['bob'] };
+  const first = await admin('POST', '/v1/server/messages', send, { 'idempotency-key': 'crash-1' });
+  const made = await admin('POST', '/v1/server/groups', group, { 'idempotency-key': 'crash-2' });
+  await s.server.stop();
+  // The window a crash can leave: the message and group committed, the stored answers not.
+  const storage = openStorage(s.dataDir, 'relaxed');
+  await storage.db.idempotency.clearAsync();
+  await storage.close();
+  const again = await startTestServer(t, { dataDir: s.dataDir, apiKeys: [{ key: ADMIN_KEY, scopes: ['admin'] }] });
+  const admin2 = caller(again, ADMIN_KEY);
+  const repeat = await admin2('POST', '/v1/server/messages', send, { 'idempotency-key': 'crash-1' });
+  t.same(repeat.body, first.body, 'the thread\'s cid dedupe answers the first send');
+  t.same((await admin2('POST', '/v1/server/groups', group, { 'idempotency-key': 'crash-2' })).body, made.body, 'the derived group id answers the first group');
+  const history = await admin2('GET', `/v1/server/threads/${first.body.thread}/history`);
+  t.equal(history.body.messages.length, 1, 'one message in the thread');
+});
+
 t.test('groups: created once per Idempotency-Key; members added and removed; history; errors', async (t) => {
   const { s, admin } = await start(t);
   const bobU = await newUser(s, 'bob');
