@@ -352,7 +352,7 @@ t.test('disconnect closes the user\'s sockets (4002); presence; export', async (
   // The sender's inbox row is written by their user actor after the send's answer (fan-out): wait for it.
   const out = await eventually(() => admin('GET', '/v1/server/users/ext-ann/export'), (a) => a.body.threads.length > 0);
   t.equal(out.status, 200);
-  t.match(out.body.profile, { name: 'ext-ann' });
+  t.match(out.body.profile, { name: 'ext-ann', id: 'ext-ann' }, 'the profile shows the app id');
   t.same(out.body.messages.map((m: any) => m.body), ['exported words'], 'the user\'s messages');
   t.equal(out.body.threads.length, 1);
   t.equal((await admin('GET', '/v1/server/users/nobody/export')).status, 404);

@@ -97,7 +97,8 @@ export function mountServerUserRoutes<R extends ServerApiRequest>(on: ServerOn<R
 
   on('GET', '/v1/server/users/:id/presence', async (reply, req) => {
     kit.principal(req, 'users');
-    const now = await cluster.ask<PresenceNow>(userAddress(kit.user(ref(req))), { op: 'presence' });
+    const now = await cluster.ask<PresenceNow | undefined>(userAddress(kit.user(ref(req))), { op: 'presence' });
+    if (!now) throw new ProtocolError(ErrorCode.not_found, 'no such user'); // deleted meanwhile
     reply.json(200, { user: now.user, online: now.online, last: now.last, sockets: now.sockets });
   });
 }
