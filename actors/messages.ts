@@ -17,6 +17,8 @@ export interface ClientCommand {
   frame: { t: string; [field: string]: unknown };
   /** channel.post: the socket has joined the channel (docs/protocol.md §8.3, open mode) */
   joined?: boolean;
+  /** send through the server API by a bot account: the message carries bot: true */
+  bot?: boolean;
   [field: string]: unknown;
 }
 
@@ -50,6 +52,13 @@ export interface ChangePassword { op: 'password'; keep: string; cred: Credential
 /** Delete the account (ask: answered once nobody can log in as it; the rest follows in turns). */
 export interface DeleteAccount { op: 'delete-account' | 'delete-continue'; [f: string]: unknown }
 export interface LoginResult { device: string }
+/** Server API: ban (store the ban, close every socket with 4004; attach and login refused) or lift it. */
+export interface Ban { op: 'ban' | 'unban'; reason?: string; [f: string]: unknown }
+/** Server API: close every socket of the user with 4002; answered with { sockets } (how many). */
+export interface Disconnect { op: 'disconnect'; [f: string]: unknown }
+/** Server API: the user's presence now; answered with PresenceNow. */
+export interface PresenceQuery { op: 'presence'; [f: string]: unknown }
+export interface PresenceNow { user: string; online: boolean; last: number; sockets: number }
 /** Append a thread message to this user's log (idempotent by thread + seq). */
 export interface Deliver { op: 'deliver'; thread: string; msg: StoredMessage; [f: string]: unknown }
 /** Append a thread event to this user's log (idempotent by thread + eseq). */
@@ -109,5 +118,5 @@ export interface Forget { op: 'forget'; user: string; [f: string]: unknown }
 export type ChannelActorMessage = ClientCommand | Follow | Unfollow | Page | ReadPosts | Trimmed;
 
 export type UserActorMessage =
-  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire | PushRegister | PushUnregister | Touch | SessionExpired | ChangePassword | DeleteAccount;
+  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire | PushRegister | PushUnregister | Touch | SessionExpired | ChangePassword | DeleteAccount | Ban | Disconnect | PresenceQuery;
 export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover | Forget;

@@ -103,7 +103,7 @@ export class ThreadActor implements Actor {
   }
 
   /** Appends a message once per user + cid; a resend gets the first result. */
-  private append({ caller, frame }: ClientCommand): DedupeRecord {
+  private append({ caller, frame, bot }: ClientCommand): DedupeRecord {
     const cid = frame.cid as string;
     const dedupeKey = `${caller.user}\u0000${cid}`;
     const seen = this.uncommitted.get(dedupeKey) ?? this.ctx.storage.db.dedupe.get([this.thread, caller.user, cid]);
@@ -118,6 +118,7 @@ export class ThreadActor implements Actor {
     if (frame.body !== undefined) msg.body = frame.body as string;
     if (frame.media !== undefined) msg.media = frame.media as MediaObject;
     if (frame.reply !== undefined) msg.reply = frame.reply as string;
+    if (bot === true) msg.bot = true;
     const result: DedupeRecord = { thread: this.thread, seq: msg.seq, id: msg.id, ts };
 
     const { db } = this.ctx.storage;

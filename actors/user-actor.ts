@@ -6,14 +6,14 @@ import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js
 import { fail, ProtocolError } from '../protocol/errors.js';
 import { newDeviceId } from '../protocol/ids.js';
 import { decodeFrame, encodeFrame, encodeShared, wireTime, withU } from '../protocol/wire.js';
-import type { InboxRow, LastSeenVisibility, PushRegistration, StoredMessage, ThreadMeta } from '../storage/env.js';
+import type { BanRecord, InboxRow, LastSeenVisibility, PushRegistration, StoredMessage, ThreadMeta } from '../storage/env.js';
 import { hiddenPresence, presenceOf, presenceVisible, type PresenceState } from '../storage/presence.js';
 import { readUserLog, userLogFirst, userLogHead } from '../storage/user-log.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
 import type {
   Ack, Attach, AttachResult, ClientCommand, Login, LoginResult, Deliver, Detach, EventDeliver, Expire, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch, PushRegister, PushUnregister,
-  ChangePassword, SessionExpired, Touch,
+  ChangePassword, SessionExpired, Touch, Ban, PresenceNow,
 } from './messages.js';
 import { AccountDeletion, liveUser, tombstone } from './account-deletion.js';
 import { cancelScheduled, listScheduled, schedule, type ScheduleFrame } from './scheduled-messages.js';
@@ -74,6 +74,8 @@ export class UserActor implements Actor {
   /** The account is deleted (or being deleted): nothing is logged or stored for it any more. */
   private deleted: boolean;
   private deletion: AccountDeletion | null = null;
+  /** Banned through the server API (read at activation): attach and login are refused. */
+  private ban: BanRecord | undefined;
 
   constructor(private readonly user: string, private readonly ctx: ActorContext) {
     this.address = userAddress(user);
@@ -86,6 +88,7 @@ export class UserActor implements Actor {
     this.announcedOnline = p.online;
     this.lastOffline = p.last;
     this.deleted = ctx.storage.db.users.get(user)?.deleted !== undefined || ctx.storage.db.deletions.get(user) !== undefined;
+    this.ban = ctx.storage.db.bans.get(user);
   }
 
   canPassivate(): boolean {
@@ -122,6 +125,10 @@ export class UserActor implements Actor {
       case 'delete-account': return this.deleteAccount();
       case 'delete-continue': return undefined;
       case 'cmd': return this.command(msg);
+      case 'ban': return this.setBan(msg);
+      case 'unban': return this.setBan(msg);
+      case 'disconnect': return { sockets: this.kickAll(CloseCode.disconnected, 'disconnected by the server') };
+      case 'presence': return { ...this.presenceNow(), sockets: this.sockets.length } satisfies PresenceNow;
       default: throw new ProtocolError(ErrorCode.bad_frame, `user actor: unknown op ${(msg as ActorMessage).op}`);
     }
   }
@@ -278,6 +285,7 @@ export class UserActor implements Actor {
   // ---- sockets and cursors ----
 
   private attach({ device, gateway, conn }: Attach): AttachResult {
+    this.refuseIfBanned();
     if (this.revoked.has(device) || !this.ctx.storage.db.devices.get([this.user, device])) fail(ErrorCode.unauthorized, 'session revoked');
     this.sockets.push({ gateway, conn, device });
     this.dropPushJobs(device); // online first: its pending notifications are moot
@@ -331,8 +339,34 @@ export class UserActor implements Actor {
     for (const [thread, seq] of newest) this.ctx.tell(threadAddress(thread), { op: 'delivered-to', user: this.user, seq });
   }
 
+  // ---- bans and disconnects (the server API) ----
+
+  private refuseIfBanned(): void {
+    if (this.ban) fail(ErrorCode.forbidden, this.ban.reason === undefined ? 'banned' : `banned: ${this.ban.reason}`);
+  }
+
+  /** A ban is stored (durable: refused after a restart too) and closes every socket with 4004. */
+  private setBan({ op, reason }: Ban): void {
+    const { db } = this.ctx.storage;
+    if (op === 'unban') {
+      this.ban = undefined;
+      this.ctx.remove(db.bans, this.user);
+      return;
+    }
+    this.ban = reason === undefined ? { at: Date.now() } : { at: Date.now(), reason };
+    this.ctx.put(db.bans, this.user, this.ban);
+    this.kickAll(CloseCode.banned, reason === undefined ? 'banned' : `banned: ${reason}`);
+  }
+
+  /** Closes every socket of the user (their detach follows from the gateway); how many there were. */
+  private kickAll(code: number, reason: string): number {
+    for (const s of this.sockets) this.ctx.kick(s.gateway, s.conn, code, reason);
+    return this.sockets.length;
+  }
+
   /** The user's devices and sessions are this actor's keys: the edge only checks the password. */
   private login({ name, tokenHash }: Login): LoginResult {
+    this.refuseIfBanned();
     const { db } = this.ctx.storage;
     const device = newDeviceId();
     const created = Date.now();
@@ -403,6 +437,8 @@ export class UserActor implements Actor {
     // A still-valid token of the application must not bring the account back (src/auth/app-users.ts).
     if (record?.appId !== undefined) this.ctx.put(db.appUsers, record.appId, { user: this.user, deleted: at });
     this.ctx.remove(db.credentials, this.user);
+    this.ctx.remove(db.bans, this.user);
+    this.ban = undefined;
     for (const { key, value } of db.devices.getRange({ start: [this.user, ''], end: [this.user, '\uffff'] })) {
       const device = (key as [string, string])[1];
       if (!this.revoked.has(device)) this.dropDevice(device, value.tokenHash, CloseCode.revoked, 'account deleted');
@@ -843,6 +879,7 @@ function msgFrame(thread: string, msg: StoredMessage, own: boolean): Uint8Array 
   if (msg.media !== undefined) frame.media = msg.media;
   if (msg.reply !== undefined) frame.reply = msg.reply;
   if (own && msg.cid !== undefined) frame.cid = msg.cid;
+  if (msg.bot === true) frame.bot = true;
   const bytes = encodeShared(frame);
   if (cached && own) cached.own = bytes;
   else if (cached) cached.others = bytes;

@@ -95,7 +95,11 @@ export const CloseCode = {
   tooLarge: 1009,
   protocolError: 4000,
   notAuthenticated: 4001,
+  /** the operator's backend disconnected this user's sockets (server API); reconnecting is allowed */
+  disconnected: 4002,
   revoked: 4003,
+  /** the user is banned (server API): do not reconnect until the operator lifts the ban */
+  banned: 4004,
   rateLimited: 4008,
   slowConsumer: 4009,
 } as const;

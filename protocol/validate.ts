@@ -226,6 +226,14 @@ export function bodyTooLarge(body: string | undefined): boolean {
   return body !== undefined && body.length * 3 > MAX_BODY_BYTES && Buffer.byteLength(body) > MAX_BODY_BYTES;
 }
 
+/** What a server API key may do (docs/protocol.md "Server API"); admin may do everything. */
+export const API_SCOPES = ['messages', 'users', 'channels', 'admin'] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+/** API keys, given (API_KEYS) or made: at least 24 characters of the bearer token alphabet. */
+export const API_KEY_PATTERN = '^[A-Za-z0-9_-]{24,512}$';
+/** A user in the server API: the application's id (printable ASCII, ≤ 128) or Parley's own id. */
+const AppUserRef = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' });
+
 // ---- HTTP bodies (docs/protocol.md §11) ----
 export const Bodies = {
   createUser: Type.Object(
@@ -261,6 +269,31 @@ export const Bodies = {
     { provider: Type.Union(PUSH_PROVIDER_NAMES.map((p) => Type.Literal(p))), token: Type.String({ minLength: 1, maxLength: 4096 }) },
     open,
   ),
+  // ---- the server API (docs/protocol.md "Server API") ----
+  /** POST /v1/server/users: create or update the user bound to an app id */
+  serverUser: Type.Object({ id: AppUserRef, name: Type.Optional(DisplayName), bot: Type.Optional(Type.Boolean()) }, open),
+  /** PATCH /v1/server/users/:id */
+  serverUserPatch: Type.Object({ name: Type.Optional(DisplayName), bot: Type.Optional(Type.Boolean()) }, open),
+  /** POST /v1/server/messages: exactly one of thread or to, one of body or media (checkSend's rules) */
+  serverMessage: Type.Object(
+    { as: AppUserRef, thread: Type.Optional(Id), to: Type.Optional(AppUserRef), body: Type.Optional(Type.String()), media: Type.Optional(Id), reply: Type.Optional(Id) },
+    open,
+  ),
+  /** POST /v1/server/groups */
+  serverGroup: Type.Object({ as: AppUserRef, title: Title, members: Type.Array(AppUserRef, { maxItems: MAX_GROUP_MEMBERS }) }, open),
+  /** POST /v1/server/groups/:thread/members: at least one of add or remove */
+  serverGroupMembers: Type.Object(
+    { as: Type.Optional(AppUserRef), add: Type.Optional(Type.Array(AppUserRef, { minItems: 1, maxItems: MAX_GROUP_MEMBERS })), remove: Type.Optional(Type.Array(AppUserRef, { minItems: 1, maxItems: MAX_GROUP_MEMBERS })) },
+    open,
+  ),
+  /** POST /v1/server/channels */
+  serverChannel: Type.Object({ as: AppUserRef, name: ChannelName, title: Title, mode: Type.Optional(Type.Union([Type.Literal('broadcast'), Type.Literal('open')])) }, open),
+  /** POST /v1/server/channels/:channel/posts */
+  serverChannelPost: Type.Object({ as: AppUserRef, body: Type.Optional(Type.String()), media: Type.Optional(Id) }, open),
+  /** POST /v1/server/users/:id/ban (the reason goes into the close frame: ≤ 100 bytes, printable ASCII) */
+  serverBan: Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[\\x20-\\x7e]+$' })) }, open),
+  /** POST /v1/server/keys */
+  serverKey: Type.Object({ name: DisplayName, scopes: Type.Array(Type.Union(API_SCOPES.map((sc) => Type.Literal(sc))), { minItems: 1, maxItems: API_SCOPES.length }) }, open),
 } as const;
 
 export const bodyCheckers = {
@@ -270,5 +303,14 @@ export const bodyCheckers = {
   changePassword: compile(Bodies.changePassword),
   createMedia: compile(Bodies.createMedia),
   registerPush: compile(Bodies.registerPush),
+  serverUser: compile(Bodies.serverUser),
+  serverUserPatch: compile(Bodies.serverUserPatch),
+  serverMessage: compile(Bodies.serverMessage),
+  serverGroup: compile(Bodies.serverGroup),
+  serverGroupMembers: compile(Bodies.serverGroupMembers),
+  serverChannel: compile(Bodies.serverChannel),
+  serverChannelPost: compile(Bodies.serverChannelPost),
+  serverBan: compile(Bodies.serverBan),
+  serverKey: compile(Bodies.serverKey),
 };
 export type BodyOf<K extends keyof typeof Bodies> = Static<(typeof Bodies)[K]>;

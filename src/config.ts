@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import type { LogLevel } from '../actors/log.js';
 import type { Durability } from '../storage/env.js';
 import { formatWindows, parseWindows, type RateWindow } from './limits/rate-limiter.js';
+import { API_KEY_PATTERN, API_SCOPES, type ApiScope } from '../protocol/validate.js';
 
 export type { Durability, LogLevel };
 
@@ -110,15 +111,24 @@ export interface Config {
   rlCostlyPerUser: RateWindow[];
   /** limited frames within the retry window before a socket is closed with 4008 */
   rlStrikes: number;
+  /** server API keys given by the operator (API_KEYS: space-separated `key:scope,scope`) */
+  apiKeys: ApiKeyEntry[];
+  /** server API calls per API key */
+  rlServerApi: RateWindow[];
+  /** how long the server API remembers an Idempotency-Key's answer */
+  idempotencyTtlMs: number;
 }
 
+/** One API_KEYS entry: the secret and what it may do (docs/operator-guide.md). */
+export interface ApiKeyEntry { key: string; scopes: ApiScope[] }
+
 /** Options whose values are never printed. */
-export const SECRET_OPTIONS: readonly (keyof Config)[] = ['adminToken', 's3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey'];
+export const SECRET_OPTIONS: readonly (keyof Config)[] = ['adminToken', 's3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey', 'apiKeys'];
 
 /** The config as it may be logged: secrets replaced by "***" when set. */
 export function printableConfig(config: Config): Record<string, unknown> {
   const out: Record<string, unknown> = { ...config };
-  for (const key of SECRET_OPTIONS) if (out[key] !== '') out[key] = '***';
+  for (const key of SECRET_OPTIONS) if (out[key] !== '' && !(Array.isArray(out[key]) && (out[key] as unknown[]).length === 0)) out[key] = '***';
   return out;
 }
 
@@ -219,6 +229,23 @@ function windows(raw: string): RateWindow[] {
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+}
+
+/** API_KEYS: `key:scope,scope` entries separated by spaces; keys ≥ 24 characters of A-Z a-z 0-9 _ -, scopes known. */
+function apiKeyEntries(raw: string): ApiKeyEntry[] {
+  const keyRe = new RegExp(API_KEY_PATTERN);
+  const seen = new Set<string>();
+  return raw.trim().split(/\s+/).map((entry, i) => {
+    const colon = entry.lastIndexOf(':');
+    const key = colon < 0 ? entry : entry.slice(0, colon);
+    if (colon < 0 || !keyRe.test(key)) throw new ConfigError(`entry ${i + 1} must be key:scope,scope with a key of 24 to 512 characters of A-Z, a-z, 0-9, _ and -`);
+    if (seen.has(key)) throw new ConfigError(`entry ${i + 1} repeats a key`);
+    seen.add(key);
+    const scopes = entry.slice(colon + 1).split(',');
+    const bad = scopes.find((sc) => !(API_SCOPES as readonly string[]).includes(sc));
+    if (bad !== undefined) throw new ConfigError(`entry ${i + 1}: unknown scope "${bad}" (scopes: ${API_SCOPES.join(', ')})`);
+    return { key, scopes: [...new Set(scopes)] as ApiScope[] };
+  });
 }
 
 function nonEmpty(raw: string): string {
@@ -411,6 +438,12 @@ const fields: { [K in keyof Config]: Field<K> } = {
   rlSocketSends: { key: 'rlSocketSends', env: 'RL_SOCKET_SENDS', flag: 'rl-socket-sends', help: 'send and channel.post per socket per second (a burst of twice as many)', parse: int(1, 1_000_000), default: () => 10 },
   rlSendsPerUser: { key: 'rlSendsPerUser', env: 'RL_SENDS_PER_USER', flag: 'rl-sends-per-user', help: 'send and channel.post per user, across their devices', parse: windows, default: () => parseWindows('20/s,300/m,5000/h'), show: formatWindows },
   rlCostlyPerUser: { key: 'rlCostlyPerUser', env: 'RL_COSTLY_PER_USER', flag: 'rl-costly-per-user', help: 'presence.sub, history, inbox, user.find and GET /v1/users/:username per user', parse: windows, default: () => parseWindows('20/s,300/m,5000/h'), show: formatWindows },
+  apiKeys: { key: 'apiKeys', env: 'API_KEYS', flag: 'api-keys', help: 'server API keys: space-separated key:scope,scope entries (scopes: messages, users, channels, admin; never printed)', parse: apiKeyEntries, default: () => [], show: (v) => (v.length === 0 ? '' : '***') },
+  rlServerApi: { key: 'rlServerApi', env: 'RL_SERVER_API', flag: 'rl-server-api', help: 'server API calls (/v1/server/…) per API key', parse: windows, default: () => parseWindows('200/s,6000/m'), show: formatWindows },
+  idempotencyTtlMs: {
+    key: 'idempotencyTtlMs', env: 'IDEMPOTENCY_TTL', flag: 'idempotency-ttl', help: 'the server API answers a repeated Idempotency-Key from its stored answer for this long (e.g. 24h)',
+    parse: duration(60_000, 30 * 86_400_000, false), default: () => 86_400_000, show: formatDuration,
+  },
   rlStrikes: { key: 'rlStrikes', env: 'RL_STRIKES', flag: 'rl-strikes', help: 'rate_limited answers a socket may run into while still told to wait; then it is closed with 4008', parse: int(1, 1_000_000), default: () => 10 },
 };
 

@@ -27,6 +27,9 @@ import { openPushProviders, vapidPublicKey } from './push/open-push-providers.js
 import { loadSigningKey, UrlSigner } from './media/signed-urls.js';
 import { UploadStaging } from './media/upload-staging.js';
 import { join } from 'node:path';
+import { AppUsers } from './auth/app-users.js';
+import { ApiKeys } from './server-api/api-keys.js';
+import { IdempotencyStore } from './server-api/idempotency.js';
 
 export type ServerState = 'starting' | 'ready' | 'draining' | 'stopped';
 
@@ -98,6 +101,10 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const shardPoll = setInterval(() => void cluster.stats().then((s) => (shardFigures = s), () => undefined), 1000);
   shardPoll.unref();
   const history = new MetricsHistory(storage, gatewaySource(metrics, () => limits.totalRefusals(), () => shardFigures));
+  // The application's users (JWT sign-in and the server API share this one).
+  const appUsers = new AppUsers(storage);
+  const apiKeys = new ApiKeys(storage, config.apiKeys, config.adminToken);
+  const idempotency = new IdempotencyStore(storage, config.idempotencyTtlMs, log);
   const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits);
 
   const app = uws.App();
@@ -106,6 +113,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels, limits, history,
     media: { media, staging, publicUrl: config.publicUrl, metrics, log },
     push: { providers: pushProviders, vapidPublicKey: vapidPublicKey(config), cluster },
+    serverApi: { config, accounts, cluster, storage, appUsers, apiKeys, idempotency, limits, media },
   });
 
   const stop = () =>
@@ -114,6 +122,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       log.info('draining');
       sockets.closeAll();
       limits.stop();
+      idempotency.stop();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
       if (adminListenSocket) uws.us_listen_socket_close(adminListenSocket as never);
       clearInterval(shardPoll);
@@ -156,6 +165,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   pushDispatcher.start();
   scheduler.start();
   history.start();
+  idempotency.start();
   state = 'ready';
   log.info({ port }, 'ready');
 

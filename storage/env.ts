@@ -76,6 +76,12 @@ export interface Databases {
   metricSeries: Database<number, [string, number, number]>;
   /** facts about the data directory itself, e.g. `epoch` (storage/epoch.ts) */
   meta: Database<string, string>;
+  /** API key id → ApiKeyRecord: server API keys created over HTTP (written by the gateway: src/server-api/api-keys.ts) */
+  apiKeys: Database<ApiKeyRecord, string>;
+  /** [API key id, Idempotency-Key] → IdempotencyRecord: stored answers of the server API (written by the gateway: src/server-api/idempotency.ts) */
+  idempotency: Database<IdempotencyRecord, [string, string]>;
+  /** user → BanRecord: banned by the server API (written by the user actor) */
+  bans: Database<BanRecord, string>;
 }
 
 /**
@@ -96,6 +102,8 @@ export interface StoredMessage {
   body?: string; media?: MediaObject; reply?: string;
   /** the sender's client id; shown only to the sender */
   cid?: string;
+  /** sent by a bot account through the server API (docs/protocol.md "Server API") */
+  bot?: boolean;
 }
 export interface ThreadMeta {
   thread: string; kind: 'direct' | 'group'; members: string[]; admins: string[];
@@ -174,6 +182,11 @@ export interface ScheduledJob {
 }
 export interface DeletionRecord { at: number }
 export interface PresenceRecord { online: boolean; last: number; boot: string }
+/** A server API key: only the sha256 of the secret is kept (shown once, at creation). */
+export interface ApiKeyRecord { id: string; hash: string; name: string; scopes: string[]; created: number }
+/** A mutating server API call's answer, replayed for the same Idempotency-Key; `request`: sha256 of route + body. */
+export interface IdempotencyRecord { request: string; status: number; body: unknown; at: number }
+export interface BanRecord { at: number; reason?: string }
 
 export interface StorageEnv {
   readonly root: RootDatabase;
@@ -244,6 +257,9 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     deletions: sub('deletions'),
     metricSeries: sub('metric-series'),
     meta: sub('meta'),
+    apiKeys: sub('api-keys'),
+    idempotency: sub('idempotency'),
+    bans: sub('bans'),
   };
   return {
     root,

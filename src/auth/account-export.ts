@@ -2,7 +2,7 @@
 // read straight from LMDB on the gateway's thread. Bounded: at most EXPORT_MAX_MESSAGES of their
 // messages, newest threads first, reading at most EXPORT_SCAN_MESSAGES log entries in all (a
 // message in a big group costs a scan of the group's log); past either, `messagesTruncated`.
-import type { StorageEnv, ThreadMeta } from '../../storage/env.js';
+import type { StorageEnv, ThreadMeta, UserRecord } from '../../storage/env.js';
 import type { DeviceInfo } from './accounts.js';
 
 export const EXPORT_MAX_MESSAGES = 10_000;
@@ -51,7 +51,7 @@ export function exportAccount(storage: StorageEnv, user: string, devices: Device
   }
   return {
     exported: Date.now(),
-    profile: record ? { user, username: record.username, name: record.name, created: record.created } : { user },
+    profile: record ? profileOf(user, record) : { user },
     devices,
     contacts,
     blocks,
@@ -60,4 +60,12 @@ export function exportAccount(storage: StorageEnv, user: string, devices: Device
     messages,
     messagesTruncated: truncated,
   };
+}
+
+/** The account itself; an application's user also shows its app id and whether it is a bot. */
+function profileOf(user: string, record: UserRecord): object {
+  const out: Record<string, unknown> = { user, username: record.username, name: record.name, created: record.created };
+  if (record.appId !== undefined) out.id = record.appId;
+  if (record.bot === true) out.bot = true;
+  return out;
 }

@@ -18,6 +18,7 @@ import { isId, newToken } from '../../protocol/ids.js';
 import type { ChannelHub } from './channels.js';
 import { mountMediaRoutes, type MediaRouteDeps } from './media-routes.js';
 import { mountPushRoutes, type PushRouteDeps } from './push-routes.js';
+import { mountServerApi, type ServerApiDeps } from '../server-api/server-routes.js';
 import { bodyCheckers, USERNAME_PATTERN, type BodyOf } from '../../protocol/validate.js';
 import { bearerToken, decodedSegment, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
@@ -34,6 +35,7 @@ export interface RouteDeps {
   push: PushRouteDeps;
   limits: EdgeLimits;
   history: MetricsHistory;
+  serverApi: ServerApiDeps;
 }
 
 type Handler = (reply: Reply, req: Request) => Promise<void> | void;
@@ -43,6 +45,8 @@ interface Request {
   host: string; contentRange: string; range: string; ifNoneMatch: string;
   /** the client's address (TRUST_PROXY: from X-Forwarded-For) */
   ip: string;
+  /** the server API's Idempotency-Key header */
+  idempotencyKey: string;
 }
 type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -101,7 +105,7 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
       authorization: uwsReq.getHeader('authorization'), contentLength: uwsReq.getHeader('content-length'),
       param: uwsReq.getParameter(0) ?? '', query: uwsReq.getQuery() ?? '', host: uwsReq.getHeader('host'),
       contentRange: uwsReq.getHeader('content-range'), range: uwsReq.getHeader('range'), ifNoneMatch: uwsReq.getHeader('if-none-match'),
-      ip: limits.on ? limits.clientIp(res, uwsReq) : '',
+      ip: limits.on ? limits.clientIp(res, uwsReq) : '', idempotencyKey: uwsReq.getHeader('idempotency-key'),
     };
     // Rate limits by IP before login (a request with a token is counted if the token is bad: session()).
     const anonymous = limits.on && req.authorization === '' && !UNCOUNTED_PATHS.has(uwsReq.getUrl());
@@ -239,6 +243,8 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   mountAccountRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'changePassword') }, { accounts, cluster, config });
 
   mountPushRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'registerPush') }, deps.push);
+
+  mountServerApi<Request>((method, pattern, handler) => on(method, pattern, route(handler)), deps.serverApi);
 
   on('GET', '/healthz', route((reply) => reply.json(200, { status: 'alive' })));
   on('GET', '/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));

@@ -451,6 +451,11 @@ export class SocketGateway {
       // A timed-out attach may still run later (asks are not cancelled): undo it, in order.
       this.cluster.tell(userAddress(session.user), { op: 'detach', device: session.device, gateway: GATEWAY_THREAD, conn: conn.id });
       if (isClosed(conn)) return;
+      // Banned through the server API: told why (forbidden), then closed with 4004.
+      if (err instanceof ProtocolError && err.code === ErrorCode.forbidden) {
+        this.error(ws, r, ErrorCode.forbidden, err.message);
+        return this.close(ws, CloseCode.banned, err.message);
+      }
       const code = err instanceof ProtocolError && err.code === ErrorCode.unauthorized ? CloseCode.notAuthenticated : CloseCode.goingAway;
       if (code === CloseCode.goingAway) this.log.error({ err }, 'attach failed');
       this.close(ws, code, code === CloseCode.notAuthenticated ? 'invalid or revoked token' : 'try again later');

@@ -15,7 +15,7 @@ export const MAX_KEYS_PER_LIMIT = 1_000_000;
 /** The `limit` label of parley_rate_limited_total. */
 export type LimitName =
   | 'http_ip' | 'register_ip' | 'login_ip' | 'login_username' | 'ws_connect_ip' | 'ws_concurrent_ip'
-  | 'socket_commands' | 'socket_sends' | 'user_sends' | 'user_costly';
+  | 'socket_commands' | 'socket_sends' | 'user_sends' | 'user_costly' | 'server_api';
 
 /** A per-socket token bucket, kept on the socket's own state (no map lookup on the hot path). */
 export interface SocketBudget {
@@ -33,6 +33,7 @@ export class EdgeLimits {
   private readonly wsConnectIp: RateLimiter;
   private readonly userSends: RateLimiter;
   private readonly userCostly: RateLimiter;
+  private readonly serverApi: RateLimiter;
   /** open WebSockets per IP (only IPs with one open) */
   private readonly wsOpen = new Map<string, number>();
   private readonly counts = new Map<LimitName, number>();
@@ -48,6 +49,7 @@ export class EdgeLimits {
     this.wsConnectIp = make(config.rlWsConnectsPerIp);
     this.userSends = make(config.rlSendsPerUser);
     this.userCostly = make(config.rlCostlyPerUser);
+    this.serverApi = make(config.rlServerApi);
     if (registry) {
       const counts = this.counts;
       new Counter({
@@ -134,6 +136,11 @@ export class EdgeLimits {
     this.take(this.userCostly, user, 'user_costly', 'too many lookups; retry later');
   }
 
+  /** A server API call (/v1/server/…) by the API key `keyId` (RL_SERVER_API). */
+  serverApiCall(keyId: string): void {
+    this.take(this.serverApi, keyId, 'server_api', 'too many server API calls with this key; retry later');
+  }
+
   // ---- WebSocket ----
 
   /** At upgrade: 0, or the retry (ms) for a 429 (connection rate or concurrent sockets per IP). */
@@ -208,7 +215,7 @@ export class EdgeLimits {
   }
 
   stop(): void {
-    for (const l of [this.httpIp, this.registerIp, this.loginIp, this.loginUsername, this.wsConnectIp, this.userSends, this.userCostly]) l.stop();
+    for (const l of [this.httpIp, this.registerIp, this.loginIp, this.loginUsername, this.wsConnectIp, this.userSends, this.userCostly, this.serverApi]) l.stop();
   }
 }
 
