@@ -108,6 +108,8 @@ export interface Config {
   rlSocketSends: number;
   rlSendsPerUser: RateWindow[];
   rlCostlyPerUser: RateWindow[];
+  /** failed invite lookups (unknown, expired, revoked or used-up codes) per IP and per user */
+  rlInviteGuess: RateWindow[];
   /** limited frames within the retry window before a socket is closed with 4008 */
   rlStrikes: number;
 }
@@ -411,6 +413,10 @@ const fields: { [K in keyof Config]: Field<K> } = {
   rlSocketSends: { key: 'rlSocketSends', env: 'RL_SOCKET_SENDS', flag: 'rl-socket-sends', help: 'send and channel.post per socket per second (a burst of twice as many)', parse: int(1, 1_000_000), default: () => 10 },
   rlSendsPerUser: { key: 'rlSendsPerUser', env: 'RL_SENDS_PER_USER', flag: 'rl-sends-per-user', help: 'send and channel.post per user, across their devices', parse: windows, default: () => parseWindows('20/s,300/m,5000/h'), show: formatWindows },
   rlCostlyPerUser: { key: 'rlCostlyPerUser', env: 'RL_COSTLY_PER_USER', flag: 'rl-costly-per-user', help: 'presence.sub, history, inbox, user.find and GET /v1/users/:username per user', parse: windows, default: () => parseWindows('20/s,300/m,5000/h'), show: formatWindows },
+  rlInviteGuess: {
+    key: 'rlInviteGuess', env: 'RL_INVITE_GUESS', flag: 'rl-invite-guess',
+    help: 'failed invite lookups (GET /i/:code, invite.join with a code that is unknown, expired, revoked or used up) per IP and per user; beyond, every lookup of them gets 429 / rate_limited, valid codes too', parse: windows, default: () => parseWindows('5/s,20/m,100/h,500/d'), show: formatWindows,
+  },
   rlStrikes: { key: 'rlStrikes', env: 'RL_STRIKES', flag: 'rl-strikes', help: 'rate_limited answers a socket may run into while still told to wait; then it is closed with 4008', parse: int(1, 1_000_000), default: () => 10 },
 };
 
