@@ -2,7 +2,7 @@
 // "Trending channels"): exact counters in time buckets, so the error is 0 within the window's
 // bucket granularity. Between bucket rolls counts only grow, so the top list is kept exact by
 // moving one entry per increment (O(TOP_KEEP)); when a bucket leaves the window, counts shrink
-// and the list is rebuilt once (O(C log C) for C channels counted in the window, once per bucket).
+// and the list is rebuilt once (one pass over the C channels counted in the window, once per bucket).
 // A query reads the first k entries: O(k). Pure: time comes in as an argument.
 
 export interface Activity { posts: number; joins: number }
@@ -75,17 +75,16 @@ class Window {
     return this.top.slice(0, limit).map((e) => ({ channel: e.channel, activity: this.totals.get(e.channel)! }));
   }
 
+  /** One pass over the totals, each offered to the list: O(C) when most fail the comparison with its last entry. */
   private rebuild(): void {
-    const all: TopEntry[] = [];
-    for (const [channel, a] of this.totals) all.push({ channel, score: scoreOf(a), posts: a.posts });
-    all.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
-    this.top = all.slice(0, TOP_KEEP);
+    this.top = [];
+    for (const [channel, a] of this.totals) this.raise({ channel, score: scoreOf(a), posts: a.posts }, false);
   }
 
-  /** A channel's counts grew: move it up (or into the list, pushing the last out). */
-  private raise(entry: TopEntry): void {
+  /** A channel's counts grew: move it up (or into the list, pushing the last out). listed false: it is not in the list. */
+  private raise(entry: TopEntry, listed = true): void {
     const top = this.top;
-    let i = top.findIndex((e) => e.channel === entry.channel);
+    let i = listed ? top.findIndex((e) => e.channel === entry.channel) : -1;
     if (i < 0) {
       if (top.length < TOP_KEEP) i = top.push(entry) - 1;
       else if (before(entry, top[top.length - 1])) {
