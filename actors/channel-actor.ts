@@ -12,7 +12,9 @@ import { channelLogHead, readChannelFrames, readChannelPage } from '../storage/c
 import type { ChannelMeta, ChannelMode, ChannelPostResult, MediaObject } from '../storage/env.js';
 import type { Actor, ActorContext, Registrations } from './actor.js';
 import type { ActorMessage } from './envelope.js';
-import type { Caller, ChannelActorMessage, ClientCommand, Follow, FollowResult, Page, ReadPosts, Trimmed, Unfollow } from './messages.js';
+import type { Caller, ChannelActorMessage, ClientCommand, Follow, FollowResult, InviteOp, Page, ReadPosts, Trimmed, Unfollow } from './messages.js';
+import { InviteBook } from './invite-book.js';
+import { TRENDING_ADDRESS } from './trending-actor.js';
 import { logFloor } from '../storage/retention.js';
 
 /** Posts a replay page carries at most, and about how many bytes. */
@@ -39,6 +41,10 @@ export class ChannelActor implements Actor {
   private unpublishedFrom = 0;
   /** Posts not yet committed, by user + cid: a resend racing its original must not fork. */
   private readonly uncommitted = new Map<string, ChannelPostResult>();
+  /** Invite links to this channel, made on first use (actors/invite-book.ts). */
+  private invites: InviteBook | null = null;
+  /** Posts and joins since the last report to the trending actor (sent once per batch). */
+  private activity = { posts: 0, joins: 0 };
 
   constructor(private readonly channel: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
     this.meta = ctx.storage.db.channels.get(channel);
@@ -68,6 +74,7 @@ export class ChannelActor implements Actor {
       case 'page': return this.page(msg);
       case 'read-posts': return this.readPosts(msg);
       case 'trimmed': return this.trimmed(msg);
+      case 'invite': return this.invite(msg);
       default: throw new ProtocolError(ErrorCode.bad_frame, `channel actor: unknown op ${(msg as ActorMessage).op}`);
     }
   }
@@ -156,6 +163,7 @@ export class ChannelActor implements Actor {
     if (this.unpublished.length === 0) this.unpublishedFrom = seq;
     this.unpublished.push(frame);
     this.ctx.defer(this.publish);
+    this.counted('posts');
     return { seq, id, ts: wireTime(ts) };
   }
 
@@ -199,6 +207,7 @@ export class ChannelActor implements Actor {
   private follow({ gateway, since }: Follow): FollowResult {
     this.requireChannel();
     this.gateways.set(gateway, (this.gateways.get(gateway) ?? 0) + 1);
+    this.counted('joins');
     if (since == null) return { head: this.lastSeq, frames: [] }; // absent (nil once encoded)
     if (since > this.lastSeq) return { head: this.lastSeq, frames: [], reset: true };
     return this.pageAfter(since);
@@ -245,6 +254,36 @@ export class ChannelActor implements Actor {
     const frames: Uint8Array[] = readChannelFrames(this.ctx.storage, this.channel, after, limit, PAGE_BYTES);
     if (frames.length === limit && frames.length < PAGE_POSTS) frames.push(...this.recent.slice(0, PAGE_POSTS - frames.length));
     return frames;
+  }
+
+  // ---- trending (actors/trending-actor.ts) ----
+
+  private counted(what: 'posts' | 'joins'): void {
+    this.activity[what]++;
+    this.ctx.defer(this.reportActivity);
+  }
+
+  /** This batch's posts and joins, as one tell (crossing shards in the transport's per-tick batch). */
+  private readonly reportActivity = (): void => {
+    const { posts, joins } = this.activity;
+    if ((posts === 0 && joins === 0) || !this.meta) return;
+    this.activity = { posts: 0, joins: 0 };
+    this.ctx.tell(TRENDING_ADDRESS, { op: 'activity', channel: this.channel, name: this.meta.name, title: this.meta.title, posts, joins });
+  };
+
+  // ---- invite links (actors/invite-book.ts) ----
+
+  /** The owner and admins create invites; joining counts a use and the client joins with channel.join. */
+  private invite(msg: InviteOp): unknown {
+    const meta = this.requireChannel();
+    let subscribers = 0;
+    for (const n of this.gateways.values()) subscribers += n;
+    return (this.invites ??= new InviteBook(this.ctx)).handle(msg, {
+      kind: 'channel', id: this.channel, title: meta.title, name: meta.name, members: subscribers,
+      isAdmin: (u) => u === meta.owner || this.admins.has(u),
+      isMember: () => false,
+      add: () => undefined,
+    });
   }
 
   // ---- checks ----

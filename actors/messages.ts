@@ -115,8 +115,31 @@ export interface Trimmed { op: 'trimmed'; floor: number; [f: string]: unknown }
 /** A deleted account leaves the group (a `left` event); nothing for a 1:1 thread. */
 export interface Forget { op: 'forget'; user: string; [f: string]: unknown }
 
-export type ChannelActorMessage = ClientCommand | Follow | Unfollow | Page | ReadPosts | Trimmed;
+// ---- invite links (actors/invite-book.ts), to the thread actor of a group or the channel actor ----
+/**
+ * An invite action for `caller`, asked of the actor owning the invite's target. create → InviteCreated;
+ * revoke → {}; list → { invites: InviteView[] }; join → InviteJoined; info (GET /i/:code,
+ * no caller) → InviteInfo. Unknown, expired, revoked or used-up codes: not_found.
+ */
+export interface InviteOp {
+  op: 'invite'; action: 'create' | 'revoke' | 'list' | 'join' | 'info';
+  caller?: Caller; code?: string;
+  /** create: seconds from now, and the most joins (absent: unlimited) */
+  expires?: number; uses?: number;
+  [f: string]: unknown;
+}
+export interface InviteView { code: string; by: string; created: number; expires: number; uses?: number; used: number }
+export interface InviteCreated { code: string; expires: number; uses?: number }
+export interface InviteInfo { code: string; kind: 'group' | 'channel'; target: string; title: string; name?: string; members: number; expires: number }
+/** already: the caller was a member (or had joined the channel by this code): no use was taken. */
+export interface InviteJoined { kind: 'group' | 'channel'; target: string; title: string; already: boolean }
+
+// ---- to the trending actor (actors/trending-actor.ts) ----
+/** A channel's posts and joins since its last report (one per channel per batch). */
+export interface ChannelActivity { op: 'activity'; channel: string; name: string; title: string; posts: number; joins: number; [f: string]: unknown }
+
+export type ChannelActorMessage = ClientCommand | Follow | Unfollow | Page | ReadPosts | Trimmed | InviteOp;
 
 export type UserActorMessage =
   | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire | PushRegister | PushUnregister | Touch | SessionExpired | ChangePassword | DeleteAccount | Ban | Disconnect | PresenceQuery;
-export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover | Forget;
+export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover | Forget | InviteOp;

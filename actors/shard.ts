@@ -18,6 +18,7 @@ import { threadCpuMicros } from './thread-cpu.js';
 import { parseAddress, Router, threadAddress, userAddress } from './router.js';
 import { ThreadActor } from './thread-actor.js';
 import { ChannelActor } from './channel-actor.js';
+import { TrendingActor } from './trending-actor.js';
 import { PortTransport } from './port-transport.js';
 import type { TransportStats } from './transport.js';
 import { UserActor } from './user-actor.js';
@@ -332,6 +333,7 @@ export class Shard {
       if (kind === 'user') actor = new UserActor(id, this.ctx);
       else if (kind === 'thread') actor = new ThreadActor(id, this.ctx, this.ids);
       else if (kind === 'channel') actor = new ChannelActor(id, this.ctx, this.ids);
+      else if (kind === 'trending') actor = new TrendingActor();
       else throw new ProtocolError(ErrorCode.not_found, `no actor kind ${kind}`);
       activation = { actor, lastActive: 0, wroteIn: 0 };
       this.made++;

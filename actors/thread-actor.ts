@@ -14,7 +14,8 @@ import { threadEventsHead } from '../storage/thread-events.js';
 import type { Actor, ActorContext } from './actor.js';
 import type { ActorMessage } from './envelope.js';
 import { liveUser } from './account-deletion.js';
-import type { Caller, ClientCommand, DeliveredTo, Logged, Recover, ThreadActorMessage } from './messages.js';
+import type { Caller, ClientCommand, DeliveredTo, InviteOp, Logged, Recover, ThreadActorMessage } from './messages.js';
+import { InviteBook } from './invite-book.js';
 import { threadAddress, userAddress } from './router.js';
 
 export class ThreadActor implements Actor {
@@ -46,6 +47,8 @@ export class ThreadActor implements Actor {
   /** Receipt changes of this batch, sent once at its end (coalesced per member): did read move,
    * and from which seq on are messages newly covered (their authors are told). */
   private readonly receiptsDue = new Map<string, { readMoved: boolean; from: number }>();
+  /** Invite links to this group, made on first use (actors/invite-book.ts). */
+  private invites: InviteBook | null = null;
 
   constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
     this.meta = ctx.storage.db.threads.get(thread);
@@ -75,6 +78,7 @@ export class ThreadActor implements Actor {
       case 'delivered-to': return this.onDelivered(msg);
       case 'recover': return this.recover(msg);
       case 'forget': return this.forget(msg.user);
+      case 'invite': return this.invite(msg);
       default: throw new ProtocolError(ErrorCode.bad_frame, `thread actor: unknown op ${(msg as ActorMessage).op}`);
     }
   }
@@ -302,6 +306,22 @@ export class ThreadActor implements Actor {
     const members = meta.members.filter((m) => m !== caller.user);
     this.saveMeta(this.withoutMembers(meta, members, [caller.user]));
     this.emitEvent('left', caller.user, [...members, caller.user], {});
+  }
+
+  /** Invite links (actors/invite-book.ts): admins create them; a join adds the caller like group.add, by themselves. */
+  private invite(msg: InviteOp): unknown {
+    const meta = this.requireGroup();
+    return (this.invites ??= new InviteBook(this.ctx)).handle(msg, {
+      kind: 'group', id: this.thread, title: meta.title, members: meta.members.length,
+      isAdmin: (u) => this.memberSet.has(u) && meta.admins.includes(u),
+      isMember: (u) => this.memberSet.has(u),
+      add: (u) => {
+        if (meta.members.length >= MAX_GROUP_MEMBERS) fail(ErrorCode.too_large, `a group has at most ${MAX_GROUP_MEMBERS} members`);
+        const members = [...meta.members, u];
+        this.saveMeta({ ...meta, members, joined: { ...meta.joined, [u]: this.lastSeq } }); // history from here on
+        this.emitEvent('added', u, members, { users: [u] });
+      },
+    });
   }
 
   /** A deleted account leaves its groups like a member who leaves (actors/account-deletion.ts). */

@@ -28,7 +28,13 @@ import type {
   ConnectResult,
   HistoryParams,
   HistoryResult,
+  Invite,
+  InviteCreateParams,
+  InviteJoinResult,
+  InviteListItem,
   KickEvent,
+  TrendingChannel,
+  TrendingParams,
   SendParams,
   SendResult,
 } from './types.js';
@@ -295,6 +301,37 @@ export class ParleyClient {
 
   channelHistory(p: ChannelHistoryParams): Promise<ChannelHistoryResult> {
     return this.request(Command.channelHistory, p);
+  }
+
+  /** The busiest channels of the last hour or day (docs/sdk.md "Trending channels"). */
+  async trendingChannels(p: TrendingParams): Promise<TrendingChannel[]> {
+    return (await this.request<{ channels: TrendingChannel[] }>(Command.channelTrending, p)).channels;
+  }
+
+  // ---- invite links (docs/sdk.md "Invite links") ----
+
+  /** A link to a group (admins) or channel (owner, admins): `{code, url, expires, uses?}`. */
+  createInvite(p: InviteCreateParams): Promise<Invite> {
+    return this.request(Command.inviteCreate, p);
+  }
+
+  revokeInvite(code: string): Promise<void> {
+    return this.request(Command.inviteRevoke, { code });
+  }
+
+  async listInvites(p: { thread: string } | { channel: string }): Promise<InviteListItem[]> {
+    return (await this.request<{ invites: InviteListItem[] }>(Command.inviteList, p)).invites;
+  }
+
+  /**
+   * Joins by an invite code (or a whole link): a group as a member; a channel is then followed on
+   * this connection like channelJoin (and after reconnects).
+   */
+  async joinInvite(codeOrUrl: string): Promise<InviteJoinResult> {
+    const code = codeOrUrl.slice(codeOrUrl.lastIndexOf('/') + 1);
+    const joined = await this.request<InviteJoinResult>(Command.inviteJoin, { code });
+    if (joined.kind !== 'channel') return joined;
+    return { ...joined, ...(await this.channelJoin({ channel: joined.channel })) };
   }
 
   /**

@@ -125,6 +125,19 @@ export interface ChannelHistoryParams { channel: string; before?: number; after?
 /** A post in history: a cmsg without t. */
 export type ChannelPost = Omit<CmsgEvent, 't'>;
 export interface ChannelHistoryResult { messages: ChannelPost[]; more: boolean }
+/** invite.create (docs/protocol.md "Invite links"): a group (`thread`) or a channel; `expires` in seconds from now. */
+export type InviteCreateParams = ({ thread: string } | { channel: string }) & { expires?: number; uses?: number };
+/** `expires`: ms since the epoch; `uses` absent: unlimited. */
+export interface Invite { code: string; url: string; expires: number; uses?: number }
+export interface InviteListItem extends Invite { by: string; created: number; used: number }
+/** invite.join: groups — the caller is a member; channels — joinInvite also joined it (`seq`, `epoch` as channelJoin). */
+export type InviteJoinResult =
+  | { kind: 'group'; thread: string; title: string; already: boolean }
+  | ({ kind: 'channel'; channel: string; title: string; already: boolean } & Partial<ChannelJoinResult>);
+export type TrendingWindow = '1h' | '24h';
+export interface TrendingParams { window: TrendingWindow; limit?: number }
+export interface TrendingChannel { channel: string; name: string; title: string; posts: number; joins: number; score: number }
+
 /** A rejoin found the channel's log of another lineage (or behind the client): start over from `seq`. */
 export interface ChannelResetEvent { channel: string; seq: number }
 

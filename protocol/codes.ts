@@ -40,6 +40,13 @@ export const Command = {
   schedule: 'schedule',
   scheduleList: 'schedule.list',
   scheduleCancel: 'schedule.cancel',
+  /** the busiest channels of the last hour or day (docs/protocol.md "Trending channels") */
+  channelTrending: 'channel.trending',
+  /** invite links to a group or channel (docs/protocol.md "Invite links") */
+  inviteCreate: 'invite.create',
+  inviteRevoke: 'invite.revoke',
+  inviteList: 'invite.list',
+  inviteJoin: 'invite.join',
 } as const;
 export type Command = (typeof Command)[keyof typeof Command];
 

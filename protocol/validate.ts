@@ -40,6 +40,16 @@ export const MAX_CHANNEL_ADMINS = 100;
 const Cid = Type.String({ minLength: 1, maxLength: MAX_CID_CHARS });
 const DisplayName = Type.String({ minLength: 1, maxLength: 64 });
 const Title = Type.String({ minLength: 1, maxLength: 100 });
+/** Invite codes: 12 base62 characters, ~71 bits from crypto randomness (actors/invite-book.ts). */
+export const INVITE_CODE_PATTERN = '^[A-Za-z0-9]{12}$';
+const InviteCode = Type.String({ pattern: INVITE_CODE_PATTERN });
+/** invite.create: expires is seconds from now; the default and the bounds (docs/protocol.md "Invite links"). */
+export const INVITE_DEFAULT_EXPIRES_S = 7 * 24 * 3600;
+export const INVITE_MAX_EXPIRES_S = 365 * 24 * 3600;
+export const INVITE_MAX_USES = 1_000_000;
+/** channel.trending: windows and the largest limit. */
+export const TRENDING_WINDOWS = ['1h', '24h'] as const;
+export const MAX_TRENDING_LIMIT = 50;
 const Users = (max: number) => Type.Array(Id, { minItems: 1, maxItems: max });
 
 /** A MIME type as `type/subtype` with optional parameters: what Content-Type will say on download. */
@@ -136,6 +146,20 @@ export const Frames = {
   }),
   [Command.scheduleList]: frame(Command.scheduleList, {}),
   [Command.scheduleCancel]: frame(Command.scheduleCancel, { job: Id }),
+  [Command.channelTrending]: frame(Command.channelTrending, {
+    window: Type.Union(TRENDING_WINDOWS.map((w) => Type.Literal(w))),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TRENDING_LIMIT })),
+  }),
+  [Command.inviteCreate]: frame(Command.inviteCreate, {
+    thread: Type.Optional(Id),
+    channel: Type.Optional(Id),
+    expires: Type.Optional(Type.Integer({ minimum: 1, maximum: INVITE_MAX_EXPIRES_S })),
+    uses: Type.Optional(Type.Integer({ minimum: 1, maximum: INVITE_MAX_USES })),
+  }),
+  [Command.inviteRevoke]: frame(Command.inviteRevoke, { code: InviteCode }),
+  [Command.inviteList]: frame(Command.inviteList, { thread: Type.Optional(Id), channel: Type.Optional(Id) }),
+  // Any string up to 64: a malformed code is a failed guess like an unknown one (rate-limited), not bad_frame.
+  [Command.inviteJoin]: frame(Command.inviteJoin, { code: Type.String({ minLength: 1, maxLength: 64 }) }),
 } as const;
 
 export type FrameOf<T extends keyof typeof Frames> = Static<(typeof Frames)[T]>;
@@ -219,6 +243,11 @@ export function checkChannelPost(f: FrameOf<'channel.post'>): string | null {
 /** channel.get names its channel one way. */
 export function checkChannelGet(f: FrameOf<'channel.get'>): string | null {
   return (f.channel === undefined) === (f.name === undefined) ? 'exactly one of channel or name is required' : null;
+}
+
+/** invite.create and invite.list name a group or a channel. */
+export function checkInviteTarget(f: { thread?: string; channel?: string }): string | null {
+  return (f.thread === undefined) === (f.channel === undefined) ? 'exactly one of thread or channel is required' : null;
 }
 
 export function bodyTooLarge(body: string | undefined): boolean {

@@ -109,6 +109,8 @@ export interface Config {
   rlSocketSends: number;
   rlSendsPerUser: RateWindow[];
   rlCostlyPerUser: RateWindow[];
+  /** failed invite lookups (unknown, expired, revoked or used-up codes) per IP and per user */
+  rlInviteGuess: RateWindow[];
   /** limited frames within the retry window before a socket is closed with 4008 */
   rlStrikes: number;
   /** server API keys given by the operator (API_KEYS: space-separated `key:scope,scope`) */
@@ -443,6 +445,10 @@ const fields: { [K in keyof Config]: Field<K> } = {
   idempotencyTtlMs: {
     key: 'idempotencyTtlMs', env: 'IDEMPOTENCY_TTL', flag: 'idempotency-ttl', help: 'the server API answers a repeated Idempotency-Key from its stored answer for this long (e.g. 24h)',
     parse: duration(60_000, 30 * 86_400_000, false), default: () => 86_400_000, show: formatDuration,
+  },
+  rlInviteGuess: {
+    key: 'rlInviteGuess', env: 'RL_INVITE_GUESS', flag: 'rl-invite-guess',
+    help: 'failed invite lookups (GET /i/:code, invite.join with a code that is unknown, expired, revoked or used up) per IP and per user; beyond, every lookup of them gets 429 / rate_limited, valid codes too', parse: windows, default: () => parseWindows('5/s,20/m,100/h,500/d'), show: formatWindows,
   },
   rlStrikes: { key: 'rlStrikes', env: 'RL_STRIKES', flag: 'rl-strikes', help: 'rate_limited answers a socket may run into while still told to wait; then it is closed with 4008', parse: int(1, 1_000_000), default: () => 10 },
 };

@@ -74,6 +74,16 @@ export interface Databases {
   deletions: Database<DeletionRecord, string>;
   /** [metric, resolution ms, bucket start ms] → value: the gateway's metrics history (src/metrics-history.ts) */
   metricSeries: Database<number, [string, number, number]>;
+  /**
+   * invite code → InviteRecord (actors/invite-book.ts). Each record is written only by the actor
+   * that owns its target — the thread actor of its group or the channel actor of its channel —
+   * so no key has two writers; the gateway reads it to route invite.join and GET /i/:code.
+   */
+  invites: Database<InviteRecord, string>;
+  /** [thread or channel id, code] → null: a target's invites (invite.list, pruning); same writer as `invites` */
+  inviteIndex: Database<null, [string, string]>;
+  /** [code, user] → when: who joined a channel through a limited-use invite (a second join uses none); written by the channel actor */
+  inviteJoins: Database<number, [string, string]>;
   /** facts about the data directory itself, e.g. `epoch` (storage/epoch.ts) */
   meta: Database<string, string>;
   /** API key id → ApiKeyRecord: server API keys created over HTTP (written by the gateway: src/server-api/api-keys.ts) */
@@ -137,6 +147,11 @@ export type ChannelMode = 'broadcast' | 'open';
 export interface ChannelMeta {
   channel: string; name: string; title: string; mode: ChannelMode;
   owner: string; admins: string[]; created: number;
+}
+/** An invite link (docs/protocol.md "Invite links"); `uses` 0 = unlimited, `used` counts joins. */
+export interface InviteRecord {
+  code: string; kind: 'group' | 'channel'; target: string; by: string;
+  created: number; expires: number; uses: number; used: number;
 }
 export interface ChannelPostResult { seq: number; id: string; ts: number }
 /** What a message or post carries of a media (docs/protocol.md §5). */
@@ -256,6 +271,9 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     scheduleQueue: sub('schedule-queue'),
     deletions: sub('deletions'),
     metricSeries: sub('metric-series'),
+    invites: sub('invites'),
+    inviteIndex: sub('invite-index'),
+    inviteJoins: sub('invite-joins'),
     meta: sub('meta'),
     apiKeys: sub('api-keys'),
     idempotency: sub('idempotency'),

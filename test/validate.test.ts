@@ -146,6 +146,36 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
   ],
   [Command.scheduleList]: [['bare', {}, true]],
   [Command.scheduleCancel]: [['job', { job: 'jabc' }, true], ['missing job', {}, false], ['job not an id', { job: 'a b' }, false]],
+  [Command.channelTrending]: [
+    ['an hour', { window: '1h' }, true],
+    ['a day, limit 50', { window: '24h', limit: 50 }, true],
+    ['another window', { window: '2h' }, false],
+    ['limit over 50', { window: '1h', limit: 51 }, false],
+    ['missing window', {}, false],
+  ],
+  [Command.inviteCreate]: [
+    ['a group', { thread: 'g:abc' }, true],
+    ['a channel, a day, 10 uses', { channel: 'c:abc', expires: 86400, uses: 10 }, true],
+    ['neither passes the schema (checkInviteTarget refuses it)', {}, true],
+    ['expires over a year', { thread: 'g:abc', expires: 366 * 86400 }, false],
+    ['expires 0', { thread: 'g:abc', expires: 0 }, false],
+    ['uses 0', { thread: 'g:abc', uses: 0 }, false],
+  ],
+  [Command.inviteRevoke]: [
+    ['a code', { code: 'AbCdEf123456' }, true],
+    ['too short', { code: 'AbC' }, false],
+    ['not base62', { code: 'AbCdEf12345-' }, false],
+  ],
+  [Command.inviteList]: [
+    ['a group', { thread: 'g:abc' }, true],
+    ['a bad id', { channel: 'no spaces' }, false],
+  ],
+  [Command.inviteJoin]: [
+    ['a code', { code: 'AbCdEf123456' }, true],
+    ['any short string (an unknown code, counted as a guess)', { code: 'x' }, true],
+    ['empty', { code: '' }, false],
+    ['too long', { code: 'x'.repeat(65) }, false],
+  ],
 };
 
 t.test('every command has cases', async (t) => {

@@ -19,6 +19,8 @@ import type { ChannelHub } from './channels.js';
 import { mountMediaRoutes, type MediaRouteDeps } from './media-routes.js';
 import { mountPushRoutes, type PushRouteDeps } from './push-routes.js';
 import { mountServerApi, type ServerApiDeps } from '../server-api/server-routes.js';
+import { InviteDesk } from '../invites/invite-desk.js';
+import { mountInviteRoutes } from '../invites/invite-routes.js';
 import { bodyCheckers, USERNAME_PATTERN, type BodyOf } from '../../protocol/validate.js';
 import { bearerToken, decodedSegment, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
@@ -42,7 +44,7 @@ type Handler = (reply: Reply, req: Request) => Promise<void> | void;
 /** What a handler may read of the request: uWS's request object dies when the callback returns. */
 interface Request {
   authorization: string; contentLength: string; param: string; query: string;
-  host: string; contentRange: string; range: string; ifNoneMatch: string;
+  host: string; contentRange: string; range: string; ifNoneMatch: string; accept: string;
   /** the client's address (TRUST_PROXY: from X-Forwarded-For) */
   ip: string;
   /** the server API's Idempotency-Key header */
@@ -106,6 +108,7 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
       param: uwsReq.getParameter(0) ?? '', query: uwsReq.getQuery() ?? '', host: uwsReq.getHeader('host'),
       contentRange: uwsReq.getHeader('content-range'), range: uwsReq.getHeader('range'), ifNoneMatch: uwsReq.getHeader('if-none-match'),
       ip: limits.on ? limits.clientIp(res, uwsReq) : '', idempotencyKey: uwsReq.getHeader('idempotency-key'),
+      accept: uwsReq.getHeader('accept'),
     };
     // Rate limits by IP before login (a request with a token is counted if the token is bad: session()).
     const anonymous = limits.on && req.authorization === '' && !UNCOUNTED_PATHS.has(uwsReq.getUrl());
@@ -245,6 +248,7 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   mountPushRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'registerPush') }, deps.push);
 
   mountServerApi<Request>((method, pattern, handler) => on(method, pattern, route(handler)), deps.serverApi);
+  mountInviteRoutes<Request>((pattern, handler) => on('GET', pattern, route(handler)), new InviteDesk(config, cluster, accounts.storageEnv, limits));
 
   on('GET', '/healthz', route((reply) => reply.json(200, { status: 'alive' })));
   on('GET', '/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));

@@ -14,7 +14,9 @@ import type { Metrics } from '../metrics.js';
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { channelIdFor, directThreadId, groupIdFor, newGroupId } from '../../protocol/ids.js';
-import { bodyTooLarge, checkChannelGet, checkChannelPost, checkSchedule, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { bodyTooLarge, checkChannelGet, checkChannelPost, checkInviteTarget, checkSchedule, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { TRENDING_ADDRESS } from '../../actors/trending-actor.js';
+import { InviteDesk } from '../invites/invite-desk.js';
 import { ChannelHub, type Following } from './channels.js';
 import { TokenBuckets } from '../limits/token-buckets.js';
 import type { EdgeLimits, LimitName, SocketBudget } from '../limits/edge-limits.js';
@@ -49,6 +51,8 @@ interface Conn {
   /** the client's address and command budget (src/limits/edge-limits.ts); null budget: RATE_LIMITS=off */
   ip: string;
   budget: SocketBudget | null;
+  /** the Host header of the upgrade (interned): the origin of invite links without PUBLIC_URL */
+  host: string;
 }
 
 type Socket = UWS.WebSocket<Conn>;
@@ -87,6 +91,9 @@ export class SocketGateway {
   readonly channels: ChannelHub;
   /** channel.post per user, across their sockets */
   private readonly posts: TokenBuckets;
+  private readonly invites: InviteDesk;
+  /** Host headers seen, so that sockets share one string each (bounded). */
+  private readonly hosts = new Map<string, string>();
 
   constructor(
     private readonly config: Config,
@@ -106,6 +113,7 @@ export class SocketGateway {
     this.bufferSweep = setInterval(() => this.boundBufferedBytes(), BUFFER_SWEEP_MS);
     this.bufferSweep.unref();
     this.posts = new TokenBuckets(config.channelPostsPerSecond, config.channelPostsPerSecond);
+    this.invites = new InviteDesk(config, cluster, storage, limits);
     this.channels = new ChannelHub(cluster, {
       isOpen: (ws) => !isClosed(ws.getUserData() as Conn),
       send: (ws, frame) => this.send(ws as Socket, frame),
@@ -154,7 +162,7 @@ export class SocketGateway {
         const conn: Conn = {
           id: 0, phase: Phase.awaitingHello, user: '', device: '', sentU: 0, lagging: false, badFrames: 0, helloDeadline: 0,
           typingTokens: TYPING_BURST, typingAt: 0, watching: null, inflight: 0, replaying: false, channels: null,
-          ip, budget: this.limits.on ? this.limits.newBudget() : null,
+          ip, budget: this.limits.on ? this.limits.newBudget() : null, host: this.internHost(req.getHeader('host')),
         };
         res.upgrade(conn, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
@@ -373,7 +381,52 @@ export class SocketGateway {
       case Command.channelPost: return this.post(ws, conn, frame as FrameOf<'channel.post'>, r);
       case Command.channelJoin: return this.channels.join(ws, conn, frame as FrameOf<'channel.join'>, r);
       case Command.channelLeave: return this.channels.leave(ws, conn, (frame as FrameOf<'channel.leave'>).channel, r);
+      case Command.channelTrending: return this.command(ws, conn, TRENDING_ADDRESS, frame as ClientCommand['frame'], r);
+      case Command.inviteCreate:
+      case Command.inviteList:
+      case Command.inviteRevoke:
+      case Command.inviteJoin:
+        return this.invite(ws, conn, f.t, frame as Record<string, unknown>, r);
     }
+  }
+
+  /** invite.* (src/invites/invite-desk.ts); a refused guess counts as a strike like other limits. */
+  private invite(ws: Socket, conn: Conn, t: string, frame: Record<string, unknown>, r: number | undefined): void {
+    const f = frame as { thread?: string; channel?: string; expires?: number; uses?: number; code: string };
+    if (t === Command.inviteCreate || t === Command.inviteList) {
+      const problem = checkInviteTarget(f);
+      if (problem) return this.badFrame(ws, conn, r, `${t}: ${problem}`);
+    }
+    if (!this.takeAskSlot(ws, conn, r)) return;
+    const who = { user: conn.user, ip: conn.ip, host: conn.host };
+    const id = conn.id;
+    const started = performance.now();
+    const done = (result: string) => this.metrics.commands.record(t, result, (performance.now() - started) / 1000);
+    (t === Command.inviteCreate ? this.invites.create(who, f) : t === Command.inviteList ? this.invites.list(who, f)
+      : t === Command.inviteRevoke ? this.invites.revoke(who, f.code) : this.invites.join(who, f.code)).then(
+      (result) => {
+        conn.inflight--;
+        done('ok');
+        if (r !== undefined && this.sockets.has(id)) this.send(ws, { t: ServerFrame.ok, r, ...result });
+      },
+      (err: unknown) => {
+        conn.inflight--;
+        const e = err instanceof ProtocolError ? err : new ProtocolError(ErrorCode.internal, 'internal error', { cause: err });
+        done(e.code);
+        if (e.code === ErrorCode.internal) this.log.error({ err }, 'invite command failed');
+        if (!this.sockets.has(id)) return;
+        this.error(ws, r, e.code, e.message, e.retry);
+        if (e.code === ErrorCode.rate_limited && conn.budget && this.limits.strike(conn.budget, e.retry ?? 0)) this.close(ws, CloseCode.rateLimited, 'rate limited: kept going after being told to wait');
+      },
+    );
+  }
+
+  /** One string per distinct Host header (a few in practice); beyond the bound, each socket keeps its own. */
+  private internHost(host: string): string {
+    const known = this.hosts.get(host);
+    if (known !== undefined) return known;
+    if (this.hosts.size < 64) this.hosts.set(host, host);
+    return host;
   }
 
   private takeTypingToken(conn: Conn): boolean {

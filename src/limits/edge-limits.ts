@@ -15,7 +15,7 @@ export const MAX_KEYS_PER_LIMIT = 1_000_000;
 /** The `limit` label of parley_rate_limited_total. */
 export type LimitName =
   | 'http_ip' | 'register_ip' | 'login_ip' | 'login_username' | 'ws_connect_ip' | 'ws_concurrent_ip'
-  | 'socket_commands' | 'socket_sends' | 'user_sends' | 'user_costly' | 'server_api';
+  | 'socket_commands' | 'socket_sends' | 'user_sends' | 'user_costly' | 'server_api' | 'invite_guess';
 
 /** A per-socket token bucket, kept on the socket's own state (no map lookup on the hot path). */
 export interface SocketBudget {
@@ -34,6 +34,8 @@ export class EdgeLimits {
   private readonly userSends: RateLimiter;
   private readonly userCostly: RateLimiter;
   private readonly serverApi: RateLimiter;
+  /** failed invite lookups, keyed `ip:<ip>` and `user:<user>` */
+  private readonly inviteGuess: RateLimiter;
   /** open WebSockets per IP (only IPs with one open) */
   private readonly wsOpen = new Map<string, number>();
   private readonly counts = new Map<LimitName, number>();
@@ -50,6 +52,7 @@ export class EdgeLimits {
     this.userSends = make(config.rlSendsPerUser);
     this.userCostly = make(config.rlCostlyPerUser);
     this.serverApi = make(config.rlServerApi);
+    this.inviteGuess = make(config.rlInviteGuess);
     if (registry) {
       const counts = this.counts;
       new Counter({
@@ -141,6 +144,31 @@ export class EdgeLimits {
     this.take(this.serverApi, keyId, 'server_api', 'too many server API calls with this key; retry later');
   }
 
+  // ---- invite links (src/invites/invite-desk.ts) ----
+
+  /**
+   * An invite lookup by this IP (and user, when signed in), counted as a failed guess until it
+   * turns out to name a live invite (inviteFound takes it back), so concurrent guesses cannot slip
+   * past the limit. While either key is over RL_INVITE_GUESS, every lookup is refused, valid codes
+   * too: otherwise the limit would not stop guessing. Throws rate_limited with retry.
+   */
+  inviteLookup(ip: string, user: string | undefined): void {
+    this.take(this.inviteGuess, `ip:${ip}`, 'invite_guess', 'too many invite lookups that found nothing; retry later');
+    if (user === undefined) return;
+    try {
+      this.take(this.inviteGuess, `user:${user}`, 'invite_guess', 'too many invite lookups that found nothing; retry later');
+    } catch (err) {
+      this.inviteGuess.refund(`ip:${ip}`);
+      throw err;
+    }
+  }
+
+  /** The lookup found a live invite: it was not a guess. */
+  inviteFound(ip: string, user: string | undefined): void {
+    this.inviteGuess.refund(`ip:${ip}`);
+    if (user !== undefined) this.inviteGuess.refund(`user:${user}`);
+  }
+
   // ---- WebSocket ----
 
   /** At upgrade: 0, or the retry (ms) for a 429 (connection rate or concurrent sockets per IP). */
@@ -215,7 +243,7 @@ export class EdgeLimits {
   }
 
   stop(): void {
-    for (const l of [this.httpIp, this.registerIp, this.loginIp, this.loginUsername, this.wsConnectIp, this.userSends, this.userCostly, this.serverApi]) l.stop();
+    for (const l of [this.httpIp, this.registerIp, this.loginIp, this.loginUsername, this.wsConnectIp, this.userSends, this.userCostly, this.serverApi, this.inviteGuess]) l.stop();
   }
 }
 
