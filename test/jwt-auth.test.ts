@@ -59,10 +59,10 @@ t.test('HS256: the user is created on first sight and is the same at every sign-
 
   const bob = await newUser(hs, 'bob');
   const bobClient = await connect(t, hs, await newDevice(hs, bob));
-  const toBob = bobClient.next('msg', (m) => m.body === 'hi from the app');
+  const toBob = bobClient.next('msg', (m) => m.body === 'hi from the app', 30_000);
   await first.send({ to: bob.user, body: 'hi from the app' });
   t.equal((await toBob).from, first.user);
-  const toAnn = laptop.next('msg', (m) => m.body === 'hi back');
+  const toAnn = laptop.next('msg', (m) => m.body === 'hi back', 30_000);
   await bobClient.send({ to: first.user, body: 'hi back' });
   t.equal((await toAnn).from, bob.user, 'every device of the JWT user gets it');
 
@@ -72,7 +72,7 @@ t.test('HS256: the user is created on first sight and is the same at every sign-
   await laptop.close();
   await bobClient.send({ to: first.user, body: 'while the laptop was away' });
   const again = jwtClient(t, hs, { jwt: await hs256({ sub: 'app-ann', device: 'ann-laptop' }) });
-  const replayed = again.next('msg', (m) => m.body === 'while the laptop was away');
+  const replayed = again.next('msg', (m) => m.body === 'while the laptop was away', 30_000);
   await again.connect();
   t.equal((await replayed).from, bob.user, 'replayed to the device from its cursor');
   t.equal(again.device, 'ann-laptop');
@@ -126,8 +126,9 @@ t.test('a socket whose token expires gets refresh: answering keeps it open, not 
   const exp = 8;
   const answering = jwtClient(t, hs, { jwt: await hs256({ sub: 'app-dora', device: 'dora-a' }, exp) });
   const silent = jwtClient(t, hs, { jwt: await hs256({ sub: 'app-dora', device: 'dora-b' }, exp) });
-  const asked = answering.next('refresh');
-  const silentAsked = silent.next('refresh');
+  // Safety nets only: the events come ~4–6 s in (half the lifetime before exp, swept per second).
+  const asked = answering.next('refresh', undefined, 60_000);
+  const silentAsked = silent.next('refresh', undefined, 60_000);
   const silentClosed = new Promise<{ code: number; reason: string }>((resolve) => silent.on('close', (i) => resolve(i)));
   let answeringClosed = false;
   answering.on('close', () => (answeringClosed = true));

@@ -3,7 +3,7 @@
 // HS256 with AUTH_JWT_SECRET, RS256/ES256 with keys from AUTH_JWKS_URL (fetched, cached, refetched
 // for an unknown kid after a cooldown) or AUTH_JWT_PUBLIC_KEY — and turned into the claims Parley
 // uses: the app's user id, the expiry, the display name and the device.
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { ErrorCode } from '../../protocol/codes.js';
@@ -88,7 +88,8 @@ export class JwtVerifier {
   private readonly getKey: KeyGetter | null;
 
   constructor(private readonly options: JwtKeyOptions) {
-    const secret = options.secret === '' ? null : new TextEncoder().encode(options.secret);
+    // A KeyObject made once: jose would import raw bytes again for every token.
+    const secret = options.secret === '' ? null : createSecretKey(Buffer.from(options.secret, 'utf8'));
     const pem = options.publicKey === '' ? null : loadPublicKey(options.publicKey);
     const jwks = options.jwksUrl === '' ? null : createRemoteJWKSet(new URL(options.jwksUrl), {
       cooldownDuration: options.jwksCooldownMs, cacheMaxAge: JWKS_MAX_AGE_MS, timeoutDuration: JWKS_TIMEOUT_MS,
