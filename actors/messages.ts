@@ -23,8 +23,13 @@ export interface ClientCommand {
 }
 
 // ---- to the user actor ----
-/** A device socket comes online; answered with AttachResult. */
-export interface Attach { op: 'attach'; device: string; gateway: number; conn: number; [f: string]: unknown }
+/**
+ * A device socket comes online; answered with AttachResult. With `appDevice` (a socket signed in
+ * with an application JWT) the device is created, named so, when the user has no such device.
+ */
+export interface Attach { op: 'attach'; device: string; gateway: number; conn: number; appDevice?: string; [f: string]: unknown }
+/** An application JWT named this device over HTTP: create it (named `name`) if it does not exist (ask). */
+export interface AppDevice { op: 'app-device'; device: string; name: string; [f: string]: unknown }
 /** head: newest u; cursor: the device's acked u; first: the oldest u still stored. */
 export interface AttachResult { head: number; cursor: number; first: number }
 /** Replay: log frames after `after`, oldest first, up to a byte budget; answered with ReplayResult. */
@@ -141,5 +146,5 @@ export interface ChannelActivity { op: 'activity'; channel: string; name: string
 export type ChannelActorMessage = ClientCommand | Follow | Unfollow | Page | ReadPosts | Trimmed | InviteOp;
 
 export type UserActorMessage =
-  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire | PushRegister | PushUnregister | Touch | SessionExpired | ChangePassword | DeleteAccount | Ban | Disconnect | PresenceQuery;
+  | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire | PushRegister | PushUnregister | Touch | SessionExpired | ChangePassword | DeleteAccount | Ban | Disconnect | PresenceQuery | AppDevice;
 export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover | Forget | InviteOp;

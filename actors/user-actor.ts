@@ -112,6 +112,7 @@ export class UserActor implements Actor {
       case 'detach': return this.detach(msg);
       case 'ack': return this.ack(msg);
       case 'login': return this.login(msg);
+      case 'app-device': return this.appDevice(msg.device, msg.name);
       case 'revoke': return this.revoke(msg);
       case 'watch': return this.watch(msg);
       case 'unwatch': return this.unwatch(msg);
@@ -284,9 +285,11 @@ export class UserActor implements Actor {
 
   // ---- sockets and cursors ----
 
-  private attach({ device, gateway, conn }: Attach): AttachResult {
+  private attach({ device, gateway, conn, appDevice }: Attach): AttachResult {
     this.refuseIfBanned();
-    if (this.revoked.has(device) || !this.ctx.storage.db.devices.get([this.user, device])) fail(ErrorCode.unauthorized, 'session revoked');
+    // An application JWT's device exists from its first token on (created here: not readable before the commit).
+    if (appDevice !== undefined) this.appDevice(device, appDevice);
+    else if (this.revoked.has(device) || !this.ctx.storage.db.devices.get([this.user, device])) fail(ErrorCode.unauthorized, 'session revoked');
     this.sockets.push({ gateway, conn, device });
     this.dropPushJobs(device); // online first: its pending notifications are moot
     // Online is announced at once; a pending offline announcement is called off, so the next
@@ -375,6 +378,17 @@ export class UserActor implements Actor {
     return { device };
   }
 
+  /**
+   * A device of an application JWT (docs/operator-guide.md): it has no session row — the token is
+   * checked at each hello — and exists from the first token naming it. A revoked one comes back,
+   * with a fresh cursor, at the next valid token: the application decides who may sign in.
+   */
+  private appDevice(device: string, name: string): void {
+    if (!this.revoked.has(device) && this.ctx.storage.db.devices.get([this.user, device])) return;
+    this.revoked.delete(device);
+    this.ctx.put(this.ctx.storage.db.devices, [this.user, device], { name, created: Date.now(), tokenHash: '' });
+  }
+
   private revoke({ device }: Revoke): void {
     const record = (this.revoked.has(device) ? undefined : this.ctx.storage.db.devices.get([this.user, device])) ?? fail(ErrorCode.not_found, 'no such device');
     this.dropDevice(device, record.tokenHash, CloseCode.revoked, 'session revoked');
@@ -383,7 +397,7 @@ export class UserActor implements Actor {
   /** A device goes with its session, cursor and push registration; its sockets close with `code`. */
   private dropDevice(device: string, tokenHash: string, code: number, reason: string): void {
     const { db } = this.ctx.storage;
-    this.ctx.remove(db.sessions, tokenHash);
+    if (tokenHash !== '') this.ctx.remove(db.sessions, tokenHash); // '': an application-token device has none
     this.ctx.remove(db.devices, [this.user, device]);
     this.revoked.add(device);
     for (const s of this.sockets) {
@@ -471,7 +485,7 @@ export class UserActor implements Actor {
       case 'delete-continue':
         if ((this.deletion ??= new AccountDeletion(this.user, this.ctx)).step()) this.deletion = null;
         return undefined;
-      case 'cmd': case 'attach': case 'login': case 'push-register': case 'password': case 'revoke':
+      case 'cmd': case 'attach': case 'login': case 'push-register': case 'password': case 'revoke': case 'app-device':
         return fail(ErrorCode.unauthorized, 'account deleted');
       default: return undefined; // receipts, typing, acks, touches, presence timers: nothing to keep
     }

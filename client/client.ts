@@ -42,7 +42,16 @@ import type {
 export interface ClientOptions {
   /** ws://host:port/v1/ws */
   url: string;
-  token: string;
+  /** A session token from login(); or sign in with the application's tokens: `jwt` and/or `getToken`. */
+  token?: string;
+  /** An application JWT (docs/sdk.md "Application tokens"): hello {jwt}, and Bearer on HTTP. */
+  jwt?: string;
+  /**
+   * Fetches a new application JWT from the app's backend: called when the server asks for a
+   * `refresh`, before reconnecting with a token that has expired (or is within 5 s of it), and
+   * for the first hello when `jwt` is not given.
+   */
+  getToken?: () => Promise<string>;
   /** WebSocket constructor; default globalThis.WebSocket. Node tests pass `ws`'s WebSocket. */
   WebSocket?: typeof globalThis.WebSocket | any;
   /** Stored cursor to resume from; omitted → the server's per-device cursor. */
@@ -81,6 +90,8 @@ const DEFAULT_TIMEOUT_MS = 15_000;
 const ACK_DELAY_MS = 50;
 /** How long close() waits for the close handshake before dropping the socket. */
 const CLOSE_GRACE_MS = 3_000;
+/** A reconnect with an application JWT this close to its exp asks getToken for a new one first. */
+const RENEW_BEFORE_MS = 5_000;
 /** Resyncs at the same cursor before accepting a gap (e.g. a log trimmed by retention) instead of looping. */
 const MAX_GAP_RESYNCS = 3;
 /** Events emitted under their own name as well as 'event'. */
@@ -98,7 +109,10 @@ type Frame = { t: string; [k: string]: any };
 
 export class ParleyClient {
   private readonly url: string;
-  private readonly token: string;
+  /** the session token, or the current application JWT (both are the HTTP bearer) */
+  private token: string;
+  private readonly usesJwt: boolean;
+  private readonly getToken?: () => Promise<string>;
   private readonly httpUrl: string;
   private readonly Ctor: new (url: string) => SocketLike;
   private readonly backoff: BackoffOptions | undefined;
@@ -155,7 +169,11 @@ export class ParleyClient {
 
   constructor(opts: ClientOptions) {
     this.url = opts.url;
-    this.token = opts.token;
+    this.usesJwt = opts.token === undefined;
+    if (opts.token !== undefined && (opts.jwt !== undefined || opts.getToken !== undefined)) throw new TypeError('ParleyClient: token, or jwt/getToken, not both');
+    if (this.usesJwt && opts.jwt === undefined && opts.getToken === undefined) throw new TypeError('ParleyClient: one of token, jwt or getToken is needed');
+    this.token = opts.token ?? opts.jwt ?? '';
+    this.getToken = opts.getToken;
     this.httpUrl = opts.httpUrl ?? opts.url.replace(/^ws/, 'http').replace(/\/v1\/ws\/?$/, '');
     const Ctor = opts.WebSocket ?? (globalThis as any).WebSocket;
     if (typeof Ctor !== 'function') throw new TypeError('ParleyClient: no WebSocket implementation; pass opts.WebSocket');
@@ -475,10 +493,22 @@ export class ParleyClient {
     this.lastRecv = Date.now();
     ws.onopen = () => {
       if (ws !== this.ws) return;
-      const hello: Frame = { t: Command.hello, token: this.token };
-      if (this._lastU !== undefined) hello.since = this._lastU;
-      if (this._epoch !== undefined) hello.epoch = this._epoch;
-      this.write(hello);
+      if (this.usesJwt && this.getToken && (this.token === '' || jwtExpiresWithin(this.token, RENEW_BEFORE_MS))) {
+        // The app's backend first: an expired token would only be refused (4001, no reconnect).
+        this.getToken().then(
+          (jwt) => {
+            this.token = jwt;
+            if (ws === this.ws) this.writeHello();
+          },
+          (err: unknown) => {
+            if (ws !== this.ws) return;
+            this.em.emit('error', new ParleyError(ErrorCode.unauthorized, `getToken failed: ${(err as Error)?.message ?? err}`));
+            this.drop(ABNORMAL_CLOSE, 'getToken failed', true);
+          },
+        );
+        return;
+      }
+      this.writeHello();
     };
     ws.onmessage = (ev) => {
       if (ws !== this.ws) return;
@@ -498,6 +528,35 @@ export class ParleyClient {
       this.handshakeTimer = undefined;
       if (this.ws === ws && !this.ready) this.drop(ABNORMAL_CLOSE, 'handshake timeout', true);
     }, this.timeoutMs);
+  }
+
+  private writeHello(): void {
+    const hello: Frame = this.usesJwt ? { t: Command.hello, jwt: this.token } : { t: Command.hello, token: this.token };
+    if (this._lastU !== undefined) hello.since = this._lastU;
+    if (this._epoch !== undefined) hello.epoch = this._epoch;
+    this.write(hello);
+  }
+
+  /**
+   * Replaces the application JWT (`refresh` on the open socket; used by the next hello and HTTP
+   * call too). Rejects with unauthorized when the server refuses it (another user or device, expired).
+   */
+  async refreshToken(jwt: string): Promise<void> {
+    if (!this.usesJwt) throw new TypeError('ParleyClient: refreshToken is for clients signed in with a jwt');
+    this.token = jwt;
+    if (this.ready) await this.request(Command.refresh, { jwt });
+  }
+
+  /** The server asks for a new token: with getToken the client answers by itself. */
+  private onRefresh(f: Frame): void {
+    const exp = Number(f.exp);
+    this.em.emit('refresh', { t: 'refresh', exp });
+    if (!this.getToken) return;
+    this.getToken().then(
+      (jwt) => this.refreshToken(jwt),
+    ).catch((err: unknown) => {
+      if (!this.closing) this.em.emit('error', err instanceof ParleyError ? err : new ParleyError(ErrorCode.unauthorized, `getToken failed: ${(err as Error)?.message ?? err}`));
+    });
   }
 
   /** Detaches the current socket now (its late events are ignored) and handles the disconnection. */
@@ -621,6 +680,8 @@ export class ParleyClient {
       case ServerFrame.kick:
         this.kick = f as KickEvent;
         return this.dispatch(f);
+      case ServerFrame.refresh:
+        return this.onRefresh(f);
       case ServerFrame.cmsg: {
         const entry = this.followed.get(f.channel);
         if (entry && typeof f.seq === 'number') {
@@ -870,4 +931,15 @@ function timeoutError(t: string, ms: number): ParleyError {
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The JWT's exp is within `ms` (or unreadable): its payload read without verifying (the server verifies). */
+function jwtExpiresWithin(jwt: string, ms: number): boolean {
+  try {
+    const part = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const exp = (JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4))) as { exp?: unknown }).exp;
+    return typeof exp !== 'number' || exp * 1000 - Date.now() < ms;
+  } catch {
+    return true;
+  }
 }

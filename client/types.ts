@@ -204,7 +204,11 @@ export interface ClientEvents {
   close: CloseInfo;
   error: ParleyError;
   event: AnyServerEvent;
+  /** The application JWT expires at `exp` (ms): answer with refreshToken(jwt) — done for you with `getToken`. */
+  refresh: RefreshEvent;
 }
+
+export interface RefreshEvent { t: 'refresh'; exp: number }
 export type ClientEventName = keyof ClientEvents;
 
 // ---- command parameters and results (§4) ----

@@ -4,6 +4,8 @@
 /** Commands a client may send (`t` of a client frame). */
 export const Command = {
   hello: 'hello',
+  /** a new application JWT for this socket (docs/protocol.md §3 "Application tokens") */
+  refresh: 'refresh',
   ping: 'ping',
   ack: 'ack',
   send: 'send',
@@ -64,6 +66,8 @@ export const ServerFrame = {
   typing: 'typing',
   cmsg: 'cmsg',
   kick: 'kick',
+  /** the socket's application JWT expires soon: send `refresh {jwt}` */
+  refresh: 'refresh',
 } as const;
 export type ServerFrame = (typeof ServerFrame)[keyof typeof ServerFrame];
 

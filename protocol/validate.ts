@@ -38,6 +38,9 @@ export const MAX_CHANNELS_PER_SOCKET = 1000;
 /** Admins of one channel, owner excluded. */
 export const MAX_CHANNEL_ADMINS = 100;
 const Cid = Type.String({ minLength: 1, maxLength: MAX_CID_CHARS });
+/** An application JWT (src/auth/jwt-verifier.ts MAX_JWT_CHARS). */
+export const MAX_JWT_CHARS = 8192;
+const Jwt = Type.String({ minLength: 1, maxLength: MAX_JWT_CHARS });
 const DisplayName = Type.String({ minLength: 1, maxLength: 64 });
 const Title = Type.String({ minLength: 1, maxLength: 100 });
 /** Invite codes: 12 base62 characters, ~71 bits from crypto randomness (actors/invite-book.ts). */
@@ -59,12 +62,15 @@ const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
 const FileName = Type.String({ minLength: 1, maxLength: 255, pattern: '^[^/\\\\\\u0000-\\u001f\\u007f]+$' });
 
 export const Frames = {
+  // exactly one of token (a session token) and jwt (an application JWT): checkHello
   [Command.hello]: frame(Command.hello, {
-    token: Type.String({ minLength: 1, maxLength: 512 }),
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+    jwt: Type.Optional(Jwt),
     since: Type.Optional(UInt),
     // the log lineage the device's cursor belongs to (docs/protocol.md §3); same alphabet as ids
     epoch: Type.Optional(Type.String({ pattern: ID_PATTERN })),
   }),
+  [Command.refresh]: frame(Command.refresh, { jwt: Jwt }),
   [Command.ping]: frame(Command.ping, {}),
   [Command.ack]: frame(Command.ack, { u: UInt }),
   [Command.send]: frame(Command.send, {
@@ -226,6 +232,10 @@ export function knownFields(t: string, frame: unknown): Record<string, unknown> 
 }
 
 /** Field rules a schema cannot say. */
+export function checkHello(f: FrameOf<'hello'>): string | null {
+  return (f.token === undefined) === (f.jwt === undefined) ? 'exactly one of token or jwt is required' : null;
+}
+
 export function checkSend(f: FrameOf<'send'>): string | null {
   if ((f.thread === undefined) === (f.to === undefined)) return 'exactly one of thread or to is required';
   if (f.body === undefined && f.media === undefined) return 'one of body or media is required';

@@ -119,13 +119,30 @@ export interface Config {
   rlServerApi: RateWindow[];
   /** how long the server API remembers an Idempotency-Key's answer */
   idempotencyTtlMs: number;
+  // Sign-in with the application's tokens (issue 13, src/auth/jwt-verifier.ts).
+  /** HS256 secret ('' = no HS256) */
+  authJwtSecret: string;
+  /** JWKS URL for RS256/ES256 keys ('' = none) */
+  authJwksUrl: string;
+  /** PEM text or path of a PEM file: one RS256/ES256 public key ('' = none) */
+  authJwtPublicKey: string;
+  /** required `aud` ('' = not checked) */
+  authJwtAudience: string;
+  /** required `iss` ('' = not checked) */
+  authJwtIssuer: string;
+  /** an unknown kid refetches the JWKS at most this often (ms) */
+  authJwksCooldownMs: number;
+  /** a socket gets `refresh` this long before its token expires, at most half the token's lifetime (ms) */
+  authRefreshGraceMs: number;
+  /** off: no registration or login with passwords (403); existing sessions keep working */
+  authPasswords: 'on' | 'off';
 }
 
 /** One API_KEYS entry: the secret and what it may do (docs/operator-guide.md). */
 export interface ApiKeyEntry { key: string; scopes: ApiScope[] }
 
 /** Options whose values are never printed. */
-export const SECRET_OPTIONS: readonly (keyof Config)[] = ['adminToken', 's3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey', 'apiKeys'];
+export const SECRET_OPTIONS: readonly (keyof Config)[] = ['adminToken', 's3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey', 'apiKeys', 'authJwtSecret'];
 
 /** The config as it may be logged: secrets replaced by "***" when set. */
 export function printableConfig(config: Config): Record<string, unknown> {
@@ -184,6 +201,18 @@ function baseUrl(raw: string): string {
   }
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '') throw new ConfigError(`must be an http(s) URL without query or fragment, got "${raw}"`);
   return url.href.replace(/\/+$/, '');
+}
+
+/** An http(s) URL (a query is allowed). */
+function httpUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`must be an http(s) URL, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`must be an http(s) URL, got "${raw}"`);
+  return url.href;
 }
 
 function secret(raw: string): string {
@@ -450,6 +479,20 @@ const fields: { [K in keyof Config]: Field<K> } = {
     key: 'rlInviteGuess', env: 'RL_INVITE_GUESS', flag: 'rl-invite-guess',
     help: 'failed invite lookups (GET /i/:code, invite.join with a code that is unknown, expired, revoked or used up) per IP and per user; beyond, every lookup of them gets 429 / rate_limited, valid codes too', parse: windows, default: () => parseWindows('5/s,20/m,100/h,500/d'), show: formatWindows,
   },
+  authJwtSecret: { key: 'authJwtSecret', env: 'AUTH_JWT_SECRET', flag: 'auth-jwt-secret', help: 'accept application JWTs signed with HS256 and this secret, ≥ 32 characters (never printed)', parse: secret, default: () => '' },
+  authJwksUrl: { key: 'authJwksUrl', env: 'AUTH_JWKS_URL', flag: 'auth-jwks-url', help: 'accept application JWTs signed with RS256 or ES256 by a key of the JWKS at this http(s) URL (fetched, cached 10 min, refetched for an unknown kid)', parse: httpUrl, default: () => '' },
+  authJwtPublicKey: { key: 'authJwtPublicKey', env: 'AUTH_JWT_PUBLIC_KEY', flag: 'auth-jwt-public-key', help: 'accept application JWTs signed by this RSA (RS256) or P-256 (ES256) public key: PEM text, or the path of a PEM file (not with AUTH_JWKS_URL)', parse: nonEmpty, default: () => '' },
+  authJwtAudience: { key: 'authJwtAudience', env: 'AUTH_JWT_AUDIENCE', flag: 'auth-jwt-audience', help: 'application JWTs must carry this aud (empty = not checked)', parse: anyString, default: () => '' },
+  authJwtIssuer: { key: 'authJwtIssuer', env: 'AUTH_JWT_ISSUER', flag: 'auth-jwt-issuer', help: 'application JWTs must carry this iss (empty = not checked)', parse: anyString, default: () => '' },
+  authJwksCooldownMs: {
+    key: 'authJwksCooldownMs', env: 'AUTH_JWKS_COOLDOWN', flag: 'auth-jwks-cooldown', help: 'a token with an unknown kid refetches the JWKS at most this often (e.g. 30s)',
+    parse: duration(1, 86_400_000, false), default: () => 30_000, show: formatDuration,
+  },
+  authRefreshGraceMs: {
+    key: 'authRefreshGraceMs', env: 'AUTH_REFRESH_GRACE', flag: 'auth-refresh-grace', help: 'a socket signed in with a JWT gets a refresh frame this long before the token expires (at most half its lifetime); closed with 4001 at expiry without a new token',
+    parse: duration(1000, 86_400_000, false), default: () => 30_000, show: formatDuration,
+  },
+  authPasswords: { key: 'authPasswords', env: 'AUTH_PASSWORDS', flag: 'auth-passwords', help: 'off: registration and login with passwords answer 403 (existing sessions keep working)', parse: oneOf<'on' | 'off'>('on', 'off'), default: () => 'on' },
   rlStrikes: { key: 'rlStrikes', env: 'RL_STRIKES', flag: 'rl-strikes', help: 'rate_limited answers a socket may run into while still told to wait; then it is closed with 4008', parse: int(1, 1_000_000), default: () => 10 },
 };
 
@@ -488,6 +531,7 @@ export function loadConfig(argv: string[] = [], env: NodeJS.ProcessEnv = {}, ove
   }
   const result = { ...(config as unknown as Config), ...overrides };
   if (result.blobStore === 's3' && result.s3Bucket === '') throw new ConfigError('BLOB_STORE=s3 needs S3_BUCKET');
+  if (result.authJwksUrl !== '' && result.authJwtPublicKey !== '') throw new ConfigError('AUTH_JWKS_URL and AUTH_JWT_PUBLIC_KEY: set one of them');
   return result;
 }
 

@@ -6,6 +6,9 @@ import { ShardCluster } from '../actors/cluster.js';
 import { openStorage } from '../storage/env.js';
 import { ensureEpoch } from '../storage/epoch.js';
 import { Accounts } from './auth/accounts.js';
+import { AppUsers } from './auth/app-users.js';
+import { JwtSignIn } from './auth/jwt-sign-in.js';
+import { JwtVerifier, jwtKeyOptions } from './auth/jwt-verifier.js';
 import { SessionClock } from './auth/session-clock.js';
 import { userAddress } from '../actors/router.js';
 import { PasswordHasher } from './auth/passwords.js';
@@ -27,7 +30,6 @@ import { openPushProviders, vapidPublicKey } from './push/open-push-providers.js
 import { loadSigningKey, UrlSigner } from './media/signed-urls.js';
 import { UploadStaging } from './media/upload-staging.js';
 import { join } from 'node:path';
-import { AppUsers } from './auth/app-users.js';
 import { ApiKeys } from './server-api/api-keys.js';
 import { IdempotencyStore } from './server-api/idempotency.js';
 
@@ -66,9 +68,14 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const boot = randomUUID();
   // First: a half-configured provider or an unreadable key file stops start-up with its reason.
   const pushProviders = openPushProviders(config);
+  // Likewise an unreadable AUTH_JWT_PUBLIC_KEY.
+  const jwtVerifier = new JwtVerifier(jwtKeyOptions(config));
   const storage = openStorage(config.dataDir, config.durability);
   const passwords = new PasswordHasher(config.passwordCost);
   const accounts = new Accounts(storage, passwords);
+  // The application's users (JWT sub, server API ids) bound to Parley users: one instance for all.
+  const appUsers = new AppUsers(storage);
+  const jwt = new JwtSignIn(jwtVerifier, appUsers, storage);
   const cluster = new ShardCluster({
     shards: config.shards, dataDir: config.dataDir, durability: config.durability,
     logLevel: config.logLevel, askTimeoutMs: config.askTimeoutMs, boot, log,
@@ -101,16 +108,14 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const shardPoll = setInterval(() => void cluster.stats().then((s) => (shardFigures = s), () => undefined), 1000);
   shardPoll.unref();
   const history = new MetricsHistory(storage, gatewaySource(metrics, () => limits.totalRefusals(), () => shardFigures));
-  // The application's users (JWT sign-in and the server API share this one).
-  const appUsers = new AppUsers(storage);
   const apiKeys = new ApiKeys(storage, config.apiKeys, config.adminToken);
   const idempotency = new IdempotencyStore(storage, config.idempotencyTtlMs, log);
-  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits);
+  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits, jwt);
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());
   sockets.attachApp(app);
-  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels, limits, history,
+  mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels, limits, history, jwt,
     media: { media, staging, publicUrl: config.publicUrl, metrics, log },
     push: { providers: pushProviders, vapidPublicKey: vapidPublicKey(config), cluster },
     serverApi: { config, accounts, cluster, storage, appUsers, apiKeys, idempotency, limits, media },

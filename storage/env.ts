@@ -104,7 +104,10 @@ export interface UserRecord { user: string; username: string; name: string; crea
 export interface AppUserRecord { user: string; deleted?: number }
 export interface Credential { salt: Buffer; hash: Buffer; cost: number }
 export interface SessionRecord { user: string; device: string; created: number }
-/** `used`: the session's last use (hello or a 🔒 route), recorded at most once per SessionClock interval */
+/**
+ * `used`: the session's last use (hello or a 🔒 route), recorded at most once per SessionClock interval.
+ * tokenHash '': a device of application JWTs, with no session row (src/auth/jwt-verifier.ts).
+ */
 export interface DeviceRecord { name: string; created: number; tokenHash: string; used?: number }
 export interface CursorRecord { u: number; lastSeen: number }
 export interface StoredMessage {

@@ -2,7 +2,7 @@
 // missing field, wrong type, over a limit — and what knownFields forwards (known fields only).
 import t from 'tap';
 import { Command } from '../protocol/codes.js';
-import { bodyCheckers, bodyTooLarge, checkChannelPost, checkSend, frameCheckers, knownFields, MAX_BODY_BYTES, MAX_GROUP_MEMBERS, MAX_PRESENCE_SUBS } from '../protocol/validate.js';
+import { bodyCheckers, bodyTooLarge, checkChannelPost, checkHello, checkSend, frameCheckers, knownFields, MAX_BODY_BYTES, MAX_GROUP_MEMBERS, MAX_PRESENCE_SUBS } from '../protocol/validate.js';
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `u${i}`);
 const long = (n: number, c = 'a') => c.repeat(n);
@@ -10,10 +10,18 @@ const sha = 'a'.repeat(64);
 
 /** [case name, frame, valid?] per command: every command of frameCheckers has its rows. */
 const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
+  [Command.refresh]: [
+    ['a jwt', { jwt: 'a.b.c' }, true],
+    ['missing jwt', {}, false],
+    ['empty jwt', { jwt: '' }, false],
+    ['jwt over 8192', { jwt: long(8193) }, false],
+  ],
   [Command.hello]: [
     ['token only', { token: 'tok' }, true],
     ['with since and epoch', { token: 'tok', since: 5, epoch: 'e1:abc-DEF_9' }, true],
-    ['missing token', {}, false],
+    ['a jwt instead', { jwt: 'a.b.c', since: 5 }, true],
+    ['empty jwt', { jwt: '' }, false],
+    ['jwt over 8192', { jwt: long(8193) }, false],
     ['empty token', { token: '' }, false],
     ['token over 512', { token: long(513) }, false],
     ['negative since', { token: 'tok', since: -1 }, false],
@@ -177,6 +185,13 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
     ['too long', { code: 'x'.repeat(65) }, false],
   ],
 };
+
+t.test('hello: exactly one of token and jwt (checkHello)', async (t) => {
+  t.equal(checkHello({ t: 'hello', token: 'tok' }), null);
+  t.equal(checkHello({ t: 'hello', jwt: 'a.b.c' }), null);
+  t.type(checkHello({ t: 'hello' }), 'string', 'neither');
+  t.type(checkHello({ t: 'hello', token: 'tok', jwt: 'a.b.c' }), 'string', 'both');
+});
 
 t.test('every command has cases', async (t) => {
   t.same(Object.keys(cases).sort(), [...frameCheckers.keys()].sort());

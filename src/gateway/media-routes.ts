@@ -22,7 +22,8 @@ export interface MediaRequest {
 
 export interface MediaRouteKit<R extends MediaRequest> {
   on(method: 'GET' | 'POST' | 'PUT' | 'HEAD', pattern: string, handler: (reply: Reply, req: R) => Promise<void> | void): void;
-  session(req: R): { user: string };
+  /** async: an application JWT is verified (start a body read before awaiting it) */
+  session(req: R): Promise<{ user: string }>;
   body(reply: Reply, req: R): Promise<{ mime: string; size: number; sha256: string; name?: string }>;
 }
 
@@ -40,8 +41,8 @@ export function mountMediaRoutes<R extends MediaRequest>(kit: MediaRouteKit<R>, 
   };
 
   kit.on('POST', '/v1/media', async (reply, req) => {
-    const s = kit.session(req);
-    const answer = await media.create(s.user, await kit.body(reply, req), base(req));
+    const [s, b] = await Promise.all([kit.session(req), kit.body(reply, req)]);
+    const answer = await media.create(s.user, b, base(req));
     reply.json(201, answer);
   });
 
@@ -121,7 +122,7 @@ export function mountMediaRoutes<R extends MediaRequest>(kit: MediaRouteKit<R>, 
   };
 
   kit.on('GET', '/v1/media/:media', async (reply, req) => {
-    const s = kit.session(req);
+    const s = await kit.session(req);
     const record = media.readable(s.user, mediaId(req));
     if (!record) throw new ProtocolError(ErrorCode.not_found, 'no such media');
     reply.empty(302, { Location: await media.downloadUrl(base(req), record), 'Cache-Control': 'no-store' });

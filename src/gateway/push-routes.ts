@@ -17,14 +17,14 @@ export interface PushRouteDeps {
 
 export interface PushRouteKit<R> {
   on(method: 'GET' | 'POST' | 'DELETE', pattern: string, handler: (reply: Reply, req: R) => Promise<void> | void): void;
-  session(req: R): { user: string; device: string };
+  /** async: an application JWT is verified (start a body read before awaiting it) */
+  session(req: R): Promise<{ user: string; device: string }>;
   body(reply: Reply, req: R): Promise<{ provider: string; token: string }>;
 }
 
 export function mountPushRoutes<R>(kit: PushRouteKit<R>, deps: PushRouteDeps): void {
   kit.on('POST', '/v1/push', async (reply, req) => {
-    const s = kit.session(req);
-    const { provider, token } = await kit.body(reply, req);
+    const [s, { provider, token }] = await Promise.all([kit.session(req), kit.body(reply, req)]);
     const chosen = deps.providers.get(provider);
     if (!chosen) throw new ProtocolError(ErrorCode.bad_frame, `push provider ${provider} is not configured on this server; configured: ${[...deps.providers.keys()].join(', ') || 'none'}`);
     if (Buffer.byteLength(token) > MAX_PUSH_TOKEN_BYTES) throw new ProtocolError(ErrorCode.bad_frame, `token is longer than ${MAX_PUSH_TOKEN_BYTES} bytes`);
@@ -35,7 +35,7 @@ export function mountPushRoutes<R>(kit: PushRouteKit<R>, deps: PushRouteDeps): v
   });
 
   kit.on('DELETE', '/v1/push', async (reply, req) => {
-    const s = kit.session(req);
+    const s = await kit.session(req);
     await deps.cluster.ask(userAddress(s.user), { op: 'push-unregister', device: s.device });
     reply.empty(204);
   });

@@ -6,6 +6,8 @@ import type { ShardCluster } from '../../actors/cluster.js';
 import type { LoginResult } from '../../actors/messages.js';
 import { channelAddress, userAddress } from '../../actors/router.js';
 import { hashToken, type Accounts } from '../auth/accounts.js';
+import { bearerJwt } from '../auth/jwt-verifier.js';
+import type { JwtSignIn } from '../auth/jwt-sign-in.js';
 import { mountAccountRoutes } from './account-routes.js';
 import type { Config } from '../config.js';
 import type { EdgeLimits } from '../limits/edge-limits.js';
@@ -38,7 +40,12 @@ export interface RouteDeps {
   limits: EdgeLimits;
   history: MetricsHistory;
   serverApi: ServerApiDeps;
+  /** Bearer JWTs: application tokens (src/auth/jwt-sign-in.ts) */
+  jwt: JwtSignIn;
 }
+
+/** Who a 🔒 request is for: a session token's or an application JWT's user and device. */
+export interface Caller { user: string; device: string }
 
 type Handler = (reply: Reply, req: Request) => Promise<void> | void;
 /** What a handler may read of the request: uWS's request object dies when the callback returns. */
@@ -128,20 +135,43 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     }
   };
 
-  const session = (req: Request) => {
+  const refuse = (req: Request, why: string): never => {
+    if (limits.on && req.authorization !== '') limits.http(req.ip);
+    throw new ProtocolError(ErrorCode.unauthorized, why);
+  };
+  /**
+   * The caller of a 🔒 route. A bearer of three base64url parts joined by dots is an application
+   * JWT (verified asynchronously, its device created on first use); anything else is a session
+   * token (43 base64url characters, no dots). A handler that reads a body starts the read before
+   * awaiting this (uWS hands the body only to a reader attached in its callback).
+   */
+  const session = async (req: Request): Promise<Caller> => {
+    const jwt = bearerJwt(req.authorization);
+    if (jwt !== null) {
+      let app;
+      try {
+        app = await deps.jwt.signIn(jwt);
+      } catch (err) {
+        if (err instanceof ProtocolError && err.code === ErrorCode.unauthorized) refuse(req, err.message);
+        throw err;
+      }
+      await deps.jwt.ensureDevice(cluster, app!);
+      return { user: app!.user, device: app!.device };
+    }
     const token = bearerToken(req.authorization);
     const s = token ? accounts.authenticate(token) : undefined;
-    if (!s) {
-      if (limits.on && req.authorization !== '') limits.http(req.ip);
-      throw new ProtocolError(ErrorCode.unauthorized, 'missing, invalid or revoked token');
-    }
-    return s;
+    return s ?? refuse(req, 'missing, invalid or revoked token');
+  };
+  /** Passwords off (AUTH_PASSWORDS=off): no registration, no login; existing sessions keep working. */
+  const passwordsOn = () => {
+    if (config.authPasswords === 'off') throw new ProtocolError(ErrorCode.forbidden, 'password accounts are turned off on this server (AUTH_PASSWORDS=off): sign in with your application\'s token');
   };
 
   const body = async <K extends keyof typeof bodyCheckers>(reply: Reply, req: Request, kind: K): Promise<BodyOf<K>> =>
     parseJson<BodyOf<K>>(await readBody(reply, req.contentLength, config.maxBodyBytes), bodyCheckers[kind]);
 
   on('POST', '/v1/users', route(async (reply, req) => {
+    passwordsOn();
     limits.register(req.ip);
     const user = await accounts.register(await body(reply, req, 'createUser'));
     reply.json(201, { user: user.user });
@@ -149,22 +179,22 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
 
   // Static segments win over parameters in uWS's router, so `me` never reaches `:username`
   // (nor could it name anyone: usernames have at least 3 characters).
-  on('GET', '/v1/users/me', route((reply, req) => reply.json(200, accounts.me(session(req).user))));
+  on('GET', '/v1/users/me', route(async (reply, req) => reply.json(200, accounts.me((await session(req)).user))));
 
   on('PATCH', '/v1/users/me', route(async (reply, req) => {
-    const s = session(req);
-    const { name } = await body(reply, req, 'updateUser');
+    const [s, { name }] = await Promise.all([session(req), body(reply, req, 'updateUser')]);
     reply.json(200, await accounts.rename(s.user, name));
   }));
 
-  on('GET', '/v1/users/:username', route((reply, req) => {
-    limits.lookup(session(req).user);
+  on('GET', '/v1/users/:username', route(async (reply, req) => {
+    limits.lookup((await session(req)).user);
     const found = USERNAME_RE.test(req.param) ? accounts.find(req.param) : undefined;
     if (!found) throw new ProtocolError(ErrorCode.not_found, 'no such user');
     reply.json(200, found);
   }));
 
   on('POST', '/v1/sessions', route(async (reply, req) => {
+    passwordsOn();
     limits.loginFromIp(req.ip);
     const b = await body(reply, req, 'createSession');
     limits.loginAttempt(b.username); // locked out: 429 whatever the password
@@ -183,8 +213,8 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
     reply.json(201, { token, user, device });
   }));
 
-  on('GET', '/v1/sessions', route((reply, req) => {
-    const s = session(req);
+  on('GET', '/v1/sessions', route(async (reply, req) => {
+    const s = await session(req);
     reply.json(200, { devices: accounts.devices(s.user) });
   }));
 
@@ -193,13 +223,13 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   const logout = (user: string, device: string) => cluster.ask<void>(userAddress(user), { op: 'revoke', device });
 
   on('DELETE', '/v1/sessions/current', route(async (reply, req) => {
-    const s = session(req);
+    const s = await session(req);
     await logout(s.user, s.device);
     reply.empty(204);
   }));
 
   on('DELETE', '/v1/sessions/:device', route(async (reply, req) => {
-    const s = session(req);
+    const s = await session(req);
     await logout(s.user, req.param);
     reply.empty(204);
   }));

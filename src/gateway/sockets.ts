@@ -8,13 +8,15 @@ import { channelAddress, threadAddress, userAddress, GATEWAY_THREAD } from '../.
 import type { StorageEnv } from '../../storage/env.js';
 import type { PresenceState } from '../../storage/presence.js';
 import type { Accounts } from '../auth/accounts.js';
+import { TokenDeadlines } from '../auth/jwt-deadlines.js';
+import type { AppSession, JwtSignIn } from '../auth/jwt-sign-in.js';
 import type { Config } from '../config.js';
 import type { MediaLibrary } from '../media/media-library.js';
 import type { Metrics } from '../metrics.js';
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { channelIdFor, directThreadId, groupIdFor, newGroupId } from '../../protocol/ids.js';
-import { bodyTooLarge, checkChannelGet, checkChannelPost, checkInviteTarget, checkSchedule, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { bodyTooLarge, checkChannelGet, checkChannelPost, checkHello, checkInviteTarget, checkSchedule, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
 import { TRENDING_ADDRESS } from '../../actors/trending-actor.js';
 import { InviteDesk } from '../invites/invite-desk.js';
 import { ChannelHub, type Following } from './channels.js';
@@ -53,7 +55,12 @@ interface Conn {
   budget: SocketBudget | null;
   /** the Host header of the upgrade (interned): the origin of invite links without PUBLIC_URL */
   host: string;
+  /** signed in with an application JWT: its expiry and the refresh deadline; null: a session token */
+  token: TokenTimes | null;
 }
+
+/** A JWT socket's deadlines (ms): `refresh` is sent at refreshAt (0: sent), the close follows at exp + grace. */
+interface TokenTimes { exp: number; refreshAt: number; slot: number }
 
 type Socket = UWS.WebSocket<Conn>;
 
@@ -69,6 +76,8 @@ const TYPING_BURST = 5;
 const TYPING_REFILL_MS = 1000;
 /** How long a client over its in-flight bound is told to wait. */
 const INFLIGHT_RETRY_MS = 100;
+/** After its JWT's exp a socket still has this long for the refresh on its way (clock skew, a slow JWKS). */
+const TOKEN_CLOSE_GRACE_MS = 1000;
 /** How often the process-wide bound on buffered bytes is checked. */
 const BUFFER_SWEEP_MS = 1000;
 
@@ -94,6 +103,8 @@ export class SocketGateway {
   private readonly invites: InviteDesk;
   /** Host headers seen, so that sockets share one string each (bounded). */
   private readonly hosts = new Map<string, string>();
+  /** JWT sockets by when they need a refresh frame or a close (swept with the hello deadlines) */
+  private readonly tokenDeadlines = new TokenDeadlines<Conn>();
 
   constructor(
     private readonly config: Config,
@@ -107,8 +118,13 @@ export class SocketGateway {
     /** resolves `media` ids in send and channel.post to the media objects messages carry */
     private readonly media: MediaLibrary,
     private readonly limits: EdgeLimits,
+    /** hello {jwt}, refresh {jwt}: application tokens (src/auth/jwt-sign-in.ts) */
+    private readonly jwt: JwtSignIn,
   ) {
-    this.helloSweep = setInterval(() => this.closeLateHellos(), 500);
+    this.helloSweep = setInterval(() => {
+      this.closeLateHellos();
+      this.sweepTokens();
+    }, 500);
     this.helloSweep.unref();
     this.bufferSweep = setInterval(() => this.boundBufferedBytes(), BUFFER_SWEEP_MS);
     this.bufferSweep.unref();
@@ -162,7 +178,7 @@ export class SocketGateway {
         const conn: Conn = {
           id: 0, phase: Phase.awaitingHello, user: '', device: '', sentU: 0, lagging: false, badFrames: 0, helloDeadline: 0,
           typingTokens: TYPING_BURST, typingAt: 0, watching: null, inflight: 0, replaying: false, channels: null,
-          ip, budget: this.limits.on ? this.limits.newBudget() : null, host: this.internHost(req.getHeader('host')),
+          ip, budget: this.limits.on ? this.limits.newBudget() : null, host: this.internHost(req.getHeader('host')), token: null,
         };
         res.upgrade(conn, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
@@ -321,6 +337,7 @@ export class SocketGateway {
     }
     if (conn.budget && !this.withinLimits(ws, conn, f.t, r)) return;
     switch (f.t) {
+      case Command.refresh: return void this.refresh(ws, conn, (frame as FrameOf<'refresh'>).jwt, r);
       case Command.ack: {
         const { u } = frame as FrameOf<'ack'>;
         this.cluster.tell(userAddress(conn.user), { op: 'ack', device: conn.device, u });
@@ -488,21 +505,33 @@ export class SocketGateway {
 
   private async hello(ws: Socket, conn: Conn, frame: FrameOf<'hello'>, r: number | undefined): Promise<void> {
     if (conn.phase !== Phase.awaitingHello) return this.badFrame(ws, conn, r, 'hello was already sent');
+    const problem = checkHello(frame);
+    if (problem) return this.badFrame(ws, conn, r, `hello: ${problem}`);
     conn.phase = Phase.authenticating;
     this.awaitingHello.delete(ws);
-    const session = this.accounts.authenticate(frame.token);
-    if (!session) {
-      this.close(ws, CloseCode.notAuthenticated, 'invalid or revoked token');
-      return;
+    let app: AppSession | undefined;
+    if (frame.jwt !== undefined) {
+      app = await this.signInWithJwt(ws, conn, frame.jwt);
+      if (!app) return;
+      conn.user = app.user;
+      conn.device = app.device;
+    } else {
+      const session = this.accounts.authenticate(frame.token!);
+      if (!session) {
+        this.close(ws, CloseCode.notAuthenticated, 'invalid or revoked token');
+        return;
+      }
+      conn.user = session.user;
+      conn.device = session.device;
     }
-    conn.user = session.user;
-    conn.device = session.device;
     let attached: AttachResult;
     try {
-      attached = await this.cluster.ask<AttachResult>(userAddress(session.user), { op: 'attach', device: session.device, gateway: GATEWAY_THREAD, conn: conn.id });
+      attached = await this.cluster.ask<AttachResult>(userAddress(conn.user), {
+        op: 'attach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id, ...(app ? { appDevice: app.deviceName } : {}),
+      });
     } catch (err) {
       // A timed-out attach may still run later (asks are not cancelled): undo it, in order.
-      this.cluster.tell(userAddress(session.user), { op: 'detach', device: session.device, gateway: GATEWAY_THREAD, conn: conn.id });
+      this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
       if (isClosed(conn)) return;
       // Banned through the server API: told why (forbidden), then closed with 4004.
       if (err instanceof ProtocolError && err.code === ErrorCode.forbidden) {
@@ -525,6 +554,7 @@ export class SocketGateway {
     const reset = (frame.epoch !== undefined && frame.epoch !== this.epoch) || (frame.since !== undefined && frame.since > attached.head);
     conn.sentU = reset ? attached.first - 1 : (frame.since ?? Math.min(attached.cursor, attached.head));
     conn.phase = Phase.syncing;
+    if (app) this.watchToken(conn, app.exp);
     const online = deviceKey(conn.user, conn.device);
     this.onlineDevices.set(online, (this.onlineDevices.get(online) ?? 0) + 1);
     const welcome: Record<string, unknown> = {
@@ -535,6 +565,71 @@ export class SocketGateway {
     if (r !== undefined) welcome.r = r;
     this.send(ws, welcome);
     this.catchUp(ws, conn);
+  }
+
+  /** hello {jwt}: the user and device of a valid application token, else the socket is closed (4001; 1001 when the JWKS is down). */
+  private async signInWithJwt(ws: Socket, conn: Conn, jwt: string): Promise<AppSession | undefined> {
+    try {
+      const app = await this.jwt.signIn(jwt);
+      return isClosed(conn) ? undefined : app;
+    } catch (err) {
+      if (isClosed(conn)) return undefined;
+      if (err instanceof ProtocolError && err.code === ErrorCode.unauthorized) this.close(ws, CloseCode.notAuthenticated, err.message.slice(0, 120));
+      else {
+        if (!(err instanceof ProtocolError)) this.log.error({ err }, 'jwt sign-in failed');
+        else this.log.warn({ msg: err.message }, 'jwt sign-in unavailable');
+        this.close(ws, CloseCode.goingAway, 'try again later');
+      }
+      return undefined;
+    }
+  }
+
+  /** Files a JWT socket for its refresh frame: min(AUTH_REFRESH_GRACE, half the remaining lifetime) before exp. */
+  private watchToken(conn: Conn, exp: number): void {
+    const now = Date.now();
+    const lead = Math.min(this.config.authRefreshGraceMs, Math.max(0, (exp - now) / 2));
+    const refreshAt = Math.max(now, exp - lead);
+    if (conn.token) this.tokenDeadlines.remove(conn, conn.token.slot);
+    conn.token = { exp, refreshAt, slot: this.tokenDeadlines.add(conn, refreshAt) };
+  }
+
+  /** Due JWT sockets: a `refresh` frame, then, at exp + grace without a new token, close 4001. */
+  private sweepTokens(): void {
+    this.tokenDeadlines.takeDue(Date.now(), (conn) => {
+      const ws = this.sockets.get(conn.id);
+      const token = conn.token;
+      if (!ws || !token || isClosed(conn)) return;
+      if (token.refreshAt !== 0) {
+        token.refreshAt = 0;
+        this.send(ws, { t: ServerFrame.refresh, exp: wireTime(token.exp) });
+        token.slot = this.tokenDeadlines.add(conn, token.exp + TOKEN_CLOSE_GRACE_MS);
+        return;
+      }
+      this.close(ws, CloseCode.notAuthenticated, 'token expired');
+    });
+  }
+
+  /** refresh {jwt}: a new token of the same user and device moves the socket's expiry (ok {exp}); else unauthorized. */
+  private async refresh(ws: Socket, conn: Conn, jwt: string, r: number | undefined): Promise<void> {
+    if (!conn.token) return this.error(ws, r, ErrorCode.bad_frame, 'refresh: this socket was not opened with a jwt');
+    if (!this.takeAskSlot(ws, conn, r)) return;
+    const id = conn.id;
+    let claims;
+    try {
+      claims = await this.jwt.sameSession(jwt, conn.user, conn.device);
+    } catch (err) {
+      conn.inflight--;
+      if (!this.sockets.has(id)) return;
+      if (!(err instanceof ProtocolError)) this.log.error({ err }, 'jwt refresh failed');
+      if (err instanceof ProtocolError) this.error(ws, r, err.code, err.message);
+      else this.error(ws, r, ErrorCode.internal, 'internal error');
+      return;
+    }
+    conn.inflight--;
+    if (!this.sockets.has(id) || isClosed(conn)) return;
+    if (!claims) return this.error(ws, r, ErrorCode.unauthorized, 'refresh: the token is for another user or device');
+    if (claims.exp > conn.token!.exp) this.watchToken(conn, claims.exp);
+    if (r !== undefined) this.send(ws, { t: ServerFrame.ok, r, exp: wireTime(conn.token!.exp) });
   }
 
   /**
@@ -706,6 +801,7 @@ export class SocketGateway {
     conn.phase = Phase.closed;
     this.sockets.delete(conn.id);
     this.awaitingHello.delete(ws);
+    if (conn.token) this.tokenDeadlines.remove(conn, conn.token.slot);
     this.metrics.counts.connections--;
     if (conn.budget) this.limits.wsClosed(conn.ip);
     if (attached) {
