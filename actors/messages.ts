@@ -17,6 +17,8 @@ export interface ClientCommand {
   frame: { t: string; [field: string]: unknown };
   /** channel.post: the socket has joined the channel (docs/protocol.md §8.3, open mode) */
   joined?: boolean;
+  /** edit, delete: how long after sending the author may still (EDIT_WINDOW, ms) */
+  editWindowMs?: number;
   [field: string]: unknown;
 }
 
@@ -52,7 +54,7 @@ export interface DeleteAccount { op: 'delete-account' | 'delete-continue'; [f: s
 export interface LoginResult { device: string }
 /** Append a thread message to this user's log (idempotent by thread + seq). */
 export interface Deliver { op: 'deliver'; thread: string; msg: StoredMessage; [f: string]: unknown }
-/** Append a thread event to this user's log (idempotent by thread + eseq). */
+/** Append a thread event to this user's log (idempotent by thread + eseq); message events with `only` not naming the user are only confirmed. */
 export interface EventDeliver { op: 'event'; thread: string; event: ThreadEvent; [f: string]: unknown }
 /** A member's watermarks moved: append a receipt event. */
 export interface Receipt { op: 'receipt'; thread: string; user: string; delivered: number; read: number; [f: string]: unknown }

@@ -36,6 +36,12 @@ export const Command = {
   channelLeave: 'channel.leave',
   channelPost: 'channel.post',
   channelHistory: 'channel.history',
+  // Message lifecycle (docs/protocol.md "Message lifecycle")
+  edit: 'edit',
+  delete: 'delete',
+  react: 'react',
+  unreact: 'unreact',
+  forward: 'forward',
 } as const;
 export type Command = (typeof Command)[keyof typeof Command];
 
@@ -53,6 +59,9 @@ export const ServerFrame = {
   typing: 'typing',
   cmsg: 'cmsg',
   kick: 'kick',
+  edit: 'edit',
+  deleted: 'deleted',
+  reaction: 'reaction',
 } as const;
 export type ServerFrame = (typeof ServerFrame)[keyof typeof ServerFrame];
 
@@ -98,4 +107,6 @@ export const CloseCode = {
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
 /** Events that carry `u` and are stored in the user log. */
-export const DurableEvents: ReadonlySet<string> = new Set([ServerFrame.msg, ServerFrame.receipt, ServerFrame.thread]);
+export const DurableEvents: ReadonlySet<string> = new Set([
+  ServerFrame.msg, ServerFrame.receipt, ServerFrame.thread, ServerFrame.edit, ServerFrame.deleted, ServerFrame.reaction,
+]);

@@ -21,6 +21,8 @@ const frame = <T extends string, P extends Record<string, TSchema>>(t: T, props:
  */
 export const MAX_BODY_BYTES = 16 * 1024;
 export const MAX_CID_CHARS = 64;
+/** A reaction: 1–16 bytes of UTF-8, no control characters or white space (checkEmoji). */
+export const MAX_EMOJI_BYTES = 16;
 /** A group, creator included (docs/protocol.md §4). */
 export const MAX_GROUP_MEMBERS = 1024;
 /** Users one socket may watch with presence.sub (docs/protocol.md §4). */
@@ -64,7 +66,8 @@ export const Frames = {
     body: Type.Optional(Type.String()),
     // the id of a media uploaded by the sender (docs/protocol.md §8.4)
     media: Type.Optional(Id),
-    reply: Type.Optional(Id),
+    // a seq of the thread (validated, quoted in history) or, as in v1, a message id (kept as given)
+    reply: Type.Optional(Type.Union([Seq, Id])),
   }),
   [Command.history]: frame(Command.history, {
     thread: Id,
@@ -123,6 +126,16 @@ export const Frames = {
     before: Type.Optional(Seq),
     after: Type.Optional(UInt),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  }),
+  // Message lifecycle (docs/protocol.md "Message lifecycle"); edit's body is also checked by bodyTooLarge
+  [Command.edit]: frame(Command.edit, { thread: Id, seq: Seq, body: Type.String({ minLength: 1 }) }),
+  [Command.delete]: frame(Command.delete, { thread: Id, seq: Seq, forEveryone: Type.Boolean() }),
+  [Command.react]: frame(Command.react, { thread: Id, seq: Seq, emoji: Type.String({ minLength: 1, maxLength: MAX_EMOJI_BYTES }) }),
+  [Command.unreact]: frame(Command.unreact, { thread: Id, seq: Seq }),
+  [Command.forward]: frame(Command.forward, {
+    from: Type.Object({ thread: Id, seq: Seq }, open),
+    to: Type.Object({ thread: Type.Optional(Id), to: Type.Optional(Id) }, open),
+    cid: Cid,
   }),
 } as const;
 
@@ -203,6 +216,22 @@ export function checkChannelPost(f: FrameOf<'channel.post'>): string | null {
 /** channel.get names its channel one way. */
 export function checkChannelGet(f: FrameOf<'channel.get'>): string | null {
   return (f.channel === undefined) === (f.name === undefined) ? 'exactly one of channel or name is required' : null;
+}
+
+/** forward names its target one way, like send. */
+export function checkForward(f: FrameOf<'forward'>): string | null {
+  return (f.to.thread === undefined) === (f.to.to === undefined) ? 'to: exactly one of thread or to is required' : null;
+}
+
+/**
+ * A reaction is a short string — one or a few emoji graphemes — of at most MAX_EMOJI_BYTES bytes
+ * of UTF-8, without control characters or white space. Which graphemes are emoji is the clients'
+ * business (new emoji arrive every year); the server bounds what it stores.
+ */
+export function checkEmoji(emoji: string): string | null {
+  if (Buffer.byteLength(emoji) > MAX_EMOJI_BYTES) return `emoji: at most ${MAX_EMOJI_BYTES} bytes of UTF-8`;
+  if (/[\p{Cc}\p{White_Space}\p{Zl}\p{Zp}]/u.test(emoji)) return 'emoji: no control characters or white space';
+  return null;
 }
 
 export function bodyTooLarge(body: string | undefined): boolean {

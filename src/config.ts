@@ -57,6 +57,8 @@ export interface Config {
   adminHost: string;
   /** a session unused (no hello, no 🔒 route) for longer than this is expired (ms) */
   sessionTtlMs: number;
+  /** how long after sending its author may edit or delete a message for everyone (ms; 0: never) */
+  editWindowMs: number;
   /** who sees a user's presence before they chose with privacy.set */
   defaultLastSeen: 'everyone' | 'contacts' | 'nobody';
   // Push (issue 11): a provider is on when all its required options are set (src/push/open-push-providers.ts).
@@ -312,6 +314,12 @@ const fields: { [K in keyof Config]: Field<K> } = {
     key: 'sessionTtlMs', env: 'SESSION_TTL', flag: 'session-ttl',
     help: 'a session not used (hello or an authenticated HTTP call) for this long is expired: 401 / close 4001 (e.g. 90d, 12h)',
     parse: duration(1000, 100 * 365 * 86_400_000, false), default: () => 90 * 86_400_000, show: formatDuration,
+  },
+  editWindowMs: {
+    key: 'editWindowMs', env: 'EDIT_WINDOW', flag: 'edit-window',
+    help: 'how long after sending its author may edit a message or delete it for everyone: seconds (172800) or a duration (48h); 0: never',
+    parse: (raw) => (/^\d+$/.test(raw.trim()) ? duration(0, 3650 * 86_400_000, true)(`${raw.trim()}s`.replace(/^0+s$/, '0')) : duration(1, 3650 * 86_400_000, true)(raw)),
+    default: () => 48 * 3_600_000, show: formatDuration,
   },
   defaultLastSeen: {
     key: 'defaultLastSeen', env: 'DEFAULT_LAST_SEEN', flag: 'default-last-seen',
