@@ -202,6 +202,15 @@ function duration(min: number, max: number, zero: boolean) {
   };
 }
 
+/** EDIT_WINDOW: plain seconds or a duration, up to ten years; 0 closes the window. */
+function editWindow(raw: string): number {
+  const s = raw.trim();
+  const max = 3650 * 86_400_000;
+  const ms = /^\d+$/.test(s) ? Number(s) * 1000 : /^\d+(ms|s|m|h|d)$/.test(s) ? duration(0, max, true)(s) : NaN;
+  if (!Number.isSafeInteger(ms) || ms > max) throw new ConfigError(`must be seconds (172800), a duration up to 3650d (48h, 15m) or 0, got "${raw}"`);
+  return ms;
+}
+
 /** ms as the largest unit that divides it: 5400000 → "90m". */
 export function formatDuration(ms: number): string {
   if (ms === 0) return '0';
@@ -318,7 +327,7 @@ const fields: { [K in keyof Config]: Field<K> } = {
   editWindowMs: {
     key: 'editWindowMs', env: 'EDIT_WINDOW', flag: 'edit-window',
     help: 'how long after sending its author may edit a message or delete it for everyone: seconds (172800) or a duration (48h); 0: never',
-    parse: (raw) => (/^\d+$/.test(raw.trim()) ? duration(0, 3650 * 86_400_000, true)(`${raw.trim()}s`.replace(/^0+s$/, '0')) : duration(1, 3650 * 86_400_000, true)(raw)),
+    parse: editWindow,
     default: () => 48 * 3_600_000, show: formatDuration,
   },
   defaultLastSeen: {
