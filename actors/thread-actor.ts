@@ -320,14 +320,15 @@ export class ThreadActor implements Actor {
 
   /**
    * A change to message `seq`, as a thread event: told to every member (each confirms it, so the
-   * fan-out mark clears), logged by those who can see the message (`only`, when not everyone).
+   * fan-out mark clears), logged by those who can see the message (not `except`; `only`, if set).
    */
   private emitMessageEvent(event: MessageEventKind, by: string, seq: number, ts: number, extra: { body?: string; emoji?: string | null; only?: string[]; mine?: true }): void {
     const meta = this.meta!;
     const record: ThreadEvent = { eseq: ++this.lastEseq, event, by, ts, seq, ...extra };
     if (!record.only && meta.kind === 'group') {
-      const readers = meta.members.filter((u) => (meta.joined[u] ?? 0) < seq);
-      if (readers.length < meta.members.length) record.only = readers;
+      // Usually few or none: the members who joined after the message (listed, not the readers).
+      const later = meta.members.filter((u) => (meta.joined[u] ?? 0) >= seq);
+      if (later.length > 0) record.except = later;
     }
     this.ctx.put(this.ctx.storage.db.threadEvents, [this.thread, record.eseq], record);
     this.markPending(0, record.eseq);

@@ -186,7 +186,7 @@ export class UserActor implements Actor {
    * once by eseq like other thread events. Members who cannot see the message only confirm it.
    */
   private messageEvent(thread: string, event: ThreadEvent): void {
-    if (event.only && !event.only.includes(this.user)) return this.confirm(thread, 0, event.eseq);
+    if ((event.only && !event.only.includes(this.user)) || event.except?.includes(this.user)) return this.confirm(thread, 0, event.eseq);
     const row = this.inboxRow(thread);
     if (event.eseq > row.lastEvent) {
       const seq = event.seq!;

@@ -124,6 +124,8 @@ export interface ThreadEvent {
   seq?: number; body?: string; emoji?: string | null;
   /** message events: only these members log it (others only confirm); absent: every member */
   only?: string[];
+  /** message events: members who do not log it (they joined after the message; they only confirm) */
+  except?: string[];
   /** a `deleted` for the caller only (delete {forEveryone: false}) */
   mine?: true;
 }

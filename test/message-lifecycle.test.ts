@@ -226,6 +226,9 @@ t.test('reply: the seq must be visible to the sender; history quotes the origina
   await ann.clients[0].request('group.add', { thread, users: [dan.user] });
   await t.rejects(dan.clients[0].send({ thread, body: 'x', reply: original.seq }), { code: 'not_found' }, 'a message from before the sender joined');
   await ann.clients[0].deleteMessage({ thread, seq: original.seq, forEveryone: true });
+  await sentinel([ann, bob, dan], bob, thread, 'after the delete');
+  for (const events of bob.events) t.equal(of(events, ServerFrame.deleted, thread).length, 1, 'a member from before the message is told of its deletion');
+  for (const events of dan.events) t.equal(of(events, ServerFrame.deleted, thread).length, 0, 'one who joined after it is not');
   const after = (await bob.clients[0].history({ thread })).messages.find((m) => m.seq === reply.seq)!;
   t.match(after.quote, { seq: original.seq, from: ann.user, deleted: Number });
   t.notOk(after.quote && 'body' in after.quote, 'a deleted original is quoted without its body');
