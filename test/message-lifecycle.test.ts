@@ -334,3 +334,34 @@ t.test('acknowledged edits, deletes and reactions survive kill -9: every device 
     t.equal(history.messages.find((m) => m.seq === a.seq)?.body, `v2 ${a.seq}`, `edit of ${a.seq} is in history`);
   }
 });
+
+/** Resolves once every shard completed a retention pass that started after `time` (ms), read from /metrics. */
+async function sweepStartedAfter(base: string, time: number, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const started = text.split('\n').filter((l) => l.startsWith('parley_retention_last_sweep_timestamp_seconds')).map((l) => Number(l.split(' ').pop()));
+    if (started.length > 0 && Math.min(...started) * 1000 > time) return;
+    if (Date.now() > end) throw new Error(`no sweep pass started after ${time}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+t.test('retention sweeps an edited, reacted, hidden message whole: history forgets it and no change brings it back', async (t) => {
+  const RETENTION = 2000;
+  const s = await startTestServer(t, { retentionMs: RETENTION, retentionSweepMs: 200 });
+  const [ann, bob] = [await member(t, s, 'ann'), await member(t, s, 'bob')];
+  const sent = await ann.clients[0].send({ to: bob.user, body: 'short-lived' });
+  const thread = sent.thread;
+  await ann.clients[0].edit({ thread, seq: sent.seq, body: 'edited, still short-lived' });
+  await bob.clients[0].react({ thread, seq: sent.seq, emoji: '👍' });
+  await bob.clients[0].deleteMessage({ thread, seq: sent.seq, forEveryone: false });
+  // Swept by the message's own ts (edits do not make it younger): a pass started RETENTION after it.
+  await sweepStartedAfter(s.base, sent.ts + RETENTION);
+  await sweepStartedAfter(s.base, Date.now());
+  t.same((await ann.clients[0].history({ thread })).messages, [], 'ann\'s history forgets it');
+  await t.rejects(ann.clients[0].edit({ thread, seq: sent.seq, body: 'again' }), { code: 'not_found' }, 'an edit of a swept message');
+  await t.rejects(ann.clients[0].request('react', { thread, seq: sent.seq, emoji: '👍' }), { code: 'not_found' }, 'a reaction to it');
+  await t.rejects(ann.clients[0].deleteMessage({ thread, seq: sent.seq, forEveryone: true }), { code: 'not_found' }, 'a delete of it');
+  t.same((await ann.clients[0].history({ thread })).messages, [], 'nothing rewrote it back');
+});
