@@ -19,6 +19,8 @@ export interface ClientCommand {
   joined?: boolean;
   /** send through the server API by a bot account: the message carries bot: true */
   bot?: boolean;
+  /** edit, delete: how long after sending the author may still (EDIT_WINDOW, ms) */
+  editWindowMs?: number;
   [field: string]: unknown;
 }
 
@@ -66,7 +68,7 @@ export interface PresenceQuery { op: 'presence'; [f: string]: unknown }
 export interface PresenceNow { user: string; online: boolean; last: number; sockets: number }
 /** Append a thread message to this user's log (idempotent by thread + seq). */
 export interface Deliver { op: 'deliver'; thread: string; msg: StoredMessage; [f: string]: unknown }
-/** Append a thread event to this user's log (idempotent by thread + eseq). */
+/** Append a thread event to this user's log (idempotent by thread + eseq); message events with `only` not naming the user are only confirmed. */
 export interface EventDeliver { op: 'event'; thread: string; event: ThreadEvent; [f: string]: unknown }
 /** A member's watermarks moved: append a receipt event. */
 export interface Receipt { op: 'receipt'; thread: string; user: string; delivered: number; read: number; [f: string]: unknown }

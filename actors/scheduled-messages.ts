@@ -21,7 +21,7 @@ export const SCHEDULE_PAST_SLACK_MS = 60_000;
 /** The cid of a job's message: what makes a second run of it answer the first. */
 export const scheduledCid = (job: string): string => `sched:${job}`;
 
-export interface ScheduleFrame { cid: string; thread?: string; to?: string; body: string; reply?: string; at: number }
+export interface ScheduleFrame { cid: string; thread?: string; to?: string; body: string; reply?: string | number; at: number }
 
 /** What schedule.list and schedule answer of a job. */
 export function publicJob(j: ScheduledJob): Record<string, unknown> {

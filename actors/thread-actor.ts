@@ -3,12 +3,15 @@
 // watermarks, and fan-out of messages, events and receipts to the members' user actors.
 // A fan-out is recorded as pending in the same transaction as what it fans out, and cleared once
 // every member's log has it, so a crash between the two commits is repaired on restart.
+// Edits, deletes and reactions rewrite the message in place and go out as thread events of their
+// own kinds (edit, deleted, reaction), so the same fan-out and recovery carry them.
 import { Command, ErrorCode } from '../protocol/codes.js';
 import { ProtocolError, fail } from '../protocol/errors.js';
 import { directMembers, MessageIdGenerator } from '../protocol/ids.js';
 import { MAX_GROUP_MEMBERS } from '../protocol/validate.js';
 import { wireTime } from '../protocol/wire.js';
-import type { DedupeRecord, MediaObject, StoredMessage, ThreadEvent, ThreadEventKind, ThreadMeta, Watermarks } from '../storage/env.js';
+import type { DedupeRecord, MediaObject, MessageEventKind, StoredMessage, ThreadEvent, ThreadEventKind, ThreadMeta, Watermarks } from '../storage/env.js';
+import { logFloor } from '../storage/retention.js';
 import { readThreadLog, threadLogHead } from '../storage/thread-log.js';
 import { threadEventsHead } from '../storage/thread-events.js';
 import type { Actor, ActorContext } from './actor.js';
@@ -17,6 +20,7 @@ import { liveUser } from './account-deletion.js';
 import type { Caller, ClientCommand, DeliveredTo, InviteOp, Logged, Recover, ThreadActorMessage } from './messages.js';
 import { InviteBook } from './invite-book.js';
 import { threadAddress, userAddress } from './router.js';
+import { messageView, quoteOf } from './message-view.js';
 
 export class ThreadActor implements Actor {
   /** 1:1 threads: was the other member's account deleted? (null: not looked up in this activation) */
@@ -49,6 +53,10 @@ export class ThreadActor implements Actor {
   private readonly receiptsDue = new Map<string, { readMoved: boolean; from: number }>();
   /** Invite links to this group, made on first use (actors/invite-book.ts). */
   private invites: InviteBook | null = null;
+  /** Messages written (appended or rewritten) and not yet committed, by seq: LMDB reads do not see them yet. */
+  private readonly unsaved = new Map<number, StoredMessage>();
+  /** Reaction changes of this batch, by seq + user, with the reaction before it: one event each at its end. */
+  private readonly reactionsDue = new Map<string, { seq: number; user: string; before: string | null }>();
 
   constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
     this.meta = ctx.storage.db.threads.get(thread);
@@ -62,7 +70,7 @@ export class ThreadActor implements Actor {
 
   canPassivate(): boolean {
     return this.pending.seq === 0 && this.pending.eseq === 0 && this.mark === null
-      && this.uncommitted.size === 0 && this.receiptsDue.size === 0;
+      && this.uncommitted.size === 0 && this.receiptsDue.size === 0 && this.unsaved.size === 0 && this.reactionsDue.size === 0;
   }
 
   /** Idle, or the shard stops: a mark whose fan-out every member confirmed goes now. */
@@ -95,6 +103,11 @@ export class ThreadActor implements Actor {
       case Command.groupRemove: return this.removeMembers(caller, frame.users as string[]);
       case Command.groupLeave: return this.leave(caller);
       case Command.groupTitle: return this.retitle(caller, frame.title as string);
+      case Command.edit: return this.edit(caller, frame.seq as number, frame.body as string, windowOf(cmd));
+      case Command.delete: return this.deleteMessage(caller, frame.seq as number, frame.forEveryone as boolean, windowOf(cmd));
+      case Command.react: return this.react(caller, frame.seq as number, frame.emoji as string);
+      case Command.unreact: return this.react(caller, frame.seq as number, null);
+      case Command.forward: return this.forward(cmd);
       default: throw new ProtocolError(ErrorCode.bad_frame, `unknown command ${frame.t}`);
     }
   }
@@ -117,11 +130,18 @@ export class ThreadActor implements Actor {
     const meta = this.meta ?? this.createDirect(caller.user, frame.to as string | undefined);
     this.requireMember(caller.user);
 
+    // A reply to a seq must name a message the sender can see (before the seq is taken).
+    const replied = typeof frame.reply === 'number' ? this.visibleMessage(caller.user, frame.reply) : undefined;
     const ts = Date.now();
     const msg: StoredMessage = { seq: ++this.lastSeq, id: this.ids.next(ts), from: caller.user, device: caller.device, ts, cid };
     if (frame.body !== undefined) msg.body = frame.body as string;
     if (frame.media !== undefined) msg.media = frame.media as MediaObject;
-    if (frame.reply !== undefined) msg.reply = frame.reply as string;
+    if (typeof frame.reply === 'string') msg.reply = frame.reply; // v1: a message id, kept as given
+    else if (replied) {
+      msg.reply = replied.id;
+      msg.replySeq = replied.seq;
+    }
+    if (frame.forwarded === true) msg.forwarded = true;
     if (bot === true) msg.bot = true;
     const result: DedupeRecord = { thread: this.thread, seq: msg.seq, id: msg.id, ts };
 
@@ -131,8 +151,12 @@ export class ThreadActor implements Actor {
     // Who may download the media: the thread's members (src/media/media-library.ts, readable).
     if (msg.media !== undefined) this.ctx.put(db.mediaRefs, [msg.media.id, this.thread, msg.seq], null);
     this.uncommitted.set(dedupeKey, result);
-    // From the commit on, the dedupe table answers.
-    this.ctx.afterCommit(() => this.uncommitted.delete(dedupeKey));
+    this.unsaved.set(msg.seq, msg);
+    // From the commit on, the dedupe table and the log answer.
+    this.ctx.afterCommit(() => {
+      this.uncommitted.delete(dedupeKey);
+      if (this.unsaved.get(msg.seq) === msg) this.unsaved.delete(msg.seq);
+    });
     this.markPending(msg.seq, 0);
     this.rememberAuthor(msg.seq, msg.from);
     this.ctx.tellMany(meta.members.map(userAddress), { op: 'deliver', thread: this.thread, msg });
@@ -142,16 +166,178 @@ export class ThreadActor implements Actor {
   private history(caller: Caller, frame: ClientCommand['frame']): { messages: unknown[]; more: boolean } {
     const meta = this.meta ?? fail(ErrorCode.not_found, 'no such thread');
     this.requireMember(caller.user);
-    const page = readThreadLog(this.ctx.storage, this.thread, {
-      before: frame.before as number | undefined,
-      after: frame.after as number | undefined,
-      limit: (frame.limit as number | undefined) ?? 50,
-      floor: meta.joined[caller.user] ?? 0,
+    const limit = (frame.limit as number | undefined) ?? 50;
+    let after = frame.after as number | undefined;
+    let before = after === undefined ? (frame.before as number | undefined) : undefined;
+    const messages: unknown[] = [];
+    let more = false;
+    // Messages the caller deleted for themselves are skipped; the page is filled from beyond them.
+    for (;;) {
+      const page = readThreadLog(this.ctx.storage, this.thread, { before, after, limit: limit - messages.length, floor: meta.joined[caller.user] ?? 0 });
+      for (const stored of page.messages) {
+        const m = this.unsaved.get(stored.seq) ?? stored;
+        if (m.hiddenFor?.includes(caller.user)) continue;
+        const view = messageView(this.thread, m, caller.user);
+        if (m.replySeq !== undefined) {
+          const original = this.stored(m.replySeq);
+          if (original) view.quote = quoteOf(original);
+        }
+        messages.push(view);
+      }
+      more = page.more;
+      const last = page.messages[page.messages.length - 1];
+      if (!more || messages.length >= limit || !last) break;
+      if (after !== undefined) after = last.seq;
+      else before = last.seq;
+    }
+    return { messages, more };
+  }
+
+  // ---- message lifecycle (docs/protocol.md "Message lifecycle") ----
+
+  /** A message as the thread has it now, this batch's rewrites included; undefined if never written or swept. */
+  private stored(seq: number): StoredMessage | undefined {
+    if (seq > this.lastSeq || seq <= logFloor(this.ctx.storage, 'thread', this.thread)) return undefined;
+    return this.unsaved.get(seq) ?? this.ctx.storage.db.threadLog.get([this.thread, seq]);
+  }
+
+  /** The message, if `user` can see it: after their join, not deleted for them (nor for everyone, unless `tombstones`). */
+  private visibleMessage(user: string, seq: number, tombstones = false): StoredMessage {
+    const m = seq > (this.meta?.joined[user] ?? 0) ? this.stored(seq) : undefined;
+    if (!m || m.hiddenFor?.includes(user) || (m.deleted !== undefined && !tombstones)) return fail(ErrorCode.not_found, `no message ${seq} in this thread`);
+    return m;
+  }
+
+  /** Writes a new version of a message (messages are never mutated: fan-out shares them read-only). */
+  private rewrite(msg: StoredMessage): void {
+    this.ctx.put(this.ctx.storage.db.threadLog, [this.thread, msg.seq], msg);
+    this.unsaved.set(msg.seq, msg);
+    this.ctx.afterCommit(() => {
+      if (this.unsaved.get(msg.seq) === msg) this.unsaved.delete(msg.seq);
     });
-    // A cid is the sender's own business (docs/protocol.md §6): only the sender sees it.
-    const messages = page.messages.map(({ cid, ts, ...m }) =>
-      m.from === caller.user ? { thread: this.thread, ...m, ts: wireTime(ts), cid } : { thread: this.thread, ...m, ts: wireTime(ts) });
-    return { messages, more: page.more };
+  }
+
+  private requireWithinWindow(m: StoredMessage, windowMs: number, what: string): void {
+    if (Date.now() - m.ts >= windowMs) fail(ErrorCode.forbidden, `too late to ${what}: the window (EDIT_WINDOW, ${Math.round(windowMs / 1000)} s after sending) has passed`);
+  }
+
+  private edit(caller: Caller, seq: number, body: string, windowMs: number): { edited: number } {
+    this.meta ?? fail(ErrorCode.not_found, 'no such thread');
+    this.requireMember(caller.user);
+    const m = this.visibleMessage(caller.user, seq);
+    if (m.from !== caller.user) fail(ErrorCode.forbidden, 'only its author may edit a message');
+    this.requireWithinWindow(m, windowMs, 'edit this message');
+    const edited = Date.now();
+    this.rewrite({ ...m, body, edited });
+    this.emitMessageEvent('edit', caller.user, seq, edited, { body });
+    return { edited: wireTime(edited) };
+  }
+
+  private deleteMessage(caller: Caller, seq: number, forEveryone: boolean, windowMs: number): { deleted: number } {
+    const meta = this.meta ?? fail(ErrorCode.not_found, 'no such thread');
+    this.requireMember(caller.user);
+    const m = this.visibleMessage(caller.user, seq, true);
+    const now = Date.now();
+    if (!forEveryone) {
+      this.rewrite({ ...m, hiddenFor: [...(m.hiddenFor ?? []), caller.user] });
+      this.emitMessageEvent('deleted', caller.user, seq, now, { only: [caller.user], mine: true });
+      return { deleted: wireTime(now) };
+    }
+    if (m.deleted !== undefined) return { deleted: wireTime(m.deleted) }; // already a tombstone
+    const admin = meta.kind === 'group' && meta.admins.includes(caller.user);
+    if (m.from !== caller.user && !admin) fail(ErrorCode.forbidden, 'only its author (or a group admin) may delete a message for everyone');
+    if (!admin) this.requireWithinWindow(m, windowMs, 'delete this message for everyone');
+    // The tombstone keeps what the log's bookkeeping needs: cid (dedupe, swept with it), who hid it.
+    const tombstone: StoredMessage = { seq: m.seq, id: m.id, from: m.from, device: m.device, ts: m.ts, deleted: now };
+    if (m.cid !== undefined) tombstone.cid = m.cid;
+    if (m.hiddenFor) tombstone.hiddenFor = m.hiddenFor;
+    this.rewrite(tombstone);
+    // No message carries the media any more: the media sweeper treats it as unreferenced.
+    if (m.media !== undefined) this.ctx.remove(this.ctx.storage.db.mediaRefs, [m.media.id, this.thread, m.seq]);
+    this.emitMessageEvent('deleted', caller.user, seq, now, {});
+    return { deleted: wireTime(now) };
+  }
+
+  /** One reaction per user per message; null takes it back. Announced once per batch (flushReactions). */
+  private react(caller: Caller, seq: number, emoji: string | null): void {
+    this.meta ?? fail(ErrorCode.not_found, 'no such thread');
+    this.requireMember(caller.user);
+    const m = this.visibleMessage(caller.user, seq);
+    const before = m.reactions?.[caller.user] ?? null;
+    if (before === emoji) return;
+    const reactions = { ...m.reactions };
+    if (emoji === null) delete reactions[caller.user];
+    else reactions[caller.user] = emoji;
+    const next: StoredMessage = { ...m };
+    if (Object.keys(reactions).length > 0) next.reactions = reactions;
+    else delete next.reactions;
+    this.rewrite(next);
+    const key = `${seq}\u0000${caller.user}`;
+    if (!this.reactionsDue.has(key)) this.reactionsDue.set(key, { seq, user: caller.user, before });
+    this.ctx.defer(this.flushReactions);
+  }
+
+  /** One `reaction` event per changed (message, user) of the batch, with the final state; none if it ended as it began. */
+  private readonly flushReactions = (): void => {
+    for (const { seq, user, before } of this.reactionsDue.values()) {
+      const m = this.stored(seq);
+      const now = m?.reactions?.[user] ?? null;
+      if (!m || now === before || !this.memberSet.has(user)) continue;
+      this.emitMessageEvent('reaction', user, seq, Date.now(), { emoji: now });
+    }
+    this.reactionsDue.clear();
+  };
+
+  /**
+   * Copies a message the caller can read (a member, after their join, not deleted) into this
+   * thread, as a send with the same cid rules, marked forwarded. The source thread's entries are
+   * read from LMDB (committed state); only this thread is written.
+   */
+  private forward(cmd: ClientCommand): object {
+    const { caller, frame } = cmd;
+    const from = frame.from as { thread: string; seq: number };
+    const to = frame.to as { thread?: string; to?: string };
+    const cid = frame.cid as string;
+    const seen = this.uncommitted.get(`${caller.user}\u0000${cid}`) ?? this.ctx.storage.db.dedupe.get([this.thread, caller.user, cid]);
+    const src = seen ? undefined : this.readableElsewhere(caller.user, from.thread, from.seq);
+    const send: ClientCommand['frame'] = { t: Command.send, cid, forwarded: true };
+    if (to.to !== undefined) send.to = to.to;
+    if (src?.body !== undefined) send.body = src.body;
+    if (src?.media !== undefined) send.media = src.media;
+    const { thread, seq, id, ts } = this.append({ ...cmd, frame: send });
+    return { thread, seq, id, ts: wireTime(ts) };
+  }
+
+  /** A message of any thread that `user` may read (forward's source). */
+  private readableElsewhere(user: string, thread: string, seq: number): StoredMessage {
+    if (thread === this.thread) {
+      this.meta ?? fail(ErrorCode.not_found, 'no such thread');
+      this.requireMember(user);
+      return this.visibleMessage(user, seq);
+    }
+    const { db } = this.ctx.storage;
+    const meta = db.threads.get(thread) ?? fail(ErrorCode.not_found, 'from: no such thread');
+    if (!meta.members.includes(user)) fail(ErrorCode.forbidden, 'from: not a member of that thread');
+    const m = seq > (meta.joined[user] ?? 0) && seq > logFloor(this.ctx.storage, 'thread', thread) ? db.threadLog.get([thread, seq]) : undefined;
+    if (!m || m.deleted !== undefined || m.hiddenFor?.includes(user)) fail(ErrorCode.not_found, `from: no message ${seq} in that thread`);
+    return m!;
+  }
+
+  /**
+   * A change to message `seq`, as a thread event: told to every member (each confirms it, so the
+   * fan-out mark clears), logged by those who can see the message (not `except`; `only`, if set).
+   */
+  private emitMessageEvent(event: MessageEventKind, by: string, seq: number, ts: number, extra: { body?: string; emoji?: string | null; only?: string[]; mine?: true }): void {
+    const meta = this.meta!;
+    const record: ThreadEvent = { eseq: ++this.lastEseq, event, by, ts, seq, ...extra };
+    if (!record.only && meta.kind === 'group') {
+      // Usually few or none: the members who joined after the message (listed, not the readers).
+      const later = meta.members.filter((u) => (meta.joined[u] ?? 0) >= seq);
+      if (later.length > 0) record.except = later;
+    }
+    this.ctx.put(this.ctx.storage.db.threadEvents, [this.thread, record.eseq], record);
+    this.markPending(0, record.eseq);
+    this.ctx.tellMany(meta.members.map(userAddress), { op: 'event', thread: this.thread, event: record });
   }
 
   /** A 1:1 thread comes into being with its first message, sent by `to`. */
@@ -421,7 +607,7 @@ export class ThreadActor implements Actor {
       let n = 0;
       const range = { start: [this.thread, eseqDone + 1] as [string, number], end: [this.thread, Number.MAX_SAFE_INTEGER] as [string, number], limit: RECOVER_PAGE };
       for (const { value: event } of this.ctx.storage.db.threadEvents.getRange(range)) {
-        this.ctx.tellMany(event.to.map(userAddress), { op: 'event', thread: this.thread, event });
+        this.ctx.tellMany((event.to ?? meta.members).map(userAddress), { op: 'event', thread: this.thread, event });
         eseqDone = event.eseq;
         n++;
       }
@@ -481,6 +667,9 @@ export class ThreadActor implements Actor {
 }
 
 const unique = (xs: string[]): string[] => [...new Set(xs)];
+/** The author's edit (and delete-for-everyone) window, as the gateway passed it (EDIT_WINDOW). */
+const windowOf = (cmd: ClientCommand): number => (typeof cmd.editWindowMs === 'number' ? cmd.editWindowMs : DEFAULT_EDIT_WINDOW_MS);
+const DEFAULT_EDIT_WINDOW_MS = 48 * 3_600_000;
 /** Receipts covering more messages than this go to every member instead of scanning for authors. */
 const MAX_RECEIPT_SCAN = 2000;
 /** Crash recovery re-sends this many unconfirmed messages (or events) per turn. */

@@ -6,7 +6,8 @@ import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js
 import { fail, ProtocolError } from '../protocol/errors.js';
 import { newDeviceId } from '../protocol/ids.js';
 import { decodeFrame, encodeFrame, encodeShared, wireTime, withU } from '../protocol/wire.js';
-import type { BanRecord, InboxRow, LastSeenVisibility, PushRegistration, StoredMessage, ThreadMeta } from '../storage/env.js';
+import type { BanRecord, InboxRow, LastSeenVisibility, PushRegistration, StoredMessage, ThreadEvent, ThreadMeta } from '../storage/env.js';
+import { messageView } from './message-view.js';
 import { hiddenPresence, presenceOf, presenceVisible, type PresenceState } from '../storage/presence.js';
 import { readUserLog, userLogFirst, userLogHead } from '../storage/user-log.js';
 import type { Actor, ActorContext } from './actor.js';
@@ -176,6 +177,7 @@ export class UserActor implements Actor {
 
   /** Appends a membership or title change once (by thread + eseq). */
   private threadEvent({ thread, event }: EventDeliver): void {
+    if (event.seq !== undefined) return this.messageEvent(thread, event);
     const row = this.inboxRow(thread);
     if (event.eseq > row.lastEvent) {
       const frame: Record<string, unknown> = { t: ServerFrame.thread, thread, event: event.event, by: event.by };
@@ -187,6 +189,34 @@ export class UserActor implements Actor {
       else if (event.event === 'removed' && event.users?.includes(this.user)) row.member = false;
       else if ((event.event === 'added' || event.event === 'created') && event.users?.includes(this.user)) row.member = true;
       this.touch(row, event.ts);
+    }
+    this.confirm(thread, 0, event.eseq);
+  }
+
+  /**
+   * An edit, delete or reaction of a message: its own frame (docs/protocol.md "Message lifecycle"),
+   * once by eseq like other thread events. Members who cannot see the message only confirm it.
+   */
+  private messageEvent(thread: string, event: ThreadEvent): void {
+    if ((event.only && !event.only.includes(this.user)) || event.except?.includes(this.user)) return this.confirm(thread, 0, event.eseq);
+    const row = this.inboxRow(thread);
+    if (event.eseq > row.lastEvent) {
+      const seq = event.seq!;
+      if (event.event === 'edit') {
+        this.append({ t: ServerFrame.edit, thread, seq, body: event.body, edited: wireTime(event.ts) });
+        if (row.last?.seq === seq) row.last = { ...row.last, body: event.body, edited: event.ts };
+      } else if (event.event === 'deleted') {
+        this.append({ t: ServerFrame.deleted, thread, seq, deleted: wireTime(event.ts), forEveryone: !event.mine });
+        if (row.last?.seq === seq) {
+          const { body: _b, media: _m, reactions: _r, edited: _e, reply: _rp, replySeq: _rs, ...kept } = row.last;
+          if (event.mine) delete row.last;
+          else row.last = { ...kept, deleted: event.ts };
+        }
+      } else {
+        this.append({ t: ServerFrame.reaction, thread, seq, user: event.by, emoji: event.emoji ?? null });
+      }
+      row.lastEvent = event.eseq;
+      this.touch(row, row.updated); // the row is stored again; it does not move up the inbox
     }
     this.confirm(thread, 0, event.eseq);
   }
@@ -741,8 +771,7 @@ export class UserActor implements Actor {
   }
 
   private messageShape(thread: string, m: StoredMessage): object {
-    const { cid, ts, ...rest } = m;
-    return m.from === this.user && cid !== undefined ? { thread, ...rest, ts: wireTime(ts), cid } : { thread, ...rest, ts: wireTime(ts) };
+    return messageView(thread, m, this.user);
   }
 
   /** A 1:1 thread is titled by the other person's name (or one's own, for a note to self). */
@@ -892,6 +921,11 @@ function msgFrame(thread: string, msg: StoredMessage, own: boolean): Uint8Array 
   if (msg.body !== undefined) frame.body = msg.body;
   if (msg.media !== undefined) frame.media = msg.media;
   if (msg.reply !== undefined) frame.reply = msg.reply;
+  if (msg.replySeq !== undefined) frame.replySeq = msg.replySeq;
+  if (msg.forwarded) frame.forwarded = true;
+  // A message re-sent by crash recovery carries its state now (docs/architecture.md "Message lifecycle").
+  if (msg.edited !== undefined) frame.edited = wireTime(msg.edited);
+  if (msg.deleted !== undefined) frame.deleted = wireTime(msg.deleted);
   if (own && msg.cid !== undefined) frame.cid = msg.cid;
   if (msg.bot === true) frame.bot = true;
   const bytes = encodeShared(frame);

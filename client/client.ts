@@ -26,6 +26,11 @@ import type {
   ClientState,
   CloseInfo,
   ConnectResult,
+  DeleteParams,
+  DeleteResult,
+  EditParams,
+  EditResult,
+  ForwardParams,
   HistoryParams,
   HistoryResult,
   Invite,
@@ -35,6 +40,8 @@ import type {
   KickEvent,
   TrendingChannel,
   TrendingParams,
+  MessageRef,
+  ReactParams,
   SendParams,
   SendResult,
 } from './types.js';
@@ -103,6 +110,9 @@ const NAMED_EVENTS: ReadonlySet<string> = new Set([
   ServerFrame.typing,
   ServerFrame.cmsg,
   ServerFrame.kick,
+  ServerFrame.edit,
+  ServerFrame.deleted,
+  ServerFrame.reaction,
 ]);
 
 type Frame = { t: string; [k: string]: any };
@@ -273,6 +283,39 @@ export class ParleyClient {
   /** Cancels a scheduled message not yet sent (not_found once it was). */
   cancelScheduled(job: string): Promise<void> {
     return this.request(Command.scheduleCancel, { job });
+  }
+
+  // ---- message lifecycle (docs/sdk.md "Message lifecycle") ----
+
+  /** Replaces the body of one of your messages (within the server's EDIT_WINDOW); members get an `edit` event. */
+  edit(p: EditParams): Promise<EditResult> {
+    return this.request<EditResult>(Command.edit, p);
+  }
+
+  /** forEveryone: a tombstone for all (author within the window, group admins any time); false: gone from your own devices' history only. */
+  deleteMessage(p: DeleteParams): Promise<DeleteResult> {
+    return this.request<DeleteResult>(Command.delete, p);
+  }
+
+  /** Your one reaction to a message (a new one replaces the old). */
+  async react(p: ReactParams): Promise<void> {
+    await this.request(Command.react, p);
+  }
+
+  async unreact(p: MessageRef): Promise<void> {
+    await this.request(Command.unreact, p);
+  }
+
+  /** Copies a message you can read into another thread (or a 1:1 thread by `to: {to: user}`); resent with its cid like send. */
+  forward(p: ForwardParams): Promise<SendResult> {
+    const fields = cleanFields(p);
+    const cid = typeof fields.cid === 'string' && fields.cid ? fields.cid : randomId();
+    fields.cid = cid;
+    const existing = this.outbox.get(cid);
+    if (existing && !existing.done) return existing.promise;
+    const pending = this.issue('send', Command.forward, fields, cid);
+    if (!pending.done) this.outbox.add(pending as Pending & { cid: string });
+    return pending.promise;
   }
 
   // ---- channels (docs/sdk.md "Channels") ----

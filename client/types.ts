@@ -20,8 +20,35 @@ export interface Msg {
   device: string;
   body?: string;
   media?: Media;
+  /** the replied-to message's id */
   reply?: string;
+  /** the replied-to message's seq, when the reply named a seq */
+  replySeq?: number;
+  /** copied from another message by `forward` */
+  forwarded?: true;
+  /** history (and re-sent messages): when the body was last edited */
+  edited?: number;
+  /** history: deleted for everyone at this time (a tombstone: no body, no media) */
+  deleted?: number;
+  /** history: reaction counts by emoji */
+  reactions?: Record<string, number>;
+  /** history: your own reaction */
+  myReaction?: string;
+  /** history: a short quote of the replied-to message */
+  quote?: Quote;
   ts: number;
+}
+
+/** What history shows of a replied-to message (docs/protocol.md "Message lifecycle"). */
+export interface Quote {
+  seq: number;
+  from: string;
+  /** its first 100 characters */
+  body?: string;
+  /** the media's type, when it carries one */
+  mime?: string;
+  /** it was deleted for everyone (then no body) */
+  deleted?: number;
 }
 
 /** A thread as listed by `inbox` / `thread.get` (§4 `threadRow`). */
@@ -67,6 +94,35 @@ export interface ThreadEvent {
   by: string;
   users?: string[];
   title?: string;
+}
+
+export interface EditEvent {
+  t: typeof ServerFrame.edit;
+  u: number;
+  thread: string;
+  seq: number;
+  body: string;
+  edited: number;
+}
+
+export interface DeletedEvent {
+  t: typeof ServerFrame.deleted;
+  u: number;
+  thread: string;
+  seq: number;
+  deleted: number;
+  /** false: you deleted it for yourself (only your devices get this) */
+  forEveryone: boolean;
+}
+
+export interface ReactionEvent {
+  t: typeof ServerFrame.reaction;
+  u: number;
+  thread: string;
+  seq: number;
+  user: string;
+  /** null: the user took their reaction back */
+  emoji: string | null;
 }
 
 export interface PresenceEvent {
@@ -115,9 +171,9 @@ export interface ChannelJoinResult { seq: number; epoch: string; reset?: boolean
 export interface ChannelPostParams { channel: string; body?: string; media?: string; cid?: string }
 export interface ChannelPostResult { seq: number; id: string; ts: number }
 /** schedule (docs/sdk.md "Scheduled messages"): exactly one of thread or to; `at` in ms since the epoch. */
-export interface ScheduleParams { thread?: string; to?: string; body: string; reply?: string; at: number; cid?: string }
+export interface ScheduleParams { thread?: string; to?: string; body: string; reply?: string | number; at: number; cid?: string }
 export interface ScheduledMessage {
-  job: string; thread: string; to?: string; body: string; reply?: string; at: number; created: number;
+  job: string; thread: string; to?: string; body: string; reply?: string | number; at: number; created: number;
   /** the send was refused for good when it ran (e.g. forbidden: blocked, or no longer a member) */
   failed?: { code: string; message: string; at: number };
 }
@@ -148,7 +204,7 @@ export interface KickEvent {
 }
 
 /** Events that carry `u` and are replayed after reconnection. */
-export type DurableEvent = MsgEvent | ReceiptEvent | ThreadEvent;
+export type DurableEvent = MsgEvent | ReceiptEvent | ThreadEvent | EditEvent | DeletedEvent | ReactionEvent;
 export type ServerEvent = DurableEvent | PresenceEvent | TypingEvent | CmsgEvent | KickEvent;
 /** What the 'event' listener gets: any server event, loosely typed (unknown fields are allowed, §2). */
 export type AnyServerEvent = ServerEvent & Record<string, any>;
@@ -193,6 +249,9 @@ export interface ClientEvents {
   msg: MsgEvent;
   receipt: ReceiptEvent;
   thread: ThreadEvent;
+  edit: EditEvent;
+  deleted: DeletedEvent;
+  reaction: ReactionEvent;
   presence: PresenceEvent;
   typing: TypingEvent;
   cmsg: CmsgEvent;
@@ -226,8 +285,24 @@ export interface SendParams {
   body?: string;
   /** A media id from `upload` (docs/protocol.md §8.4); the receivers' `msg` carries the Media object. */
   media?: string;
-  reply?: string;
+  /** the seq of the message replied to (validated; history quotes it), or a message id (v1, kept as given) */
+  reply?: number | string;
   /** Client message id (≤ 64 chars); generated when absent. */
+  cid?: string;
+}
+
+/** One message of a thread. */
+export interface MessageRef { thread: string; seq: number }
+export interface EditParams extends MessageRef { body: string }
+export interface EditResult { edited: number }
+export interface DeleteParams extends MessageRef { forEveryone: boolean }
+export interface DeleteResult { deleted: number }
+export interface ReactParams extends MessageRef { emoji: string }
+export interface ForwardParams {
+  from: MessageRef;
+  /** a thread you may send to, or a user (their 1:1 thread) */
+  to: { thread: string } | { to: string };
+  /** generated when absent; a retry with the same cid forwards once */
   cid?: string;
 }
 

@@ -49,6 +49,12 @@ export const Command = {
   inviteRevoke: 'invite.revoke',
   inviteList: 'invite.list',
   inviteJoin: 'invite.join',
+  // Message lifecycle (docs/protocol.md "Message lifecycle")
+  edit: 'edit',
+  delete: 'delete',
+  react: 'react',
+  unreact: 'unreact',
+  forward: 'forward',
 } as const;
 export type Command = (typeof Command)[keyof typeof Command];
 
@@ -68,6 +74,9 @@ export const ServerFrame = {
   kick: 'kick',
   /** the socket's application JWT expires soon: send `refresh {jwt}` */
   refresh: 'refresh',
+  edit: 'edit',
+  deleted: 'deleted',
+  reaction: 'reaction',
 } as const;
 export type ServerFrame = (typeof ServerFrame)[keyof typeof ServerFrame];
 
@@ -117,4 +126,6 @@ export const CloseCode = {
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
 /** Events that carry `u` and are stored in the user log. */
-export const DurableEvents: ReadonlySet<string> = new Set([ServerFrame.msg, ServerFrame.receipt, ServerFrame.thread]);
+export const DurableEvents: ReadonlySet<string> = new Set([
+  ServerFrame.msg, ServerFrame.receipt, ServerFrame.thread, ServerFrame.edit, ServerFrame.deleted, ServerFrame.reaction,
+]);

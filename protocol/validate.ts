@@ -21,6 +21,8 @@ const frame = <T extends string, P extends Record<string, TSchema>>(t: T, props:
  */
 export const MAX_BODY_BYTES = 16 * 1024;
 export const MAX_CID_CHARS = 64;
+/** A reaction: 1–16 bytes of UTF-8, no control characters or white space (checkEmoji). */
+export const MAX_EMOJI_BYTES = 16;
 /** A group, creator included (docs/protocol.md §4). */
 export const MAX_GROUP_MEMBERS = 1024;
 /** Users one socket may watch with presence.sub (docs/protocol.md §4). */
@@ -80,7 +82,8 @@ export const Frames = {
     body: Type.Optional(Type.String()),
     // the id of a media uploaded by the sender (docs/protocol.md §8.4)
     media: Type.Optional(Id),
-    reply: Type.Optional(Id),
+    // a seq of the thread (validated, quoted in history) or, as in v1, a message id (kept as given)
+    reply: Type.Optional(Type.Union([Seq, Id])),
   }),
   [Command.history]: frame(Command.history, {
     thread: Id,
@@ -146,7 +149,8 @@ export const Frames = {
     thread: Type.Optional(Id),
     to: Type.Optional(Id),
     body: Type.String({ minLength: 1 }),
-    reply: Type.Optional(Id),
+    // as send's: a seq of the thread or a message id
+    reply: Type.Optional(Type.Union([Seq, Id])),
     // when to send, ms since the epoch (checked against the server's clock by the user actor)
     at: UInt,
   }),
@@ -166,6 +170,16 @@ export const Frames = {
   [Command.inviteList]: frame(Command.inviteList, { thread: Type.Optional(Id), channel: Type.Optional(Id) }),
   // Any string up to 64: a malformed code is a failed guess like an unknown one (rate-limited), not bad_frame.
   [Command.inviteJoin]: frame(Command.inviteJoin, { code: Type.String({ minLength: 1, maxLength: 64 }) }),
+  // Message lifecycle (docs/protocol.md "Message lifecycle"); edit's body is also checked by bodyTooLarge
+  [Command.edit]: frame(Command.edit, { thread: Id, seq: Seq, body: Type.String({ minLength: 1 }) }),
+  [Command.delete]: frame(Command.delete, { thread: Id, seq: Seq, forEveryone: Type.Boolean() }),
+  [Command.react]: frame(Command.react, { thread: Id, seq: Seq, emoji: Type.String({ minLength: 1, maxLength: MAX_EMOJI_BYTES }) }),
+  [Command.unreact]: frame(Command.unreact, { thread: Id, seq: Seq }),
+  [Command.forward]: frame(Command.forward, {
+    from: Type.Object({ thread: Id, seq: Seq }, open),
+    to: Type.Object({ thread: Type.Optional(Id), to: Type.Optional(Id) }, open),
+    cid: Cid,
+  }),
 } as const;
 
 export type FrameOf<T extends keyof typeof Frames> = Static<(typeof Frames)[T]>;
@@ -258,6 +272,22 @@ export function checkChannelGet(f: FrameOf<'channel.get'>): string | null {
 /** invite.create and invite.list name a group or a channel. */
 export function checkInviteTarget(f: { thread?: string; channel?: string }): string | null {
   return (f.thread === undefined) === (f.channel === undefined) ? 'exactly one of thread or channel is required' : null;
+}
+
+/** forward names its target one way, like send. */
+export function checkForward(f: FrameOf<'forward'>): string | null {
+  return (f.to.thread === undefined) === (f.to.to === undefined) ? 'to: exactly one of thread or to is required' : null;
+}
+
+/**
+ * A reaction is a short string — one or a few emoji graphemes — of at most MAX_EMOJI_BYTES bytes
+ * of UTF-8, without control characters or white space. Which graphemes are emoji is the clients'
+ * business (new emoji arrive every year); the server bounds what it stores.
+ */
+export function checkEmoji(emoji: string): string | null {
+  if (Buffer.byteLength(emoji) > MAX_EMOJI_BYTES) return `emoji: at most ${MAX_EMOJI_BYTES} bytes of UTF-8`;
+  if (/[\p{Cc}\p{White_Space}\p{Zl}\p{Zp}]/u.test(emoji)) return 'emoji: no control characters or white space';
+  return null;
 }
 
 export function bodyTooLarge(body: string | undefined): boolean {

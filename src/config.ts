@@ -58,6 +58,8 @@ export interface Config {
   adminHost: string;
   /** a session unused (no hello, no 🔒 route) for longer than this is expired (ms) */
   sessionTtlMs: number;
+  /** how long after sending its author may edit or delete a message for everyone (ms; 0: never) */
+  editWindowMs: number;
   /** who sees a user's presence before they chose with privacy.set */
   defaultLastSeen: 'everyone' | 'contacts' | 'nobody';
   // Push (issue 11): a provider is on when all its required options are set (src/push/open-push-providers.ts).
@@ -241,6 +243,15 @@ function duration(min: number, max: number, zero: boolean) {
   };
 }
 
+/** EDIT_WINDOW: plain seconds or a duration, up to ten years; 0 closes the window. */
+function editWindow(raw: string): number {
+  const s = raw.trim();
+  const max = 3650 * 86_400_000;
+  const ms = /^\d+$/.test(s) ? Number(s) * 1000 : /^\d+(ms|s|m|h|d)$/.test(s) ? duration(0, max, true)(s) : NaN;
+  if (!Number.isSafeInteger(ms) || ms > max) throw new ConfigError(`must be seconds (172800), a duration up to 3650d (48h, 15m) or 0, got "${raw}"`);
+  return ms;
+}
+
 /** ms as the largest unit that divides it: 5400000 → "90m". */
 export function formatDuration(ms: number): string {
   if (ms === 0) return '0';
@@ -370,6 +381,12 @@ const fields: { [K in keyof Config]: Field<K> } = {
     key: 'sessionTtlMs', env: 'SESSION_TTL', flag: 'session-ttl',
     help: 'a session not used (hello or an authenticated HTTP call) for this long is expired: 401 / close 4001 (e.g. 90d, 12h)',
     parse: duration(1000, 100 * 365 * 86_400_000, false), default: () => 90 * 86_400_000, show: formatDuration,
+  },
+  editWindowMs: {
+    key: 'editWindowMs', env: 'EDIT_WINDOW', flag: 'edit-window',
+    help: 'how long after sending its author may edit a message or delete it for everyone: seconds (172800) or a duration (48h); 0: never',
+    parse: editWindow,
+    default: () => 48 * 3_600_000, show: formatDuration,
   },
   defaultLastSeen: {
     key: 'defaultLastSeen', env: 'DEFAULT_LAST_SEEN', flag: 'default-last-seen',

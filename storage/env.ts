@@ -117,6 +117,20 @@ export interface StoredMessage {
   cid?: string;
   /** sent by a bot account through the server API (docs/protocol.md "Server API") */
   bot?: boolean;
+  // Message lifecycle (docs/architecture.md "Message lifecycle"): the thread actor rewrites the
+  // entry in place; the user logs keep the frames as they were written.
+  /** the seq `reply` names, when the sender gave a seq (validated; history quotes it) */
+  replySeq?: number;
+  /** copied from another message by `forward` */
+  forwarded?: true;
+  /** when the body was last edited */
+  edited?: number;
+  /** deleted for everyone at this time: a tombstone without body or media */
+  deleted?: number;
+  /** user → their reaction (one per user) */
+  reactions?: Record<string, string>;
+  /** members who deleted it for themselves only: their history skips it */
+  hiddenFor?: string[];
 }
 export interface ThreadMeta {
   thread: string; kind: 'direct' | 'group'; members: string[]; admins: string[];
@@ -128,12 +142,25 @@ export interface ThreadMeta {
 }
 export interface DedupeRecord { thread: string; seq: number; id: string; ts: number }
 export interface PendingFanout { seq: number; eseq: number }
-export type ThreadEventKind = 'created' | 'added' | 'removed' | 'left' | 'title';
+export type ThreadEventKind = 'created' | 'added' | 'removed' | 'left' | 'title' | MessageEventKind;
+/** Changes to one message (seq), logged as their own frames: `edit`, `deleted`, `reaction`. */
+export type MessageEventKind = 'edit' | 'deleted' | 'reaction';
 export interface ThreadEvent {
   eseq: number; event: ThreadEventKind; by: string; ts: number;
   users?: string[]; title?: string;
-  /** who gets it: the members after the change, plus whoever was removed or left */
-  to: string[];
+  /**
+   * who is told: the members after the change, plus whoever was removed or left. Absent (message
+   * events): the members at the time it is told — they all confirm it, whether they log it or not.
+   */
+  to?: string[];
+  /** message events: the message, its new body (edit), reaction (null: taken back) */
+  seq?: number; body?: string; emoji?: string | null;
+  /** message events: only these members log it (others only confirm); absent: every member */
+  only?: string[];
+  /** message events: members who do not log it (they joined after the message; they only confirm) */
+  except?: string[];
+  /** a `deleted` for the caller only (delete {forEveryone: false}) */
+  mine?: true;
 }
 export interface Watermarks { delivered: number; read: number }
 export interface InboxRow {
@@ -194,7 +221,7 @@ export interface ContactRecord { added: number }
  * crash answer the first one. `failed`: the send was refused for good (kept until cancelled).
  */
 export interface ScheduledJob {
-  job: string; device: string; thread: string; to?: string; body: string; reply?: string;
+  job: string; device: string; thread: string; to?: string; body: string; reply?: string | number;
   at: number; created: number;
   failed?: { code: string; message: string; at: number };
 }

@@ -36,6 +36,8 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
   [Command.send]: [
     ['to a thread', { cid: 'c1', thread: 'g:1', body: 'hi' }, true],
     ['to a user', { cid: 'c1', to: 'u1', body: 'hi' }, true],
+    ['a reply to a seq', { cid: 'c1', to: 'u1', body: 'hi', reply: 3 }, true],
+    ['a reply to seq 0', { cid: 'c1', to: 'u1', body: 'hi', reply: 0 }, false],
     ['with media (its id, §8.4)', { cid: 'c1', thread: 'g:1', media: 'm:abc' }, true],
     ['a body over 16 KiB passes the schema (too_large comes after)', { cid: 'c1', thread: 'g:1', body: long(MAX_BODY_BYTES + 1) }, true],
     ['missing cid', { thread: 'g:1', body: 'hi' }, false],
@@ -183,6 +185,32 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
     ['any short string (an unknown code, counted as a guess)', { code: 'x' }, true],
     ['empty', { code: '' }, false],
     ['too long', { code: 'x'.repeat(65) }, false],
+  ],
+  [Command.edit]: [
+    ['an edit', { thread: 'd:a:b', seq: 1, body: 'fixed' }, true],
+    ['empty body', { thread: 'd:a:b', seq: 1, body: '' }, false],
+    ['seq 0', { thread: 'd:a:b', seq: 0, body: 'x' }, false],
+    ['missing body', { thread: 'd:a:b', seq: 1 }, false],
+  ],
+  [Command.delete]: [
+    ['for everyone', { thread: 'd:a:b', seq: 1, forEveryone: true }, true],
+    ['for me', { thread: 'd:a:b', seq: 1, forEveryone: false }, true],
+    ['missing forEveryone', { thread: 'd:a:b', seq: 1 }, false],
+    ['forEveryone a string', { thread: 'd:a:b', seq: 1, forEveryone: 'yes' }, false],
+  ],
+  [Command.react]: [
+    ['an emoji', { thread: 'd:a:b', seq: 1, emoji: '👍' }, true],
+    ['empty', { thread: 'd:a:b', seq: 1, emoji: '' }, false],
+    ['over 16 chars', { thread: 'd:a:b', seq: 1, emoji: long(17) }, false],
+    ['missing emoji', { thread: 'd:a:b', seq: 1 }, false],
+  ],
+  [Command.unreact]: [['a message', { thread: 'd:a:b', seq: 1 }, true], ['missing seq', { thread: 'd:a:b' }, false]],
+  [Command.forward]: [
+    ['to a thread', { from: { thread: 'd:a:b', seq: 1 }, to: { thread: 'g:1' }, cid: 'c1' }, true],
+    ['to a user', { from: { thread: 'd:a:b', seq: 1 }, to: { to: 'u1' }, cid: 'c1' }, true],
+    ['missing cid', { from: { thread: 'd:a:b', seq: 1 }, to: { to: 'u1' } }, false],
+    ['from without seq', { from: { thread: 'd:a:b' }, to: { to: 'u1' }, cid: 'c1' }, false],
+    ['to a string', { from: { thread: 'd:a:b', seq: 1 }, to: 'u1', cid: 'c1' }, false],
   ],
 };
 

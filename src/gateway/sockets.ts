@@ -16,7 +16,7 @@ import type { Metrics } from '../metrics.js';
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { channelIdFor, directThreadId, groupIdFor, newGroupId } from '../../protocol/ids.js';
-import { bodyTooLarge, checkChannelGet, checkChannelPost, checkHello, checkInviteTarget, checkSchedule, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { bodyTooLarge, checkChannelGet, checkChannelPost, checkEmoji, checkForward, checkHello, checkInviteTarget, checkSchedule, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
 import { TRENDING_ADDRESS } from '../../actors/trending-actor.js';
 import { InviteDesk } from '../invites/invite-desk.js';
 import { ChannelHub, type Following } from './channels.js';
@@ -396,6 +396,12 @@ export class SocketGateway {
       case Command.channelHistory:
         return this.command(ws, conn, channelAddress((frame as { channel: string }).channel), frame as ClientCommand['frame'], r);
       case Command.channelPost: return this.post(ws, conn, frame as FrameOf<'channel.post'>, r);
+      case Command.edit:
+      case Command.delete:
+      case Command.react:
+      case Command.unreact:
+      case Command.forward:
+        return this.lifecycle(ws, conn, frame as ClientCommand['frame'], r);
       case Command.channelJoin: return this.channels.join(ws, conn, frame as FrameOf<'channel.join'>, r);
       case Command.channelLeave: return this.channels.leave(ws, conn, (frame as FrameOf<'channel.leave'>).channel, r);
       case Command.channelTrending: return this.command(ws, conn, TRENDING_ADDRESS, frame as ClientCommand['frame'], r);
@@ -720,12 +726,30 @@ export class SocketGateway {
     this.command(ws, conn, channelAddress(frame.channel), frame as ClientCommand['frame'], r, this.channels.follows(conn, frame.channel));
   }
 
+  /** edit, delete, react, unreact, forward (docs/protocol.md "Message lifecycle"): checks a schema cannot say, then the thread. */
+  private lifecycle(ws: Socket, conn: Conn, frame: ClientCommand['frame'], r: number | undefined): void {
+    if (frame.t === Command.forward) {
+      const f = frame as unknown as FrameOf<'forward'>;
+      const problem = checkForward(f);
+      if (problem) return this.badFrame(ws, conn, r, `forward: ${problem}`);
+      const thread = f.to.thread ?? directThreadId(conn.user, f.to.to!);
+      if (thread.length > 40) return this.error(ws, r, ErrorCode.not_found, 'no such user');
+      if (conn.budget && !this.userMaySend(ws, conn, r)) return;
+      return this.command(ws, conn, threadAddress(thread), frame, r);
+    }
+    if (frame.t === Command.edit && bodyTooLarge(frame.body as string)) return this.error(ws, r, ErrorCode.too_large, 'body is larger than 16 KiB');
+    const problem = frame.t === Command.react ? checkEmoji(frame.emoji as string) : null;
+    if (problem) return this.badFrame(ws, conn, r, `react: ${problem}`);
+    this.command(ws, conn, threadAddress(frame.thread as string), frame, r, undefined, this.config.editWindowMs);
+  }
+
   /** Routes a command to its actor; the actor's encoded answer goes to the socket unchanged. */
-  private command(ws: Socket, conn: Conn, address: string, frame: ClientCommand['frame'], r: number | undefined, joined?: boolean): void {
+  private command(ws: Socket, conn: Conn, address: string, frame: ClientCommand['frame'], r: number | undefined, joined?: boolean, editWindowMs?: number): void {
     if (!this.takeAskSlot(ws, conn, r)) return;
     // Without r the field is left out, not sent as nil: no answer is owed on success (docs/protocol.md §2).
     const caller: ClientCommand['caller'] = r === undefined ? { user: conn.user, device: conn.device } : { user: conn.user, device: conn.device, r };
     const msg: ClientCommand = joined === undefined ? { op: 'cmd', caller, frame } : { op: 'cmd', caller, frame, joined };
+    if (editWindowMs !== undefined) msg.editWindowMs = editWindowMs;
     const id = conn.id;
     const started = performance.now();
     this.cluster.askWith<Uint8Array | null>(address, msg, (err, answer) => {
