@@ -14,6 +14,7 @@ import type { Actor, ActorContext, Registrations } from './actor.js';
 import type { ActorMessage } from './envelope.js';
 import type { Caller, ChannelActorMessage, ClientCommand, Follow, FollowResult, Page, ReadPosts, Trimmed, Unfollow } from './messages.js';
 import { logFloor } from '../storage/retention.js';
+import { channelPostData, type EventOutbox } from '../src/webhooks/events.js';
 
 /** Posts a replay page carries at most, and about how many bytes. */
 const PAGE_POSTS = 256;
@@ -40,7 +41,8 @@ export class ChannelActor implements Actor {
   /** Posts not yet committed, by user + cid: a resend racing its original must not fork. */
   private readonly uncommitted = new Map<string, ChannelPostResult>();
 
-  constructor(private readonly channel: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
+  /** @param outbox webhook events (null: WEBHOOK_URL unset) */
+  constructor(private readonly channel: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator, private readonly outbox: EventOutbox | null = null) {
     this.meta = ctx.storage.db.channels.get(channel);
     if (this.meta) this.admins = new Set(this.meta.admins);
     this.lastSeq = this.meta ? channelLogHead(ctx.storage, channel) : 0;
@@ -95,7 +97,9 @@ export class ChannelActor implements Actor {
       if (this.meta.owner === caller.user) return { channel: this.channel };
       fail(ErrorCode.conflict, 'a channel with this name exists');
     }
-    this.saveMeta({ channel: this.channel, name, title, mode, owner: caller.user, admins: [], created: Date.now() });
+    const created = Date.now();
+    this.saveMeta({ channel: this.channel, name, title, mode, owner: caller.user, admins: [], created });
+    this.outbox?.emit(this.ctx, 'channel.created', created, () => ({ channel: this.channel, name, title, mode, owner: caller.user }));
     return { channel: this.channel };
   }
 
@@ -147,6 +151,7 @@ export class ChannelActor implements Actor {
     this.ctx.put(db.channelLog, [this.channel, seq], frame as Buffer);
     if (media !== undefined) this.ctx.put(db.mediaRefs, [media.id, this.channel, seq], null);
     this.ctx.put(db.channelDedupe, [this.channel, caller.user, cid], result);
+    this.outbox?.emit(this.ctx, 'channel.posted', ts, () => channelPostData(this.channel, { seq, id, from: caller.user, ts, body, media }));
     this.uncommitted.set(dedupeKey, result);
     this.ctx.afterCommit(() => {
       this.uncommitted.delete(dedupeKey);

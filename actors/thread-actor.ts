@@ -16,6 +16,7 @@ import type { ActorMessage } from './envelope.js';
 import { liveUser } from './account-deletion.js';
 import type { Caller, ClientCommand, DeliveredTo, Logged, Recover, ThreadActorMessage } from './messages.js';
 import { threadAddress, userAddress } from './router.js';
+import { GROUP_EVENT_TYPES, groupEventData, messageData, type EventOutbox } from '../src/webhooks/events.js';
 
 export class ThreadActor implements Actor {
   /** 1:1 threads: was the other member's account deleted? (null: not looked up in this activation) */
@@ -47,7 +48,8 @@ export class ThreadActor implements Actor {
    * and from which seq on are messages newly covered (their authors are told). */
   private readonly receiptsDue = new Map<string, { readMoved: boolean; from: number }>();
 
-  constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
+  /** @param outbox webhook events (null: WEBHOOK_URL unset) */
+  constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator, private readonly outbox: EventOutbox | null = null) {
     this.meta = ctx.storage.db.threads.get(thread);
     if (this.meta) this.memberSet = new Set(this.meta.members);
     this.lastSeq = threadLogHead(ctx.storage, thread);
@@ -125,6 +127,7 @@ export class ThreadActor implements Actor {
     this.ctx.put(db.dedupe, [this.thread, caller.user, cid], result);
     // Who may download the media: the thread's members (src/media/media-library.ts, readable).
     if (msg.media !== undefined) this.ctx.put(db.mediaRefs, [msg.media.id, this.thread, msg.seq], null);
+    this.outbox?.emit(this.ctx, 'message.created', ts, () => messageData(this.thread, msg));
     this.uncommitted.set(dedupeKey, result);
     // From the commit on, the dedupe table answers.
     this.ctx.afterCommit(() => this.uncommitted.delete(dedupeKey));
@@ -330,6 +333,7 @@ export class ThreadActor implements Actor {
   private emitEvent(event: ThreadEventKind, by: string, to: string[], extra: { users?: string[]; title?: string }): void {
     const record: ThreadEvent = { eseq: ++this.lastEseq, event, by, ts: Date.now(), to, ...extra };
     this.ctx.put(this.ctx.storage.db.threadEvents, [this.thread, record.eseq], record);
+    this.outbox?.emit(this.ctx, GROUP_EVENT_TYPES[event], record.ts, () => groupEventData(this.thread, record));
     this.markPending(0, record.eseq);
     this.ctx.tellMany(to.map(userAddress), { op: 'event', thread: this.thread, event: record });
   }

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import type { LogLevel } from '../actors/log.js';
 import type { Durability } from '../storage/env.js';
 import { formatWindows, parseWindows, type RateWindow } from './limits/rate-limiter.js';
+import { parseEventTypes, WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhooks/events.js';
 
 export type { Durability, LogLevel };
 
@@ -110,10 +111,33 @@ export interface Config {
   rlCostlyPerUser: RateWindow[];
   /** limited frames within the retry window before a socket is closed with 4008 */
   rlStrikes: number;
+  // Event webhooks (issue 13, src/webhooks/): on when WEBHOOK_URL is set.
+  webhookUrl: string;
+  webhookSecret: string;
+  /** the event kinds written and delivered (WEBHOOK_EVENTS) */
+  webhookEvents: WebhookEventType[];
+  /** events per POST at most */
+  webhookBatch: number;
+  /** one POST may take this long (ms), then it is retried */
+  webhookTimeoutMs: number;
+  /** first retry after this long (ms), doubling up to WEBHOOK_BACKOFF_MAX */
+  webhookBackoffMs: number;
+  webhookBackoffMaxMs: number;
+  /** delivered events stay readable by GET /v1/server/events this long (ms); 0: deleted once delivered */
+  webhookRetentionMs: number;
+  // Pre-send hook (issue 13, src/webhooks/send-hook.ts): on when SEND_HOOK_URL is set.
+  sendHookUrl: string;
+  /** '' = WEBHOOK_SECRET */
+  sendHookSecret: string;
+  sendHookTimeoutMs: number;
+  /** what a timeout or a bad answer means: closed refuses the message, open stores it unchanged */
+  sendHookFail: 'open' | 'closed';
+  /** hook calls in flight or waiting, across the gateway; beyond, sends get unavailable */
+  sendHookConcurrency: number;
 }
 
 /** Options whose values are never printed. */
-export const SECRET_OPTIONS: readonly (keyof Config)[] = ['adminToken', 's3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey'];
+export const SECRET_OPTIONS: readonly (keyof Config)[] = ['adminToken', 's3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey', 'webhookSecret', 'sendHookSecret'];
 
 /** The config as it may be logged: secrets replaced by "***" when set. */
 export function printableConfig(config: Config): Record<string, unknown> {
@@ -172,6 +196,26 @@ function baseUrl(raw: string): string {
   }
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '') throw new ConfigError(`must be an http(s) URL without query or fragment, got "${raw}"`);
   return url.href.replace(/\/+$/, '');
+}
+
+/** An http(s) URL without fragment or credentials (an endpoint the server POSTs to). */
+function endpointUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`must be an http(s) URL, got "${raw}"`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hash !== '' || url.username !== '' || url.password !== '') throw new ConfigError(`must be an http(s) URL without fragment or credentials, got "${raw}"`);
+  return url.href;
+}
+
+function eventTypes(raw: string): WebhookEventType[] {
+  try {
+    return parseEventTypes(raw);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }
 
 function secret(raw: string): string {
@@ -411,6 +455,34 @@ const fields: { [K in keyof Config]: Field<K> } = {
   rlSocketSends: { key: 'rlSocketSends', env: 'RL_SOCKET_SENDS', flag: 'rl-socket-sends', help: 'send and channel.post per socket per second (a burst of twice as many)', parse: int(1, 1_000_000), default: () => 10 },
   rlSendsPerUser: { key: 'rlSendsPerUser', env: 'RL_SENDS_PER_USER', flag: 'rl-sends-per-user', help: 'send and channel.post per user, across their devices', parse: windows, default: () => parseWindows('20/s,300/m,5000/h'), show: formatWindows },
   rlCostlyPerUser: { key: 'rlCostlyPerUser', env: 'RL_COSTLY_PER_USER', flag: 'rl-costly-per-user', help: 'presence.sub, history, inbox, user.find and GET /v1/users/:username per user', parse: windows, default: () => parseWindows('20/s,300/m,5000/h'), show: formatWindows },
+  webhookUrl: { key: 'webhookUrl', env: 'WEBHOOK_URL', flag: 'webhook-url', help: 'event webhooks: POST batches of events to this http(s) URL (needs WEBHOOK_SECRET); empty: no events are recorded at all', parse: endpointUrl, default: () => '' },
+  webhookSecret: { key: 'webhookSecret', env: 'WEBHOOK_SECRET', flag: 'webhook-secret', help: 'HMAC-SHA256 key of the webhooks\' X-Parley-Signature, ≥ 32 characters (never printed)', parse: secret, default: () => '' },
+  webhookEvents: {
+    key: 'webhookEvents', env: 'WEBHOOK_EVENTS', flag: 'webhook-events', help: `event kinds recorded and delivered, separated by spaces or commas, or all (${WEBHOOK_EVENT_TYPES.join(', ')})`,
+    parse: eventTypes, default: () => [...WEBHOOK_EVENT_TYPES], show: (v) => (v.length === WEBHOOK_EVENT_TYPES.length ? 'all' : v.join(',')),
+  },
+  webhookBatch: { key: 'webhookBatch', env: 'WEBHOOK_BATCH', flag: 'webhook-batch', help: 'events per webhook POST at most', parse: int(1, 1000), default: () => 100 },
+  webhookTimeoutMs: {
+    key: 'webhookTimeoutMs', env: 'WEBHOOK_TIMEOUT', flag: 'webhook-timeout', help: 'one webhook POST may take this long, then it is retried (e.g. 10s)',
+    parse: duration(100, 600_000, false), default: () => 10_000, show: formatDuration,
+  },
+  webhookBackoffMs: {
+    key: 'webhookBackoffMs', env: 'WEBHOOK_BACKOFF', flag: 'webhook-backoff', help: 'a failed webhook POST is retried after this long, then twice as long each time (with jitter)',
+    parse: duration(10, 3_600_000, false), default: () => 1000, show: formatDuration,
+  },
+  webhookBackoffMaxMs: {
+    key: 'webhookBackoffMaxMs', env: 'WEBHOOK_BACKOFF_MAX', flag: 'webhook-backoff-max', help: 'the longest wait between webhook retries (events are never dropped: they wait)',
+    parse: duration(10, 86_400_000, false), default: () => 300_000, show: formatDuration,
+  },
+  webhookRetentionMs: {
+    key: 'webhookRetentionMs', env: 'WEBHOOK_RETENTION', flag: 'webhook-retention', help: 'delivered events stay readable by GET /v1/server/events this long (e.g. 7d); 0 deletes them once delivered',
+    parse: duration(1000, 365 * 86_400_000, true), default: () => 7 * 86_400_000, show: formatDuration,
+  },
+  sendHookUrl: { key: 'sendHookUrl', env: 'SEND_HOOK_URL', flag: 'send-hook-url', help: 'pre-send hook: every send and channel.post is POSTed here first, to accept, reject or rewrite it', parse: endpointUrl, default: () => '' },
+  sendHookSecret: { key: 'sendHookSecret', env: 'SEND_HOOK_SECRET', flag: 'send-hook-secret', help: 'HMAC-SHA256 key of the hook\'s X-Parley-Signature, ≥ 32 characters (empty: WEBHOOK_SECRET; never printed)', parse: secret, default: () => '' },
+  sendHookTimeoutMs: { key: 'sendHookTimeoutMs', env: 'SEND_HOOK_TIMEOUT_MS', flag: 'send-hook-timeout-ms', help: 'the hook must answer within this many ms, else SEND_HOOK_FAIL applies', parse: int(10, 60_000), default: () => 1000 },
+  sendHookFail: { key: 'sendHookFail', env: 'SEND_HOOK_FAIL', flag: 'send-hook-fail', help: 'a hook timeout or bad answer: closed refuses the message (unavailable, retry), open stores it unchanged', parse: oneOf<'open' | 'closed'>('open', 'closed'), default: () => 'closed' },
+  sendHookConcurrency: { key: 'sendHookConcurrency', env: 'SEND_HOOK_CONCURRENCY', flag: 'send-hook-concurrency', help: 'hook calls in flight or waiting at once; beyond, sends get unavailable with retry', parse: int(1, 100_000), default: () => 256 },
   rlStrikes: { key: 'rlStrikes', env: 'RL_STRIKES', flag: 'rl-strikes', help: 'rate_limited answers a socket may run into while still told to wait; then it is closed with 4008', parse: int(1, 1_000_000), default: () => 10 },
 };
 
@@ -449,6 +521,8 @@ export function loadConfig(argv: string[] = [], env: NodeJS.ProcessEnv = {}, ove
   }
   const result = { ...(config as unknown as Config), ...overrides };
   if (result.blobStore === 's3' && result.s3Bucket === '') throw new ConfigError('BLOB_STORE=s3 needs S3_BUCKET');
+  if (result.webhookUrl !== '' && result.webhookSecret === '') throw new ConfigError('WEBHOOK_URL needs WEBHOOK_SECRET');
+  if (result.sendHookUrl !== '' && result.sendHookSecret === '' && result.webhookSecret === '') throw new ConfigError('SEND_HOOK_URL needs SEND_HOOK_SECRET (or WEBHOOK_SECRET)');
   return result;
 }
 

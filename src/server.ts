@@ -22,6 +22,8 @@ import { openBlobStore } from './media/open-blob-store.js';
 import { MediaLibrary } from './media/media-library.js';
 import { MediaSweeper } from './media/media-sweeper.js';
 import { PushDispatcher } from './push/push-dispatcher.js';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { SendHook } from './webhooks/send-hook.js';
 import { openPushProviders, vapidPublicKey } from './push/open-push-providers.js';
 import { loadSigningKey, UrlSigner } from './media/signed-urls.js';
 import { UploadStaging } from './media/upload-staging.js';
@@ -71,6 +73,8 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     passivateAfterMs: config.passivateAfterMs, maxActivations: config.maxActivations,
     maxCommitBacklog: config.maxCommitBacklog, maxShardRestartsPerMinute: config.maxShardRestarts,
     retentionMs: config.retentionMs, retentionSweepMs: config.retentionSweepMs, pushCoalesceMs: config.pushCoalesceMs, defaultLastSeen: config.defaultLastSeen,
+    // WEBHOOK_URL unset: no outbox, not a single event written.
+    webhookEvents: config.webhookUrl !== '' ? config.webhookEvents : [],
     onFatal: (err) => {
       log.fatal({ err }, 'the actor runtime cannot go on; stopping the server');
       (hooks.onFatal ?? exitAfterStop)(err, stop);
@@ -84,6 +88,14 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     coalesceMs: config.pushCoalesceMs, timeoutMs: config.pushTimeoutMs, concurrency: config.pushConcurrency,
     maxPerHour: config.pushMaxPerHour, maxPerDay: config.pushMaxPerDay, preview: config.pushPreview === 'on',
   });
+  const webhooks = config.webhookUrl === '' ? null : new WebhookDispatcher(storage, metrics, log, {
+    url: config.webhookUrl, secret: config.webhookSecret, batch: config.webhookBatch, timeoutMs: config.webhookTimeoutMs,
+    backoffMs: config.webhookBackoffMs, backoffMaxMs: config.webhookBackoffMaxMs, retentionMs: config.webhookRetentionMs,
+  });
+  const sendHook = config.sendHookUrl === '' ? null : new SendHook({
+    url: config.sendHookUrl, secret: config.sendHookSecret || config.webhookSecret, timeoutMs: config.sendHookTimeoutMs,
+    fail: config.sendHookFail, concurrency: config.sendHookConcurrency,
+  }, metrics, log);
   const mediaSweeper = new MediaSweeper(storage, blobs, staging, metrics, log, { graceMs: config.mediaGraceMs, everyMs: config.retentionSweepMs });
   // SESSION_TTL: uses and expired sessions go to the device's user actor (src/auth/session-clock.ts).
   accounts.clock = new SessionClock(config.sessionTtlMs, {
@@ -96,7 +108,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const shardPoll = setInterval(() => void cluster.stats().then((s) => (shardFigures = s), () => undefined), 1000);
   shardPoll.unref();
   const history = new MetricsHistory(storage, gatewaySource(metrics, () => limits.totalRefusals(), () => shardFigures));
-  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits);
+  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits, sendHook);
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());
@@ -104,6 +116,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels, limits, history,
     media: { media, staging, publicUrl: config.publicUrl, metrics, log },
     push: { providers: pushProviders, vapidPublicKey: vapidPublicKey(config), cluster },
+    events: { storage, adminToken: config.adminToken },
   });
 
   const stop = () =>
@@ -118,6 +131,8 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       await history.stop();
       await mediaSweeper.stop();
       await pushDispatcher.stop();
+      await webhooks?.stop();
+      sendHook?.close();
       await Promise.all([...pushProviders.values()].map((p) => p.close()));
       await cluster.stop();
       await storage.barrier();
@@ -151,6 +166,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   sockets.open();
   mediaSweeper.start();
   pushDispatcher.start();
+  webhooks?.start();
   history.start();
   state = 'ready';
   log.info({ port }, 'ready');

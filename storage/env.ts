@@ -70,6 +70,16 @@ export interface Databases {
   metricSeries: Database<number, [string, number, number]>;
   /** facts about the data directory itself, e.g. `epoch` (storage/epoch.ts) */
   meta: Database<string, string>;
+  /**
+   * [shard, n] → OutboxEvent: webhook events (src/webhooks/events.ts) appended by a shard's actors in
+   * the commit of what they describe; the gateway's dispatcher moves them to webhookLog and deletes them.
+   * Empty when WEBHOOK_URL is unset.
+   */
+  webhookOutbox: Database<OutboxEvent, [number, number]>;
+  /** global event id → OutboxEvent: the replayable event log (written by the gateway's webhook dispatcher only) */
+  webhookLog: Database<OutboxEvent, number>;
+  /** `next` (the next global id), `delivered` (the newest id the receiver accepted) (webhook dispatcher only) */
+  webhookState: Database<number, string>;
 }
 
 /** `deleted`: a deleted account's tombstone (no username, name "Deleted account"; keeps the id taken) */
@@ -152,6 +162,8 @@ export interface PushJob {
 export interface ContactRecord { added: number }
 export interface DeletionRecord { at: number }
 export interface PresenceRecord { online: boolean; last: number; boot: string }
+/** One webhook event as stored: its type, when it happened (ms) and its fields (docs/protocol.md "Event webhooks"). */
+export interface OutboxEvent { type: string; ts: number; data: Record<string, unknown> }
 
 export interface StorageEnv {
   readonly root: RootDatabase;
@@ -219,6 +231,9 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     deletions: sub('deletions'),
     metricSeries: sub('metric-series'),
     meta: sub('meta'),
+    webhookOutbox: sub('webhook-outbox'),
+    webhookLog: sub('webhook-log'),
+    webhookState: sub('webhook-state'),
   };
   return {
     root,

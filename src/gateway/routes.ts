@@ -18,6 +18,7 @@ import { isId, newToken } from '../../protocol/ids.js';
 import type { ChannelHub } from './channels.js';
 import { mountMediaRoutes, type MediaRouteDeps } from './media-routes.js';
 import { mountPushRoutes, type PushRouteDeps } from './push-routes.js';
+import { mountEventsRoute, type EventsRouteDeps } from '../webhooks/events-route.js';
 import { bodyCheckers, USERNAME_PATTERN, type BodyOf } from '../../protocol/validate.js';
 import { bearerToken, decodedSegment, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
@@ -32,6 +33,8 @@ export interface RouteDeps {
   channels: ChannelHub;
   media: MediaRouteDeps;
   push: PushRouteDeps;
+  /** the webhook event log (GET /v1/server/events) */
+  events: EventsRouteDeps;
   limits: EdgeLimits;
   history: MetricsHistory;
 }
@@ -239,6 +242,8 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   mountAccountRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'changePassword') }, { accounts, cluster, config });
 
   mountPushRoutes<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), session, body: (reply, req) => body(reply, req, 'registerPush') }, deps.push);
+
+  mountEventsRoute<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), authorization: (req) => req.authorization, query: (req) => req.query }, deps.events);
 
   on('GET', '/healthz', route((reply) => reply.json(200, { status: 'alive' })));
   on('GET', '/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));
