@@ -44,7 +44,7 @@ t.test('every kind of event arrives signed, with its fields, in order per thread
 
   const events = await rx.until((es) => ofType(es, 'channel.posted').length === 5 && es.some((e) => e.type === 'user.offline' && e.user === bob.user));
   t.ok(rx.allSigned(), 'every POST is signed with WEBHOOK_SECRET (X-Parley-Signature)');
-  t.ok(rx.endpoint.calls.every((c) => c.body.events.length <= 7), 'no POST carries more than WEBHOOK_BATCH events');
+  t.ok(rx.posts.every((p) => p.events.length <= 7), 'no POST carries more than WEBHOOK_BATCH events');
   t.same(messageSeqs(events, direct), range(1, 20), 'the 1:1 thread\'s messages, each once, in seq order');
   t.same(messageSeqs(events, group), range(1, 10), 'the group\'s messages, each once, in seq order');
   const first = ofType(events, 'message.created').find((e) => e.thread === direct)!;
@@ -100,18 +100,18 @@ t.test('WEBHOOK_EVENTS: only the kinds subscribed to are recorded', async (t) =>
 t.test('a receiver answering 500 for a while loses nothing and keeps order per thread', async (t) => {
   const FAILURES = 6;
   const rx = await startEventReceiver(t, SECRET);
-  for (let i = 0; i < FAILURES; i++) rx.endpoint.answers.push((_req, res) => void res.writeHead(500).end());
+  rx.status = (n) => (n < FAILURES ? 500 : 200);
   const s = await startTestServer(t, { ...fast, webhookUrl: rx.url, webhookBatch: 10, webhookEvents: ['message.created'] });
   const [ann, bob, cat] = await Promise.all(['ann', 'bob', 'cat'].map((p) => newUser(s, p)));
   const annPhone = await connect(t, s, await newDevice(s, ann));
   // Two threads, 40 messages each, all in flight at once while the receiver fails.
   await Promise.all(range(1, 40).flatMap((i) => [annPhone.send({ to: bob.user, body: `b${i}` }), annPhone.send({ to: cat.user, body: `c${i}` })]));
   const events = await rx.until((es) => es.length >= 80);
-  t.ok(rx.endpoint.calls.length > FAILURES, 'the receiver was retried past its failures');
+  t.ok(rx.posts.length > FAILURES, 'the receiver was retried past its failures');
   t.same(messageSeqs(events, directThreadId(ann.user, bob.user)), range(1, 40), 'thread 1: all 40, in order');
   t.same(messageSeqs(events, directThreadId(ann.user, cat.user)), range(1, 40), 'thread 2: all 40, in order');
-  const firstTry = rx.endpoint.calls[0].body.events;
-  t.same(rx.endpoint.calls[FAILURES].body.events.slice(0, firstTry.length), firstTry, 'the first accepted POST starts with the events the first failed one carried');
+  const firstTry = rx.posts[0].events;
+  t.same(rx.posts[FAILURES].events.slice(0, firstTry.length), firstTry, 'the first accepted POST starts with the events the first failed one carried');
   // The delivered mark is written after the receiver's 200: wait for the gauge to see it.
   const metrics = await untilMetrics(s.base, /parley_webhook_backlog 0\b/);
   t.match(metrics, /parley_webhook_backlog 0\b/, 'nothing is left to deliver');
@@ -123,11 +123,7 @@ t.test('kill -9 with events undelivered: after the restart every event arrives, 
   const rx = await startEventReceiver(t, SECRET);
   let accept = false;
   // The receiver is down (503) until the second server runs: every event is still to deliver at the kill.
-  const answerUntilUp = () => (_req: unknown, res: import('node:http').ServerResponse) => {
-    if (!accept) rx.endpoint.answers.unshift(answerUntilUp());
-    res.writeHead(accept ? 200 : 503).end();
-  };
-  rx.endpoint.answers.push(answerUntilUp());
+  rx.status = () => (accept ? 200 : 503);
   const env = { WEBHOOK_URL: rx.url, WEBHOOK_SECRET: SECRET, WEBHOOK_BACKOFF: '20ms', WEBHOOK_BACKOFF_MAX: '100ms', WEBHOOK_EVENTS: 'message.created' };
   const first = await startChildServer(dataDir, env);
   t.teardown(() => first.proc.kill('SIGKILL'));
