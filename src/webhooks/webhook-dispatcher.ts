@@ -32,6 +32,8 @@ const POLL_MS = 50;
 /** Outbox entries moved per shard per loop, and in all (bounds one transaction). */
 const MOVE_PER_SHARD = 1000;
 const MOVE_MAX = 5000;
+/** POSTs per loop at most (then the outboxes are looked at again). */
+const POSTS_PER_LOOP = 20;
 /** Delivered events deleted per trim pass, and how often a pass runs. */
 const TRIM_MAX = 5000;
 const TRIM_EVERY_MS = 10_000;
@@ -61,6 +63,8 @@ export class WebhookDispatcher {
   private failures = 0;
   private retryAt = 0;
   private trimmedAt = 0;
+  /** the newest id the receiver accepted (written to webhook-state without waiting: a lost mark only re-sends) */
+  private delivered: number;
 
   constructor(
     private readonly storage: StorageEnv,
@@ -69,14 +73,15 @@ export class WebhookDispatcher {
     private readonly opts: WebhookDispatcherOptions,
   ) {
     this.url = new URL(opts.url);
+    this.delivered = storage.db.webhookState.get(DELIVERED) ?? 0;
+    const dispatcher = this;
     new Gauge({
       name: 'parley_webhook_backlog', help: 'webhook events not yet delivered (in the shards\' outboxes and in the global log after the delivered mark)', registers: [metrics.registry],
       collect() {
         storage.refresh(); // the shards' newest outbox entries
         const { db } = storage;
         const next = db.webhookState.get(NEXT_ID) ?? 1;
-        const delivered = db.webhookState.get(DELIVERED) ?? 0;
-        this.set(db.webhookOutbox.getCount() + Math.max(0, next - 1 - delivered));
+        this.set(db.webhookOutbox.getCount() + Math.max(0, next - 1 - dispatcher.delivered));
       },
     });
   }
@@ -109,7 +114,11 @@ export class WebhookDispatcher {
       const moved = await this.move();
       this.storage.refresh();
       busy = moved > 0;
-      if (Date.now() >= this.retryAt) busy = (await this.deliver()) || busy;
+      // Several POSTs per move (one in flight at a time): the move's commit is the costly part under load.
+      for (let i = 0; i < POSTS_PER_LOOP && !this.stopped && Date.now() >= this.retryAt; i++) {
+        if (!(await this.deliver())) break;
+        busy = true;
+      }
       if (Date.now() - this.trimmedAt >= TRIM_EVERY_MS) await this.trim();
     } catch (err) {
       this.log.error({ err }, 'webhook dispatch failed');
@@ -150,9 +159,7 @@ export class WebhookDispatcher {
 
   /** POSTs the oldest undelivered events; true when it delivered some (there may be more). */
   private async deliver(): Promise<boolean> {
-    const { db } = this.storage;
-    const delivered = db.webhookState.get(DELIVERED) ?? 0;
-    const events = readEvents(this.storage, delivered, this.opts.batch);
+    const events = readEvents(this.storage, this.delivered, this.opts.batch);
     if (events.length === 0) return false;
     const body = Buffer.from(JSON.stringify({ events }));
     const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.opts.timeoutMs)]);
@@ -178,7 +185,9 @@ export class WebhookDispatcher {
     if (outcome === 'ok') {
       this.failures = 0;
       this.retryAt = 0;
-      await db.webhookState.put(DELIVERED, events[events.length - 1].id);
+      this.delivered = events[events.length - 1].id;
+      // Not awaited: it joins the next commit; a crash before it re-sends this batch (same ids).
+      this.storage.db.webhookState.put(DELIVERED, this.delivered).catch((err: unknown) => this.log.error({ err }, 'webhook delivered mark not written'));
       return true;
     }
     this.failures++;
@@ -192,10 +201,9 @@ export class WebhookDispatcher {
   private async trim(): Promise<void> {
     this.trimmedAt = Date.now();
     const { db } = this.storage;
-    const delivered = db.webhookState.get(DELIVERED) ?? 0;
     const cutoff = Date.now() - this.opts.retentionMs;
     const doomed: number[] = [];
-    for (const { key, value } of db.webhookLog.getRange({ start: 0, end: delivered + 1, limit: TRIM_MAX })) {
+    for (const { key, value } of db.webhookLog.getRange({ start: 0, end: this.delivered + 1, limit: TRIM_MAX })) {
       if (value.ts >= cutoff) break;
       doomed.push(key as number);
     }
