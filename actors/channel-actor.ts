@@ -16,6 +16,7 @@ import type { Caller, ChannelActorMessage, ClientCommand, Follow, FollowResult, 
 import { InviteBook } from './invite-book.js';
 import { TRENDING_ADDRESS } from './trending-actor.js';
 import { logFloor } from '../storage/retention.js';
+import { channelPostData, type EventOutbox } from '../src/webhooks/events.js';
 
 /** Posts a replay page carries at most, and about how many bytes. */
 const PAGE_POSTS = 256;
@@ -46,7 +47,8 @@ export class ChannelActor implements Actor {
   /** Posts and joins since the last report to the trending actor (sent once per batch). */
   private activity = { posts: 0, joins: 0 };
 
-  constructor(private readonly channel: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
+  /** @param outbox webhook events (null: WEBHOOK_URL unset) */
+  constructor(private readonly channel: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator, private readonly outbox: EventOutbox | null = null) {
     this.meta = ctx.storage.db.channels.get(channel);
     if (this.meta) this.admins = new Set(this.meta.admins);
     this.lastSeq = this.meta ? channelLogHead(ctx.storage, channel) : 0;
@@ -102,7 +104,9 @@ export class ChannelActor implements Actor {
       if (this.meta.owner === caller.user) return { channel: this.channel };
       fail(ErrorCode.conflict, 'a channel with this name exists');
     }
-    this.saveMeta({ channel: this.channel, name, title, mode, owner: caller.user, admins: [], created: Date.now() });
+    const created = Date.now();
+    this.saveMeta({ channel: this.channel, name, title, mode, owner: caller.user, admins: [], created });
+    this.outbox?.emit(this.ctx, 'channel.created', created, () => ({ channel: this.channel, name, title, mode, owner: caller.user }));
     return { channel: this.channel };
   }
 
@@ -154,6 +158,7 @@ export class ChannelActor implements Actor {
     this.ctx.put(db.channelLog, [this.channel, seq], frame as Buffer);
     if (media !== undefined) this.ctx.put(db.mediaRefs, [media.id, this.channel, seq], null);
     this.ctx.put(db.channelDedupe, [this.channel, caller.user, cid], result);
+    this.outbox?.emit(this.ctx, 'channel.posted', ts, () => channelPostData(this.channel, { seq, id, from: caller.user, ts, body, media }));
     this.uncommitted.set(dedupeKey, result);
     this.ctx.afterCommit(() => {
       this.uncommitted.delete(dedupeKey);

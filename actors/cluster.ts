@@ -32,6 +32,7 @@ export interface ShardWorkerData {
   retentionSweepMs: number;
   pushCoalesceMs: number;
   defaultLastSeen: LastSeenVisibility;
+  webhookEvents: string[];
   /** [peer thread index, port] for the gateway and every other shard */
   peers: [number, MessagePort][];
   control: MessagePort;
@@ -56,6 +57,8 @@ export interface ClusterOptions {
   pushCoalesceMs?: number;
   /** Who sees a user's presence before they chose (privacy.set); the protocol's default is contacts. */
   defaultLastSeen?: LastSeenVisibility;
+  /** Webhook event kinds the actors write to the outbox (src/webhooks/events.ts); empty or absent: none. */
+  webhookEvents?: string[];
   /** Shard deaths within a minute that make the server give up (exit non-zero) instead of restarting. */
   maxShardRestartsPerMinute: number;
   /**
@@ -265,6 +268,7 @@ export class ShardCluster {
       passivateAfterMs: o.passivateAfterMs, maxActivations: o.maxActivations, maxCommitBacklog: o.maxCommitBacklog,
       retentionMs: o.retentionMs ?? 0, retentionSweepMs: o.retentionSweepMs ?? 60_000,
       pushCoalesceMs: o.pushCoalesceMs ?? 3000, defaultLastSeen: o.defaultLastSeen ?? 'contacts',
+      webhookEvents: o.webhookEvents ?? [],
       peers, control: control.port2,
     };
     const transferList: TransferListItem[] = [...peers.map(([, p]) => p), control.port2];

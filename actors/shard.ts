@@ -23,6 +23,7 @@ import { PortTransport } from './port-transport.js';
 import type { TransportStats } from './transport.js';
 import { UserActor } from './user-actor.js';
 import { RetentionSweeper, type RetentionStats } from './retention.js';
+import { EventOutbox } from '../src/webhooks/events.js';
 
 /** Exit code of a shard worker that stopped on a storage failure: the supervisor must not restart it. */
 export const EXIT_STORAGE_FAILED = 70;
@@ -46,6 +47,8 @@ export interface ShardOptions {
   pushCoalesceMs: number;
   /** Who sees a user's presence before they chose. */
   defaultLastSeen: LastSeenVisibility;
+  /** Webhook event kinds written to the outbox (src/webhooks/events.ts); empty: WEBHOOK_URL unset, no outbox. */
+  webhookEvents: readonly string[];
   /**
    * A write or commit failed: memory is now ahead of the disk and nothing held may be released.
    * Must end this shard for good (the worker exits with EXIT_STORAGE_FAILED).
@@ -54,7 +57,7 @@ export interface ShardOptions {
 }
 
 export const defaultShardOptions = (): Omit<ShardOptions, 'onFatal'> => ({
-  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512, retentionMs: 0, retentionSweepMs: 60_000, pushCoalesceMs: 3000, defaultLastSeen: 'contacts',
+  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512, retentionMs: 0, retentionSweepMs: 60_000, pushCoalesceMs: 3000, defaultLastSeen: 'contacts', webhookEvents: [],
 });
 
 /** What a shard reports to the stop protocol: idle, and its per-peer envelope counts. */
@@ -104,6 +107,8 @@ export class Shard {
   private readonly outputs: OutputCommit;
   private readonly ctx: ActorContext;
   private readonly ids: MessageIdGenerator;
+  /** null when webhooks are off: actors then write no event at all */
+  private readonly outbox: EventOutbox | null;
   private readonly sweeper: NodeJS.Timeout;
   private readonly retention: RetentionSweeper;
   private readonly opts: ShardOptions;
@@ -141,6 +146,7 @@ export class Shard {
   ) {
     this.opts = { ...defaultShardOptions(), ...opts };
     this.ids = new MessageIdGenerator(index);
+    this.outbox = this.opts.webhookEvents.length > 0 ? new EventOutbox(index, storage, this.opts.webhookEvents) : null;
     this.outputs = new OutputCommit(storage.barrier, (err) => this.fatal(err, 'commit failed'));
     this.transport = new PortTransport(index, { onBatch: (_from, envelopes) => this.onBatch(envelopes) }, log);
     this.ctx = this.makeContext();
@@ -330,9 +336,9 @@ export class Shard {
     } else {
       const { kind, id } = parseAddress(address);
       let actor: Actor;
-      if (kind === 'user') actor = new UserActor(id, this.ctx);
-      else if (kind === 'thread') actor = new ThreadActor(id, this.ctx, this.ids);
-      else if (kind === 'channel') actor = new ChannelActor(id, this.ctx, this.ids);
+      if (kind === 'user') actor = new UserActor(id, this.ctx, this.outbox);
+      else if (kind === 'thread') actor = new ThreadActor(id, this.ctx, this.ids, this.outbox);
+      else if (kind === 'channel') actor = new ChannelActor(id, this.ctx, this.ids, this.outbox);
       else if (kind === 'trending') actor = new TrendingActor();
       else throw new ProtocolError(ErrorCode.not_found, `no actor kind ${kind}`);
       activation = { actor, lastActive: 0, wroteIn: 0 };

@@ -21,6 +21,7 @@ import type { Caller, ClientCommand, DeliveredTo, InviteOp, Logged, Recover, Thr
 import { InviteBook } from './invite-book.js';
 import { threadAddress, userAddress } from './router.js';
 import { messageView, quoteOf } from './message-view.js';
+import { GROUP_EVENT_TYPES, groupEventData, MESSAGE_EVENT_TYPES, messageData, messageEventData, type EventOutbox } from '../src/webhooks/events.js';
 
 export class ThreadActor implements Actor {
   /** 1:1 threads: was the other member's account deleted? (null: not looked up in this activation) */
@@ -58,7 +59,8 @@ export class ThreadActor implements Actor {
   /** Reaction changes of this batch, by seq + user, with the reaction before it: one event each at its end. */
   private readonly reactionsDue = new Map<string, { seq: number; user: string; before: string | null }>();
 
-  constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator) {
+  /** @param outbox webhook events (null: WEBHOOK_URL unset) */
+  constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator, private readonly outbox: EventOutbox | null = null) {
     this.meta = ctx.storage.db.threads.get(thread);
     if (this.meta) this.memberSet = new Set(this.meta.members);
     this.lastSeq = threadLogHead(ctx.storage, thread);
@@ -150,6 +152,7 @@ export class ThreadActor implements Actor {
     this.ctx.put(db.dedupe, [this.thread, caller.user, cid], result);
     // Who may download the media: the thread's members (src/media/media-library.ts, readable).
     if (msg.media !== undefined) this.ctx.put(db.mediaRefs, [msg.media.id, this.thread, msg.seq], null);
+    this.outbox?.emit(this.ctx, 'message.created', ts, () => messageData(this.thread, msg));
     this.uncommitted.set(dedupeKey, result);
     this.unsaved.set(msg.seq, msg);
     // From the commit on, the dedupe table and the log answer.
@@ -336,6 +339,7 @@ export class ThreadActor implements Actor {
       if (later.length > 0) record.except = later;
     }
     this.ctx.put(this.ctx.storage.db.threadEvents, [this.thread, record.eseq], record);
+    if (!record.mine) this.outbox?.emit(this.ctx, MESSAGE_EVENT_TYPES[event], ts, () => messageEventData(this.thread, record));
     this.markPending(0, record.eseq);
     this.ctx.tellMany(meta.members.map(userAddress), { op: 'event', thread: this.thread, event: record });
   }
@@ -534,9 +538,10 @@ export class ThreadActor implements Actor {
     return { ...meta, members, admins, joined };
   }
 
-  private emitEvent(event: ThreadEventKind, by: string, to: string[], extra: { users?: string[]; title?: string }): void {
+  private emitEvent(event: Exclude<ThreadEventKind, MessageEventKind>, by: string, to: string[], extra: { users?: string[]; title?: string }): void {
     const record: ThreadEvent = { eseq: ++this.lastEseq, event, by, ts: Date.now(), to, ...extra };
     this.ctx.put(this.ctx.storage.db.threadEvents, [this.thread, record.eseq], record);
+    this.outbox?.emit(this.ctx, GROUP_EVENT_TYPES[event], record.ts, () => groupEventData(this.thread, record));
     this.markPending(0, record.eseq);
     this.ctx.tellMany(to.map(userAddress), { op: 'event', thread: this.thread, event: record });
   }

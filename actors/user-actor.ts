@@ -20,6 +20,7 @@ import { AccountDeletion, liveUser, tombstone } from './account-deletion.js';
 import { cancelScheduled, listScheduled, schedule, type ScheduleFrame } from './scheduled-messages.js';
 import { logFloor } from '../storage/retention.js';
 import { threadAddress, userAddress } from './router.js';
+import type { EventOutbox } from '../src/webhooks/events.js';
 
 interface Socket { gateway: number; conn: number; device: string }
 /** A logged frame not known to be committed; thread and seq for a message from someone else. */
@@ -78,7 +79,8 @@ export class UserActor implements Actor {
   /** Banned through the server API (read at activation): attach and login are refused. */
   private ban: BanRecord | undefined;
 
-  constructor(private readonly user: string, private readonly ctx: ActorContext) {
+  /** @param outbox webhook events (null: WEBHOOK_URL unset) */
+  constructor(private readonly user: string, private readonly ctx: ActorContext, private readonly outbox: EventOutbox | null = null) {
     this.address = userAddress(user);
     this.head = userLogHead(ctx.storage, user);
     let acked = 0;
@@ -691,6 +693,7 @@ export class UserActor implements Actor {
   private announce(online: boolean): void {
     this.announcedOnline = online;
     this.ctx.put(this.ctx.storage.db.presence, this.user, { online, last: this.lastOffline, boot: this.ctx.boot });
+    this.outbox?.emit(this.ctx, online ? 'user.online' : 'user.offline', Date.now(), () => (online ? { user: this.user } : { user: this.user, last: this.lastOffline }));
     const told = this.watchers.filter((w) => w.visible);
     if (told.length > 0) this.pushTo(told, encodeFrame({ t: ServerFrame.presence, user: this.user, online, last: wireTime(this.lastOffline) }), 0);
   }

@@ -40,6 +40,9 @@
 //  - --push: the server gets a webhook push provider (a local endpoint in this process) and every
 //    device registers for push before the load: the cost of push on the send path. The devices
 //    are online, so no notification is sent; the per-message work is the registration lookup.
+//  - --webhooks: the server gets WEBHOOK_URL (a local receiver in this process answering 200, every
+//    event kind): the cost of the webhook outbox on the send path (one more put per message in the
+//    thread's commit, and the gateway's dispatcher moving and POSTing them). Prints the events received.
 //  - --rate-limits: the Parley server runs with RATE_LIMITS=on and every limit too high to refuse
 //    (loadtest/bench/server.ts), so each check runs: the limiter's cost on the send path. Without
 //    it the server has RATE_LIMITS=off.
@@ -75,7 +78,7 @@ const generatorMain = path.join(here, 'bench', 'generator.js');
 const PASSWORD = 'bench-password-1';
 
 function label(kind: TargetKind, opts: Options): string {
-  if (kind === 'parley') return `Parley (${opts.durability})`;
+  if (kind === 'parley') return `Parley (${opts.durability})${opts.webhooks ? ' + webhooks' : ''}`;
   return kind === 'socketio' ? 'Socket.IO + SQLite (WAL, FULL)' : 'uWS relay (ceiling)';
 }
 
@@ -111,6 +114,25 @@ async function startPushEndpoint(): Promise<void> {
   process.env.PUSH_WEBHOOK_SECRET = 'bench-push-webhook-secret-0123456789abcdef';
 }
 
+/** --webhooks: a local event-webhook receiver (answers 200; counts the events it got). */
+let webhookEventsReceived = 0;
+async function startWebhookReceiver(): Promise<void> {
+  const receiver = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        webhookEventsReceived += (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { events: unknown[] }).events.length;
+      } catch { /* counted as nothing; the server's deliveries metric tells */ }
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  receiver.unref();
+  process.env.WEBHOOK_URL = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/events`;
+  process.env.WEBHOOK_SECRET = 'bench-event-webhook-secret-0123456789abcdef';
+}
+
 /** Parley: register + log in every user (one device each). Baselines: ids only. */
 async function makeUsers(kind: TargetKind, server: Server, opts: Options): Promise<BenchUser[]> {
   if (kind !== 'parley') return Array.from({ length: opts.users }, (_, i) => ({ user: `bench_${i}`, name: `bench_${i}` }));
@@ -132,6 +154,7 @@ async function runTarget(kind: TargetKind, run: Run): Promise<TargetResult> {
   try {
     log(`[${kind}] starting ${path.relative(repo, SERVER_MAIN[kind])}`);
     if (parley && opts.push) await startPushEndpoint();
+    if (parley && opts.webhooks) await startWebhookReceiver();
     server = await startServer(kind, { durability: opts.durability, shards: opts.shards, inspect: parley && opts.retained && opts.gc === 'inspector', cpuProfDir: parley && opts.cpuProf ? run.profileDir : undefined, rateLimits: opts.rateLimits }, abort);
     result.serverPid = server.pid;
     log(`[${kind}] server pid ${server.pid} ready on ${server.base} (data ${server.dataDir})`);
@@ -412,6 +435,7 @@ async function main(): Promise<void> {
       continue;
     }
     results.push(await runTarget(kind, run));
+    if (kind === 'parley' && opts.webhooks) log(`[parley] webhook events received: ${webhookEventsReceived}`);
   }
   const idleRun = opts.idle > 0 && !finishing ? await runIdle(run) : undefined;
   if (finishing) return;

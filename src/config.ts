@@ -7,6 +7,7 @@ import type { LogLevel } from '../actors/log.js';
 import type { Durability } from '../storage/env.js';
 import { formatWindows, parseWindows, type RateWindow } from './limits/rate-limiter.js';
 import { API_KEY_PATTERN, API_SCOPES, type ApiScope } from '../protocol/validate.js';
+import { parseEventTypes, WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhooks/events.js';
 
 export type { Durability, LogLevel };
 
@@ -138,13 +139,36 @@ export interface Config {
   authRefreshGraceMs: number;
   /** off: no registration or login with passwords (403); existing sessions keep working */
   authPasswords: 'on' | 'off';
+  // Event webhooks (issue 13, src/webhooks/): on when WEBHOOK_URL is set.
+  webhookUrl: string;
+  webhookSecret: string;
+  /** the event kinds written and delivered (WEBHOOK_EVENTS) */
+  webhookEvents: WebhookEventType[];
+  /** events per POST at most */
+  webhookBatch: number;
+  /** one POST may take this long (ms), then it is retried */
+  webhookTimeoutMs: number;
+  /** first retry after this long (ms), doubling up to WEBHOOK_BACKOFF_MAX */
+  webhookBackoffMs: number;
+  webhookBackoffMaxMs: number;
+  /** delivered events stay readable by GET /v1/server/events this long (ms); 0: deleted once delivered */
+  webhookRetentionMs: number;
+  // Pre-send hook (issue 13, src/webhooks/send-hook.ts): on when SEND_HOOK_URL is set.
+  sendHookUrl: string;
+  /** '' = WEBHOOK_SECRET */
+  sendHookSecret: string;
+  sendHookTimeoutMs: number;
+  /** what a timeout or a bad answer means: closed refuses the message, open stores it unchanged */
+  sendHookFail: 'open' | 'closed';
+  /** hook calls in flight or waiting, across the gateway; beyond, sends get unavailable */
+  sendHookConcurrency: number;
 }
 
 /** One API_KEYS entry: the secret and what it may do (docs/operator-guide.md). */
 export interface ApiKeyEntry { key: string; scopes: ApiScope[] }
 
 /** Options whose values are never printed. */
-export const SECRET_OPTIONS: readonly (keyof Config)[] = ['adminToken', 's3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey', 'apiKeys', 'authJwtSecret'];
+export const SECRET_OPTIONS: readonly (keyof Config)[] = ['adminToken', 's3SecretAccessKey', 'signingSecret', 'pushWebhookSecret', 'vapidPrivateKey', 'apiKeys', 'authJwtSecret', 'webhookSecret', 'sendHookSecret'];
 
 /** The config as it may be logged: secrets replaced by "***" when set. */
 export function printableConfig(config: Config): Record<string, unknown> {
@@ -205,16 +229,24 @@ function baseUrl(raw: string): string {
   return url.href.replace(/\/+$/, '');
 }
 
-/** An http(s) URL (a query is allowed). */
-function httpUrl(raw: string): string {
+/** An http(s) URL without fragment or credentials (an endpoint the server POSTs to). */
+function endpointUrl(raw: string): string {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
     throw new ConfigError(`must be an http(s) URL, got "${raw}"`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`must be an http(s) URL, got "${raw}"`);
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hash !== '' || url.username !== '' || url.password !== '') throw new ConfigError(`must be an http(s) URL without fragment or credentials, got "${raw}"`);
   return url.href;
+}
+
+function eventTypes(raw: string): WebhookEventType[] {
+  try {
+    return parseEventTypes(raw);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }
 
 function secret(raw: string): string {
@@ -497,7 +529,7 @@ const fields: { [K in keyof Config]: Field<K> } = {
     help: 'failed invite lookups (GET /i/:code, invite.join with a code that is unknown, expired, revoked or used up) per IP and per user; beyond, every lookup of them gets 429 / rate_limited, valid codes too', parse: windows, default: () => parseWindows('5/s,20/m,100/h,500/d'), show: formatWindows,
   },
   authJwtSecret: { key: 'authJwtSecret', env: 'AUTH_JWT_SECRET', flag: 'auth-jwt-secret', help: 'accept application JWTs signed with HS256 and this secret, ≥ 32 characters (never printed)', parse: secret, default: () => '' },
-  authJwksUrl: { key: 'authJwksUrl', env: 'AUTH_JWKS_URL', flag: 'auth-jwks-url', help: 'accept application JWTs signed with RS256 or ES256 by a key of the JWKS at this http(s) URL (fetched, cached 10 min, refetched for an unknown kid)', parse: httpUrl, default: () => '' },
+  authJwksUrl: { key: 'authJwksUrl', env: 'AUTH_JWKS_URL', flag: 'auth-jwks-url', help: 'accept application JWTs signed with RS256 or ES256 by a key of the JWKS at this http(s) URL (fetched, cached 10 min, refetched for an unknown kid)', parse: endpointUrl, default: () => '' },
   authJwtPublicKey: { key: 'authJwtPublicKey', env: 'AUTH_JWT_PUBLIC_KEY', flag: 'auth-jwt-public-key', help: 'accept application JWTs signed by this RSA (RS256) or P-256 (ES256) public key: PEM text, or the path of a PEM file (not with AUTH_JWKS_URL)', parse: nonEmpty, default: () => '' },
   authJwtAudience: { key: 'authJwtAudience', env: 'AUTH_JWT_AUDIENCE', flag: 'auth-jwt-audience', help: 'application JWTs must carry this aud (empty = not checked)', parse: anyString, default: () => '' },
   authJwtIssuer: { key: 'authJwtIssuer', env: 'AUTH_JWT_ISSUER', flag: 'auth-jwt-issuer', help: 'application JWTs must carry this iss (empty = not checked)', parse: anyString, default: () => '' },
@@ -510,6 +542,34 @@ const fields: { [K in keyof Config]: Field<K> } = {
     parse: duration(1000, 86_400_000, false), default: () => 30_000, show: formatDuration,
   },
   authPasswords: { key: 'authPasswords', env: 'AUTH_PASSWORDS', flag: 'auth-passwords', help: 'off: registration and login with passwords answer 403 (existing sessions keep working)', parse: oneOf<'on' | 'off'>('on', 'off'), default: () => 'on' },
+  webhookUrl: { key: 'webhookUrl', env: 'WEBHOOK_URL', flag: 'webhook-url', help: 'event webhooks: POST batches of events to this http(s) URL (needs WEBHOOK_SECRET); empty: no events are recorded at all', parse: endpointUrl, default: () => '' },
+  webhookSecret: { key: 'webhookSecret', env: 'WEBHOOK_SECRET', flag: 'webhook-secret', help: 'HMAC-SHA256 key of the webhooks\' X-Parley-Signature, ≥ 32 characters (never printed)', parse: secret, default: () => '' },
+  webhookEvents: {
+    key: 'webhookEvents', env: 'WEBHOOK_EVENTS', flag: 'webhook-events', help: `event kinds recorded and delivered, separated by spaces or commas, or all (${WEBHOOK_EVENT_TYPES.join(', ')})`,
+    parse: eventTypes, default: () => [...WEBHOOK_EVENT_TYPES], show: (v) => (v.length === WEBHOOK_EVENT_TYPES.length ? 'all' : v.join(',')),
+  },
+  webhookBatch: { key: 'webhookBatch', env: 'WEBHOOK_BATCH', flag: 'webhook-batch', help: 'events per webhook POST at most', parse: int(1, 1000), default: () => 100 },
+  webhookTimeoutMs: {
+    key: 'webhookTimeoutMs', env: 'WEBHOOK_TIMEOUT', flag: 'webhook-timeout', help: 'one webhook POST may take this long, then it is retried (e.g. 10s)',
+    parse: duration(100, 600_000, false), default: () => 10_000, show: formatDuration,
+  },
+  webhookBackoffMs: {
+    key: 'webhookBackoffMs', env: 'WEBHOOK_BACKOFF', flag: 'webhook-backoff', help: 'a failed webhook POST is retried after this long, then twice as long each time (with jitter)',
+    parse: duration(10, 3_600_000, false), default: () => 1000, show: formatDuration,
+  },
+  webhookBackoffMaxMs: {
+    key: 'webhookBackoffMaxMs', env: 'WEBHOOK_BACKOFF_MAX', flag: 'webhook-backoff-max', help: 'the longest wait between webhook retries (events are never dropped: they wait)',
+    parse: duration(10, 86_400_000, false), default: () => 300_000, show: formatDuration,
+  },
+  webhookRetentionMs: {
+    key: 'webhookRetentionMs', env: 'WEBHOOK_RETENTION', flag: 'webhook-retention', help: 'delivered events stay readable by GET /v1/server/events this long (e.g. 7d); 0 deletes them once delivered',
+    parse: duration(1000, 365 * 86_400_000, true), default: () => 7 * 86_400_000, show: formatDuration,
+  },
+  sendHookUrl: { key: 'sendHookUrl', env: 'SEND_HOOK_URL', flag: 'send-hook-url', help: 'pre-send hook: every send and channel.post is POSTed here first, to accept, reject or rewrite it', parse: endpointUrl, default: () => '' },
+  sendHookSecret: { key: 'sendHookSecret', env: 'SEND_HOOK_SECRET', flag: 'send-hook-secret', help: 'HMAC-SHA256 key of the hook\'s X-Parley-Signature, ≥ 32 characters (empty: WEBHOOK_SECRET; never printed)', parse: secret, default: () => '' },
+  sendHookTimeoutMs: { key: 'sendHookTimeoutMs', env: 'SEND_HOOK_TIMEOUT_MS', flag: 'send-hook-timeout-ms', help: 'the hook must answer within this many ms, else SEND_HOOK_FAIL applies', parse: int(10, 60_000), default: () => 1000 },
+  sendHookFail: { key: 'sendHookFail', env: 'SEND_HOOK_FAIL', flag: 'send-hook-fail', help: 'a hook timeout or bad answer: closed refuses the message (unavailable, retry), open stores it unchanged', parse: oneOf<'open' | 'closed'>('open', 'closed'), default: () => 'closed' },
+  sendHookConcurrency: { key: 'sendHookConcurrency', env: 'SEND_HOOK_CONCURRENCY', flag: 'send-hook-concurrency', help: 'hook calls in flight or waiting at once; beyond, sends get unavailable with retry', parse: int(1, 100_000), default: () => 256 },
   rlStrikes: { key: 'rlStrikes', env: 'RL_STRIKES', flag: 'rl-strikes', help: 'rate_limited answers a socket may run into while still told to wait; then it is closed with 4008', parse: int(1, 1_000_000), default: () => 10 },
 };
 
@@ -549,6 +609,8 @@ export function loadConfig(argv: string[] = [], env: NodeJS.ProcessEnv = {}, ove
   const result = { ...(config as unknown as Config), ...overrides };
   if (result.blobStore === 's3' && result.s3Bucket === '') throw new ConfigError('BLOB_STORE=s3 needs S3_BUCKET');
   if (result.authJwksUrl !== '' && result.authJwtPublicKey !== '') throw new ConfigError('AUTH_JWKS_URL and AUTH_JWT_PUBLIC_KEY: set one of them');
+  if (result.webhookUrl !== '' && result.webhookSecret === '') throw new ConfigError('WEBHOOK_URL needs WEBHOOK_SECRET');
+  if (result.sendHookUrl !== '' && result.sendHookSecret === '' && result.webhookSecret === '') throw new ConfigError('SEND_HOOK_URL needs SEND_HOOK_SECRET (or WEBHOOK_SECRET)');
   return result;
 }
 

@@ -24,6 +24,9 @@ export class Metrics {
   /** push notifications: each provider attempt by outcome, and jobs dropped unsent by reason */
   readonly pushAttempts: Counter<'provider' | 'outcome'>;
   readonly pushDropped: Counter<'reason'>;
+  /** event webhook POSTs by outcome (ok, http_error, network, timeout), and pre-send hook calls by outcome */
+  readonly webhookDeliveries: Counter<'outcome'>;
+  readonly sendHookCalls: Counter<'outcome'>;
 
   constructor(
     shardStats: () => Promise<ShardStats[]>,
@@ -53,6 +56,8 @@ export class Metrics {
     });
     this.pushAttempts = new Counter({ name: 'parley_push_attempts_total', help: 'push deliveries tried, by provider and outcome (ok, retry, gone, failed)', labelNames: ['provider', 'outcome'], registers: [registry] });
     this.pushDropped = new Counter({ name: 'parley_push_dropped_total', help: 'push notifications dropped unsent, by reason (online, read, muted, capped, unregistered, unconfigured, attempts)', labelNames: ['reason'], registers: [registry] });
+    this.webhookDeliveries = new Counter({ name: 'parley_webhook_deliveries_total', help: 'event webhook POSTs by outcome (ok, http_error, network, timeout); a failed one is retried with the same events', labelNames: ['outcome'], registers: [registry] });
+    this.sendHookCalls = new Counter({ name: 'parley_send_hook_calls_total', help: 'pre-send hook calls by outcome (accept, reject, rewrite, error, timeout, busy)', labelNames: ['outcome'], registers: [registry] });
     new Gauge({ name: 'parley_connections', help: 'open WebSocket connections', registers: [registry], collect() { this.set(counts.connections); } });
     counter('parley_frames_in_total', 'WebSocket frames received', () => counts.framesIn);
     counter('parley_frames_out_total', 'WebSocket frames sent', () => counts.framesOut);

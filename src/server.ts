@@ -26,6 +26,8 @@ import { MediaLibrary } from './media/media-library.js';
 import { MediaSweeper } from './media/media-sweeper.js';
 import { PushDispatcher } from './push/push-dispatcher.js';
 import { MessageScheduler } from './scheduler/message-scheduler.js';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { SendHook } from './webhooks/send-hook.js';
 import { openPushProviders, vapidPublicKey } from './push/open-push-providers.js';
 import { loadSigningKey, UrlSigner } from './media/signed-urls.js';
 import { UploadStaging } from './media/upload-staging.js';
@@ -82,6 +84,8 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     passivateAfterMs: config.passivateAfterMs, maxActivations: config.maxActivations,
     maxCommitBacklog: config.maxCommitBacklog, maxShardRestartsPerMinute: config.maxShardRestarts,
     retentionMs: config.retentionMs, retentionSweepMs: config.retentionSweepMs, pushCoalesceMs: config.pushCoalesceMs, defaultLastSeen: config.defaultLastSeen,
+    // WEBHOOK_URL unset: no outbox, not a single event written.
+    webhookEvents: config.webhookUrl !== '' ? config.webhookEvents : [],
     onFatal: (err) => {
       log.fatal({ err }, 'the actor runtime cannot go on; stopping the server');
       (hooks.onFatal ?? exitAfterStop)(err, stop);
@@ -96,6 +100,14 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     maxPerHour: config.pushMaxPerHour, maxPerDay: config.pushMaxPerDay, preview: config.pushPreview === 'on',
   });
   const scheduler = new MessageScheduler(storage, cluster, metrics.registry, log);
+  const webhooks = config.webhookUrl === '' ? null : new WebhookDispatcher(storage, metrics, log, {
+    url: config.webhookUrl, secret: config.webhookSecret, batch: config.webhookBatch, timeoutMs: config.webhookTimeoutMs,
+    backoffMs: config.webhookBackoffMs, backoffMaxMs: config.webhookBackoffMaxMs, retentionMs: config.webhookRetentionMs,
+  });
+  const sendHook = config.sendHookUrl === '' ? null : new SendHook({
+    url: config.sendHookUrl, secret: config.sendHookSecret || config.webhookSecret, timeoutMs: config.sendHookTimeoutMs,
+    fail: config.sendHookFail, concurrency: config.sendHookConcurrency,
+  }, metrics, log);
   const mediaSweeper = new MediaSweeper(storage, blobs, staging, metrics, log, { graceMs: config.mediaGraceMs, everyMs: config.retentionSweepMs });
   // SESSION_TTL: uses and expired sessions go to the device's user actor (src/auth/session-clock.ts).
   accounts.clock = new SessionClock(config.sessionTtlMs, {
@@ -110,7 +122,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const history = new MetricsHistory(storage, gatewaySource(metrics, () => limits.totalRefusals(), () => shardFigures));
   const apiKeys = new ApiKeys(storage, config.apiKeys, config.adminToken);
   const idempotency = new IdempotencyStore(storage, config.idempotencyTtlMs, log);
-  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits, jwt);
+  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits, jwt, sendHook);
 
   const app = uws.App();
   app.ws('/v1/ws', sockets.behavior());
@@ -119,6 +131,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     media: { media, staging, publicUrl: config.publicUrl, metrics, log },
     push: { providers: pushProviders, vapidPublicKey: vapidPublicKey(config), cluster },
     serverApi: { config, accounts, cluster, storage, appUsers, apiKeys, idempotency, limits, media },
+    events: { storage, apiKeys },
   });
 
   const stop = () =>
@@ -135,6 +148,8 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       await mediaSweeper.stop();
       await pushDispatcher.stop();
       await scheduler.stop();
+      await webhooks?.stop();
+      sendHook?.close();
       await Promise.all([...pushProviders.values()].map((p) => p.close()));
       await cluster.stop();
       await storage.barrier();
@@ -169,6 +184,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   mediaSweeper.start();
   pushDispatcher.start();
   scheduler.start();
+  webhooks?.start();
   history.start();
   idempotency.start();
   state = 'ready';

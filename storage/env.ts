@@ -92,6 +92,16 @@ export interface Databases {
   idempotency: Database<IdempotencyRecord, [string, string]>;
   /** user → BanRecord: banned by the server API (written by the user actor) */
   bans: Database<BanRecord, string>;
+  /**
+   * [shard, n] → OutboxEvent: webhook events (src/webhooks/events.ts) appended by a shard's actors in
+   * the commit of what they describe; the gateway's dispatcher moves them to webhookLog and deletes them.
+   * Empty when WEBHOOK_URL is unset.
+   */
+  webhookOutbox: Database<OutboxEvent, [number, number]>;
+  /** global event id → OutboxEvent: the replayable event log (written by the gateway's webhook dispatcher only) */
+  webhookLog: Database<OutboxEvent, number>;
+  /** `next` (the next global id), `delivered` (the newest id the receiver accepted) (webhook dispatcher only) */
+  webhookState: Database<number, string>;
 }
 
 /**
@@ -232,6 +242,8 @@ export interface ApiKeyRecord { id: string; hash: string; name: string; scopes: 
 /** A mutating server API call's answer, replayed for the same Idempotency-Key; `request`: sha256 of route + body. */
 export interface IdempotencyRecord { request: string; status: number; body: unknown; at: number }
 export interface BanRecord { at: number; reason?: string }
+/** One webhook event as stored: its type, when it happened (ms) and its fields (docs/protocol.md "Event webhooks"). */
+export interface OutboxEvent { type: string; ts: number; data: Record<string, unknown> }
 
 export interface StorageEnv {
   readonly root: RootDatabase;
@@ -308,6 +320,9 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     apiKeys: sub('api-keys'),
     idempotency: sub('idempotency'),
     bans: sub('bans'),
+    webhookOutbox: sub('webhook-outbox'),
+    webhookLog: sub('webhook-log'),
+    webhookState: sub('webhook-state'),
   };
   return {
     root,

@@ -31,6 +31,8 @@ export interface Options {
   retained: boolean;
   /** Parley: every device registers for push (webhook) before the load */
   push: boolean;
+  /** Parley: WEBHOOK_URL set to a local receiver (every event kind): the cost of the outbox on the send path */
+  webhooks: boolean;
   /** Parley: RATE_LIMITS=on, every limit too high to refuse (else off) */
   rateLimits: boolean;
   /** Parley: run the server with --cpu-prof, summarize the profiles */
@@ -64,6 +66,7 @@ export function parseOptions(argv = process.argv.slice(2)): Options {
       gc: { type: 'string', default: 'inspector' },
       retained: { type: 'boolean', default: false },
       push: { type: 'boolean', default: false },
+      webhooks: { type: 'boolean', default: false },
       'rate-limits': { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
       unloaded: { type: 'boolean', default: false },
@@ -121,6 +124,7 @@ export function parseOptions(argv = process.argv.slice(2)): Options {
     gc: gc as Options['gc'],
     retained: v.retained,
     push: v.push,
+    webhooks: v.webhooks,
     rateLimits: v['rate-limits'],
     cpuProf: v['cpu-prof'],
     unloaded: v.unloaded,

@@ -1,6 +1,5 @@
 // HTTP routes (docs/protocol.md §11, §8.8): accounts, users and sessions, health, metrics; and the
 // answer for everything else (404 unknown path, 405 known path with another method).
-import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';
 import type { LoginResult } from '../../actors/messages.js';
@@ -23,9 +22,11 @@ import { mountPushRoutes, type PushRouteDeps } from './push-routes.js';
 import { mountServerApi, type ServerApiDeps } from '../server-api/server-routes.js';
 import { InviteDesk } from '../invites/invite-desk.js';
 import { mountInviteRoutes } from '../invites/invite-routes.js';
+import { mountEventsRoute, type EventsRouteDeps } from '../webhooks/events-route.js';
 import { bodyCheckers, USERNAME_PATTERN, type BodyOf } from '../../protocol/validate.js';
 import { bearerToken, decodedSegment, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
+import { sameSecret } from '../auth/same-secret.js';
 
 export interface RouteDeps {
   config: Config;
@@ -37,6 +38,8 @@ export interface RouteDeps {
   channels: ChannelHub;
   media: MediaRouteDeps;
   push: PushRouteDeps;
+  /** the webhook event log (GET /v1/server/events) */
+  events: EventsRouteDeps;
   limits: EdgeLimits;
   history: MetricsHistory;
   serverApi: ServerApiDeps;
@@ -279,6 +282,7 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
 
   mountServerApi<Request>((method, pattern, handler) => on(method, pattern, route(handler)), deps.serverApi);
   mountInviteRoutes<Request>((pattern, handler) => on('GET', pattern, route(handler)), new InviteDesk(config, cluster, accounts.storageEnv, limits));
+  mountEventsRoute<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), authorization: (req) => req.authorization, query: (req) => req.query }, deps.events);
 
   on('GET', '/healthz', route((reply) => reply.json(200, { status: 'alive' })));
   on('GET', '/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));
@@ -325,11 +329,4 @@ function seqParam(raw: string): number | null {
   if (!/^\d{1,16}$/.test(raw)) return null;
   const n = Number(raw);
   return Number.isSafeInteger(n) ? n : null;
-}
-
-/** Constant-time comparison of a presented secret with the configured one. */
-function sameSecret(given: string, want: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(want);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -24,6 +24,7 @@ import { TokenBuckets } from '../limits/token-buckets.js';
 import type { EdgeLimits, LimitName, SocketBudget } from '../limits/edge-limits.js';
 import { answerErrorCode, decodeClientFrame, encodeFrame, wireTime } from '../../protocol/wire.js';
 import type { UWS } from './uws.js';
+import type { SendHook, SendHookRequest } from '../webhooks/send-hook.js';
 
 const enum Phase { awaitingHello, authenticating, syncing, live, closed }
 
@@ -120,6 +121,8 @@ export class SocketGateway {
     private readonly limits: EdgeLimits,
     /** hello {jwt}, refresh {jwt}: application tokens (src/auth/jwt-sign-in.ts) */
     private readonly jwt: JwtSignIn,
+    /** SEND_HOOK_URL: every send and channel.post is checked by the operator first (null: off) */
+    private readonly sendHook: SendHook | null,
   ) {
     this.helloSweep = setInterval(() => {
       this.closeLateHellos();
@@ -696,7 +699,26 @@ export class SocketGateway {
     const thread = frame.thread ?? directThreadId(conn.user, frame.to!);
     if (thread.length > 40) return this.error(ws, r, ErrorCode.not_found, 'no such user');
     if (conn.budget && !this.userMaySend(ws, conn, r)) return;
-    this.command(ws, conn, threadAddress(thread), frame as ClientCommand['frame'], r);
+    const go = () => this.command(ws, conn, threadAddress(thread), frame as ClientCommand['frame'], r);
+    if (this.sendHook) return this.checked(ws, conn, frame, r, { user: conn.user, thread }, go);
+    go();
+  }
+
+  /**
+   * The pre-send hook's verdict on a send or channel.post (src/webhooks/send-hook.ts), then `go`
+   * with the body it may have rewritten; a refused message never reaches its actor.
+   */
+  private checked(ws: Socket, conn: Conn, frame: { body?: string; media?: unknown }, r: number | undefined, req: SendHookRequest, go: () => void): void {
+    if (frame.body !== undefined) req.body = frame.body;
+    if (frame.media !== undefined) req.media = frame.media as SendHookRequest['media'];
+    const id = conn.id;
+    this.sendHook!.check(conn, req, (v) => {
+      if (!this.sockets.has(id)) return;
+      if (v.kind === 'reject') return this.error(ws, r, ErrorCode.forbidden, v.reason);
+      if (v.kind === 'unavailable') return this.error(ws, r, ErrorCode.unavailable, v.reason, v.retry);
+      if (v.kind === 'rewrite') frame.body = v.body;
+      go();
+    });
   }
 
   /**
@@ -723,7 +745,9 @@ export class SocketGateway {
     if (wait > 0) return this.error(ws, r, ErrorCode.rate_limited, `at most ${this.config.channelPostsPerSecond} channel posts a second`, wait);
     if (conn.budget && !this.userMaySend(ws, conn, r)) return;
     // Open channels take posts from joined users: the gateway is who knows what a socket joined.
-    this.command(ws, conn, channelAddress(frame.channel), frame as ClientCommand['frame'], r, this.channels.follows(conn, frame.channel));
+    const go = () => this.command(ws, conn, channelAddress(frame.channel), frame as ClientCommand['frame'], r, this.channels.follows(conn, frame.channel));
+    if (this.sendHook) return this.checked(ws, conn, frame, r, { user: conn.user, channel: frame.channel }, go);
+    go();
   }
 
   /** edit, delete, react, unreact, forward (docs/protocol.md "Message lifecycle"): checks a schema cannot say, then the thread. */

@@ -3,13 +3,14 @@
 // API_KEYS (fixed for the process's life) or are made and revoked at runtime over HTTP; only the
 // sha256 of a key is stored (as for session tokens). This thread is the only writer of the table,
 // so the in-memory index is authoritative: a revoked key is refused from the next request on.
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { ApiKeyRecord, StorageEnv } from '../../storage/env.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import type { ApiScope } from '../../protocol/validate.js';
 import { hashToken } from '../auth/accounts.js';
 import type { ApiKeyEntry } from '../config.js';
+import { sameSecret } from '../auth/same-secret.js';
 
 /** Who is calling the server API: a key's id (rate limits, idempotency) and its scopes. */
 export interface ApiPrincipal { id: string; scopes: ReadonlySet<ApiScope> }
@@ -78,10 +79,3 @@ export class ApiKeys {
 
 /** May this principal act under `scope`? admin may do everything. */
 export const allows = (p: ApiPrincipal, scope: ApiScope): boolean => p.scopes.has('admin') || p.scopes.has(scope);
-
-/** Constant-time comparison of a presented secret with the configured one. */
-function sameSecret(given: string, want: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(want);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
