@@ -1,5 +1,5 @@
 // The pre-send hook (docs/protocol.md "Pre-send hook"): the operator's endpoint accepts, rejects or
-// rewrites each send and channel.post before it is stored; a hook that does not answer in time, or
+// rewrites each send, channel.post, edit and scheduled message before it is stored; a hook that does not answer in time, or
 // answers nonsense, follows SEND_HOOK_FAIL (closed: refused with unavailable; open: stored as sent).
 import type { ServerResponse } from 'node:http';
 import t from 'tap';
@@ -63,6 +63,30 @@ t.test('accept, reject and rewrite, for send and channel.post', async (t) => {
   const posts = await annPhone.channelHistory({ channel });
   t.same(posts.messages.map((p: any) => p.body), ['clean post'], 'the channel holds the rewritten post only');
   void s;
+});
+
+t.test('edits and scheduled messages are new words too: the hook checks them like sends', async (t) => {
+  const hook = await startWebhook(t, SECRET);
+  const { bob, annPhone, bobPhone, thread } = await setup(t, hook);
+  const got = collect(bobPhone, 'msg');
+
+  hook.answers.push(answerJson({ action: 'accept' }));
+  const sent = await annPhone.send({ to: bob.user, body: 'see you at 8' });
+  hook.answers.push(answerJson({ action: 'reject', reason: 'no links' }));
+  await t.rejects(annPhone.edit({ thread, seq: sent.seq, body: 'see you at evil.example' }), { code: 'forbidden', message: 'no links' }, 'a rejected edit');
+  hook.answers.push(answerJson({ action: 'rewrite', body: 'see you at 9' }));
+  await annPhone.edit({ thread, seq: sent.seq, body: 'see you at nine!!!' });
+  t.same(await bodies(annPhone, thread), ['see you at 9'], 'history holds the rewritten edit');
+  t.match(hook.calls[2].body, { thread, body: 'see you at nine!!!' }, 'the hook saw the edit\'s body');
+
+  hook.answers.push(answerJson({ action: 'reject', reason: 'not at night' }));
+  await t.rejects(annPhone.schedule({ to: bob.user, body: 'wake up', at: Date.now() + 3_600_000 }), { code: 'forbidden', message: 'not at night' }, 'a rejected schedule stores no job');
+  t.same(await annPhone.scheduled(), []);
+  hook.answers.push(answerJson({ action: 'rewrite', body: 'good morning' }));
+  const job = await annPhone.schedule({ to: bob.user, body: 'gm!!!', at: Date.now() });
+  t.equal(job.body, 'good morning', 'the job keeps the rewritten body');
+  await until(bobPhone, () => got.some((m) => m.body === 'good morning'));
+  t.equal(hook.calls.length, 5, 'checked once, when scheduled — not again when sent');
 });
 
 t.test('a bad answer is an error: closed refuses the message', async (t) => {

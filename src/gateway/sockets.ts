@@ -382,7 +382,10 @@ export class SocketGateway {
         const problem = checkSchedule(f);
         if (problem) return this.badFrame(ws, conn, r, `schedule: ${problem}`);
         if (bodyTooLarge(f.body)) return this.error(ws, r, ErrorCode.too_large, 'body is larger than 16 KiB');
-        return this.command(ws, conn, userAddress(conn.user), frame as ClientCommand['frame'], r);
+        const go = () => this.command(ws, conn, userAddress(conn.user), frame as ClientCommand['frame'], r);
+        // Checked when scheduled (the operator's verdict is about the words, not the hour): the job keeps what was accepted.
+        if (this.sendHook) return this.checked(ws, conn, f, r, { user: conn.user, thread: f.thread ?? directThreadId(conn.user, f.to!) }, go);
+        return go();
       }
       case Command.userFind: return this.findUser(ws, (frame as FrameOf<'user.find'>).username, r);
       case Command.presenceSub: return this.presenceSub(ws, conn, (frame as FrameOf<'presence.sub'>).users, r);
@@ -764,7 +767,10 @@ export class SocketGateway {
     if (frame.t === Command.edit && bodyTooLarge(frame.body as string)) return this.error(ws, r, ErrorCode.too_large, 'body is larger than 16 KiB');
     const problem = frame.t === Command.react ? checkEmoji(frame.emoji as string) : null;
     if (problem) return this.badFrame(ws, conn, r, `react: ${problem}`);
-    this.command(ws, conn, threadAddress(frame.thread as string), frame, r, undefined, this.config.editWindowMs);
+    const go = () => this.command(ws, conn, threadAddress(frame.thread as string), frame, r, undefined, this.config.editWindowMs);
+    // An edit is new words: the pre-send hook sees it like a send.
+    if (frame.t === Command.edit && this.sendHook) return this.checked(ws, conn, frame as { body?: string }, r, { user: conn.user, thread: frame.thread as string }, go);
+    go();
   }
 
   /** Routes a command to its actor; the actor's encoded answer goes to the socket unchanged. */
