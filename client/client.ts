@@ -643,7 +643,9 @@ export class ParleyClient {
     }
 
     const authFailed = code === CloseCode.notAuthenticated || code === CloseCode.revoked;
-    const willReconnect = !this.closing && !authFailed && this.backoff !== undefined;
+    // Banned by the operator: every reconnect would be refused the same way until the ban is lifted.
+    const banned = code === CloseCode.banned;
+    const willReconnect = !this.closing && !authFailed && !banned && this.backoff !== undefined;
     this._state = willReconnect ? 'connecting' : 'closed';
     const info: CloseInfo = { code, reason, willReconnect };
     this.em.emit('close', info);
@@ -653,7 +655,9 @@ export class ParleyClient {
         ? closedError()
         : authFailed
           ? new ParleyError(ErrorCode.unauthorized, this.kick?.reason || reason || `session closed (${code})`)
-          : new ParleyError(ErrorCode.unavailable, `connection closed (${code}${reason ? ' ' + reason : ''})`);
+          : banned
+            ? new ParleyError(ErrorCode.forbidden, reason || 'banned')
+            : new ParleyError(ErrorCode.unavailable, `connection closed (${code}${reason ? ' ' + reason : ''})`);
       this.shutdown(err);
       return;
     }

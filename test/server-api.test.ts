@@ -362,10 +362,12 @@ t.test('ban: sockets close with 4004, hello and login are refused with forbidden
   const { s, admin } = await start(t);
   const annU = await newUser(s, 'ann');
   const annDevice = await newDevice(s, annU);
-  const ann = await connect(t, s, annDevice);
+  // A client that would reconnect after any other close: a ban is final for it.
+  const ann = await connect(t, s, annDevice, { reconnect: { minMs: 10, maxMs: 10 } });
   const closed = ann.next('close');
   t.equal((await admin('POST', `/v1/server/users/${annU.user}/ban`, { reason: 'spam' })).status, 204);
-  t.match(await closed, { code: 4004, reason: 'banned: spam' });
+  t.match(await closed, { code: 4004, reason: 'banned: spam', willReconnect: false });
+  t.equal(ann.state, 'closed', 'the SDK does not reconnect into a ban');
   t.same(await hello(s.wsUrl, annDevice.token), { close: 4004, errors: ['forbidden'] }, 'hello is refused');
   await t.rejects(login(s.base, { username: annU.username, password: annU.password, device: 'x' }), { code: 'forbidden', status: 403 }, 'login is refused');
   t.equal((await admin('POST', `/v1/server/users/${annU.user}/ban`, { reason: 'x'.repeat(101) })).status, 400, 'a reason fits in a close frame');
