@@ -18,7 +18,9 @@ const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 1_000);
 const ANSWER_TIMEOUT_MS = 20_000;
 
 t.test(`fuzz (seed ${SEED}): ${FRAMES} frames and ${REQUESTS} HTTP requests; the server stays up and a chatting pair loses nothing`, async (t) => {
-  const s = await startTestServer(t);
+  // An admin API key among the HTTP fuzzer's tokens, so the server API's routes parse bodies too.
+  const apiKey = 'fuzz-admin-key-0123456789abcdefghij';
+  const s = await startTestServer(t, { apiKeys: [{ key: apiKey, scopes: ['admin'] }] });
   const fuzzers = await Promise.all([0, 1, 2].map((i) => newUser(s, `fz${i}`)));
   const [ann, bob] = [await newUser(s, 'pair_a'), await newUser(s, 'pair_b')];
   const devices = await Promise.all(fuzzers.map((u) => newDevice(s, u)));
@@ -31,7 +33,7 @@ t.test(`fuzz (seed ${SEED}): ${FRAMES} frames and ${REQUESTS} HTTP requests; the
     users,
     usernames: [...fuzzers, ann, bob].map((u) => u.username),
     threads: users.flatMap((a) => users.filter((b) => b !== a).map((b) => directThreadId(a, b))),
-    tokens: httpDevices.map((d) => d.token),
+    tokens: [...httpDevices.map((d) => d.token), apiKey],
   };
 
   const deadline = Date.now() + 90_000;

@@ -196,6 +196,20 @@ function template(rng: Rng, ctx: FuzzContext): Record<string, unknown> {
     [Command.channelLeave]: { channel: id() },
     [Command.channelPost]: { channel: id(), cid, body: 'x' },
     [Command.channelHistory]: { channel: id() },
+    [Command.refresh]: { jwt: `${randomString(rng).slice(0, 20) || 'a'}.b.c` },
+    [Command.schedule]: { cid, ...(rng.chance(0.5) ? { thread: id() } : { to: rng.pick(ctx.users) }), body: 'later', at: Date.now() + rng.int(3_600_000) },
+    [Command.scheduleList]: {},
+    [Command.scheduleCancel]: { job: id() },
+    [Command.channelTrending]: { window: rng.pick(['1h', '24h']), limit: 1 + rng.int(50) },
+    [Command.inviteCreate]: rng.chance(0.5) ? { thread: id() } : { channel: id(), uses: 1 + rng.int(5) },
+    [Command.inviteRevoke]: { code: 'AbCdEf123456' },
+    [Command.inviteList]: { thread: id() },
+    [Command.inviteJoin]: { code: randomString(rng).slice(0, 12) || 'x' },
+    [Command.edit]: { thread: id(), seq: 1 + rng.int(20), body: 'edited' },
+    [Command.delete]: { thread: id(), seq: 1 + rng.int(20), forEveryone: rng.chance(0.5) },
+    [Command.react]: { thread: id(), seq: 1 + rng.int(20), emoji: rng.pick(['👍', '❤️', 'ok']) },
+    [Command.unreact]: { thread: id(), seq: 1 + rng.int(20) },
+    [Command.forward]: { from: { thread: id(), seq: 1 + rng.int(20) }, to: rng.chance(0.5) ? { thread: id() } : { to: rng.pick(ctx.users) }, cid },
   };
   return { t, ...r, ...(fields[t] ?? {}) };
 }

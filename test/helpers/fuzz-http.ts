@@ -16,6 +16,9 @@ const PATHS = [
   '/v1/users', '/v1/users/me', '/v1/users/:username', '/v1/sessions', '/v1/sessions/current', '/v1/sessions/:device',
   '/v1/push', '/v1/media', '/v1/media/:id', '/v1/ws', '/healthz', '/readyz', '/metrics', '/', '/admin', '/v1/admin/x',
   '/v1/channels/:id/events', '/v1/channels/:id/messages', '/v1/media/:id/upload', '/v1/media/:id/content',
+  '/i/:code', '/v1/server/users', '/v1/server/users/:id', '/v1/server/users/:id/ban', '/v1/server/users/:id/export',
+  '/v1/server/messages', '/v1/server/groups', '/v1/server/channels', '/v1/server/keys', '/v1/server/events',
+  '/v1/server/threads/:thread/history',
 ];
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'];
 const JUNK_PATH = ['%00', '%zz', '..', '//', '?', '#', ';', '%2F', 'é', '~', '*', '\u2028'];
@@ -38,6 +41,9 @@ function jsonBody(rng: Rng, ctx: FuzzHttpContext): string {
     null,
     { mime: 'image/png', size: rng.int(1e9), sha256: 'x' },
     { provider: 'webpush', token: 'x' },
+    { id: `fz-app-${rng.int(1e6)}`, name: 'fuzz bot', bot: rng.chance(0.5) },
+    { as: rng.pick(ctx.usernames.length ? ctx.usernames : ['x']), to: 'nobody', body: 'fuzz' },
+    { name: 'fuzz key', scopes: ['messages', 'nope'] },
     { __proto__: { admin: true } },
     { nested: JSON.parse('['.repeat(200) + ']'.repeat(200)) },
   ];
