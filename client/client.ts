@@ -253,13 +253,18 @@ export class ParleyClient {
 
   /** Sends a message through the outbox: resent with the same cid after reconnections until answered. */
   send(p: SendParams): Promise<SendResult> {
+    return this.throughOutbox(Command.send, p);
+  }
+
+  /** send and forward: issued with a cid (generated when absent) and resent with it until answered. */
+  private throughOutbox(t: string, p: object): Promise<SendResult> {
     const fields = cleanFields(p);
     const cid = typeof fields.cid === 'string' && fields.cid ? fields.cid : randomId();
     fields.cid = cid;
     // Same cid still pending: the server would answer it once anyway; share the answer.
     const existing = this.outbox.get(cid);
     if (existing && !existing.done) return existing.promise;
-    const pending = this.issue('send', Command.send, fields, cid);
+    const pending = this.issue('send', t, fields, cid);
     if (!pending.done) this.outbox.add(pending as Pending & { cid: string });
     return pending.promise;
   }
@@ -308,14 +313,7 @@ export class ParleyClient {
 
   /** Copies a message you can read into another thread (or a 1:1 thread by `to: {to: user}`); resent with its cid like send. */
   forward(p: ForwardParams): Promise<SendResult> {
-    const fields = cleanFields(p);
-    const cid = typeof fields.cid === 'string' && fields.cid ? fields.cid : randomId();
-    fields.cid = cid;
-    const existing = this.outbox.get(cid);
-    if (existing && !existing.done) return existing.promise;
-    const pending = this.issue('send', Command.forward, fields, cid);
-    if (!pending.done) this.outbox.add(pending as Pending & { cid: string });
-    return pending.promise;
+    return this.throughOutbox(Command.forward, p);
   }
 
   // ---- channels (docs/sdk.md "Channels") ----

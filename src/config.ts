@@ -433,16 +433,7 @@ const fields: { [K in keyof Config]: Field<K> } = {
   // Push (issue 11). Cross-option checks (a provider half configured) are in configuredPushProviders.
   pushWebhookUrl: {
     key: 'pushWebhookUrl', env: 'PUSH_WEBHOOK_URL', flag: 'push-webhook-url', help: 'the webhook push provider: POST each notification to this http(s) URL (needs PUSH_WEBHOOK_SECRET)',
-    parse: (raw) => {
-      let url: URL;
-      try {
-        url = new URL(raw);
-      } catch {
-        throw new ConfigError(`must be an http(s) URL, got "${raw}"`);
-      }
-      if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hash !== '' || url.username !== '' || url.password !== '') throw new ConfigError(`must be an http(s) URL without fragment or credentials, got "${raw}"`);
-      return url.href;
-    },
+    parse: endpointUrl,
     default: () => '',
   },
   pushWebhookSecret: { key: 'pushWebhookSecret', env: 'PUSH_WEBHOOK_SECRET', flag: 'push-webhook-secret', help: 'HMAC-SHA256 key of X-Parley-Signature, ≥ 32 characters (never printed)', parse: secret, default: () => '' },
