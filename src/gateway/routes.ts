@@ -26,6 +26,7 @@ import { mountEventsRoute, type EventsRouteDeps } from '../webhooks/events-route
 import { bodyCheckers, USERNAME_PATTERN, type BodyOf } from '../../protocol/validate.js';
 import { bearerToken, decodedSegment, parseJson, readBody, Reply } from './http.js';
 import type { UWS } from './uws.js';
+import { mountWebAppRoutes } from './web-app-routes.js';
 import { sameSecret } from '../auth/same-secret.js';
 
 export interface RouteDeps {
@@ -283,6 +284,8 @@ export function mountRoutes(app: UWS.TemplatedApp, deps: RouteDeps): void {
   mountServerApi<Request>((method, pattern, handler) => on(method, pattern, route(handler)), deps.serverApi);
   mountInviteRoutes<Request>((pattern, handler) => on('GET', pattern, route(handler)), new InviteDesk(config, cluster, accounts.storageEnv, limits));
   mountEventsRoute<Request>({ on: (method, pattern, handler) => on(method, pattern, route(handler)), authorization: (req) => req.authorization, query: (req) => req.query }, deps.events);
+
+  mountWebAppRoutes<Request>((method, pattern, handler) => on(method, pattern, route(handler)), config.webApp);
 
   on('GET', '/healthz', route((reply) => reply.json(200, { status: 'alive' })));
   on('GET', '/readyz', route((reply) => (deps.isReady() ? reply.json(200, { status: 'ready' }) : reply.error(ErrorCode.unavailable, 'not ready'))));

@@ -1,0 +1,261 @@
+// A conversation: its history (older pages load on scrolling up), live messages with ticks,
+// typing and presence in the header, and the composer (sent through the SDK's outbox).
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import type { Msg, ThreadRow } from '../../client/types.js';
+import type { ChatStore, Tick, Unsent } from './chat-store.js';
+import { fullTime, lastSeen, shortTime } from './format.js';
+import { go, useStore } from './use-store.js';
+
+const TICK_TEXT: Record<Tick, [string, string]> = {
+  pending: ['🕓', 'sending'],
+  failed: ['!', 'not sent'],
+  sent: ['✓', 'sent'],
+  delivered: ['✓✓', 'delivered'],
+  read: ['✓✓', 'read'],
+};
+
+export function ConversationView({ store, thread }: { store: ChatStore; thread: string }) {
+  useStore(store);
+  useEffect(() => {
+    void store.openThread(thread);
+    return () => store.closeThread(thread);
+  }, [thread]);
+  // Reading resumes when the tab comes back to the front.
+  useEffect(() => {
+    const on = () => {
+      if (document.visibilityState !== 'visible') return;
+      const newest = store.loaded.get(thread)?.list.at(-1);
+      const row = store.threads.get(thread);
+      if (row && newest && row.unread > 0) void store.markRead(thread, newest.seq);
+    };
+    document.addEventListener('visibilitychange', on);
+    return () => document.removeEventListener('visibilitychange', on);
+  }, [thread]);
+
+  const row = store.threads.get(thread);
+  const loaded = store.loaded.get(thread);
+  if (!row) return <section class="conversation" aria-busy="true"><p class="hint">{store.inboxLoaded ? 'Loading the conversation…' : 'Loading…'}</p></section>;
+  return (
+    <section class="conversation" aria-labelledby="conv-title">
+      <ConversationHeader store={store} row={row} />
+      <MessageList store={store} row={row} messages={loaded?.list ?? []} more={loaded?.more ?? true} loading={loaded?.loading ?? true} unsent={store.unsentIn(thread)} />
+      <TypingLine store={store} thread={thread} />
+      {(row as { member?: boolean }).member === false ? <p class="hint">You are no longer a member of this group.</p> : <Composer store={store} onSend={(body) => store.send({ thread }, body)} onTyping={() => store.typed(thread)} />}
+    </section>
+  );
+}
+
+function ConversationHeader({ store, row }: { store: ChatStore; row: ThreadRow }) {
+  const other = row.kind === 'direct' ? store.otherOf(row) : undefined;
+  const seen = other ? lastSeen(store.presence.get(other)) : `${row.members.length} member${row.members.length === 1 ? '' : 's'}`;
+  return (
+    <header class="conv-head">
+      <div>
+        <h2 id="conv-title">{store.titleOf(row)}</h2>
+        <p class="presence" aria-live="polite" data-online={other ? String(store.presence.get(other)?.online ?? false) : undefined}>{seen}</p>
+      </div>
+      <div class="actions">
+        {row.kind === 'group' && <a class="button" href={`#/t/${encodeURIComponent(row.thread)}/info`}>Group info</a>}
+        {other && <PersonActions store={store} user={other} />}
+        <button type="button" aria-pressed={row.muted} onClick={() => void store.attempt('Muting', async () => {
+          await store.client.request('thread.set', { thread: row.thread, muted: !row.muted });
+          await store.refreshRow(row.thread);
+        })}>{row.muted ? 'Unmute' : 'Mute'}</button>
+      </div>
+    </header>
+  );
+}
+
+/** Add to contacts (so they see my presence) and block, for a 1:1 chat. */
+export function PersonActions({ store, user }: { store: ChatStore; user: string }) {
+  useEffect(() => {
+    void store.loadContacts();
+  }, [user]);
+  const contact = store.isContact(user);
+  const blocked = store.blocks.includes(user);
+  return (
+    <>
+      <button type="button" onClick={() => void store.attempt(contact ? 'Removing the contact' : 'Adding the contact', async () => {
+        await store.client.request(contact ? 'contacts.remove' : 'contacts.add', { user });
+        await store.loadContacts();
+      })}>{contact ? 'Remove contact' : 'Add to contacts'}</button>
+      <button type="button" onClick={() => void store.attempt(blocked ? 'Unblocking' : 'Blocking', async () => {
+        await store.client.request(blocked ? 'unblock' : 'block', { user });
+        await store.loadContacts();
+      })}>{blocked ? 'Unblock' : 'Block'}</button>
+    </>
+  );
+}
+
+function MessageList(props: { store: ChatStore; row: ThreadRow; messages: Msg[]; more: boolean; loading: boolean; unsent: Unsent[] }) {
+  const { store, row, messages } = props;
+  const ref = useRef<HTMLDivElement>(null);
+  const anchor = useRef({ first: 0, height: 0, atBottom: true });
+  const notes = store.notes.get(row.thread) ?? [];
+
+  // Keep the view where the reader is: at the bottom as messages arrive, in place as older ones load above.
+  useLayoutEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const first = messages[0]?.seq ?? 0;
+    const a = anchor.current;
+    if (a.first !== 0 && first < a.first && !a.atBottom) el.scrollTop += el.scrollHeight - a.height;
+    else if (a.atBottom) el.scrollTop = el.scrollHeight;
+    a.first = first;
+    a.height = el.scrollHeight;
+  });
+
+  const onScroll = () => {
+    const el = ref.current!;
+    anchor.current.atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    anchor.current.height = el.scrollHeight;
+    if (el.scrollTop < 80 && props.more && !props.loading) void store.loadOlder(row.thread);
+  };
+
+  return (
+    <div class="messages" ref={ref} onScroll={onScroll} role="log" aria-label="Messages" aria-busy={props.loading} tabIndex={0}><ol>
+      {props.loading && <li class="hint">Loading older messages…</li>}
+      {!props.loading && props.more && <li class="hint"><button type="button" class="link" onClick={() => void store.loadOlder(row.thread)}>Load older messages</button></li>}
+      {!props.more && messages.length === 0 && props.unsent.length === 0 && <li class="hint">No messages yet. Say hello!</li>}
+      {messages.map((m) => <MessageItem key={m.seq} store={store} row={row} m={m} />)}
+      {notes.map((n) => <li key={n.key} class="note">{n.text}</li>)}
+      {props.unsent.map((u) => <UnsentItem key={u.cid} store={store} u={u} />)}
+    </ol></div>
+  );
+}
+
+function MessageItem({ store, row, m }: { store: ChatStore; row: ThreadRow; m: Msg }) {
+  const mine = m.from === store.session.user;
+  const tick = mine ? store.tickOf(row, m) : undefined;
+  return (
+    <li class={`msg ${mine ? 'mine' : 'theirs'}`} data-seq={m.seq} data-tick={tick}>
+      {!mine && row.kind === 'group' && <span class="from">{store.nameOf(m.from)}</span>}
+      <span class="body">{m.deleted ? <em>Message deleted</em> : m.body}</span>
+      {m.media && <span class="attachment">📎 {m.media.name ?? m.media.mime}</span>}
+      <span class="meta">
+        <time dateTime={new Date(m.ts).toISOString()} title={fullTime(m.ts)}>{shortTime(m.ts)}</time>
+        {m.edited && <span> · edited</span>}
+        {tick && <span class={`tick ${tick}`} aria-label={TICK_TEXT[tick][1]} title={TICK_TEXT[tick][1]}>{TICK_TEXT[tick][0]}</span>}
+      </span>
+    </li>
+  );
+}
+
+function UnsentItem({ store, u }: { store: ChatStore; u: Unsent }) {
+  const tick: Tick = u.error ? 'failed' : 'pending';
+  return (
+    <li class="msg mine unsent" data-tick={tick}>
+      <span class="body">{u.body}</span>
+      <span class="meta">
+        <time dateTime={new Date(u.ts).toISOString()}>{shortTime(u.ts)}</time>
+        <span class={`tick ${tick}`} aria-label={TICK_TEXT[tick][1]} title={TICK_TEXT[tick][1]}>{TICK_TEXT[tick][0]}</span>
+      </span>
+      {u.error && (
+        <span class="error" role="alert">
+          {u.error} <button type="button" onClick={() => store.retry(u.cid)}>Retry</button>
+          <button type="button" onClick={() => store.discard(u.cid)}>Discard</button>
+        </span>
+      )}
+    </li>
+  );
+}
+
+function TypingLine({ store, thread }: { store: ChatStore; thread: string }) {
+  const who = store.typingIn(thread).map((u) => store.nameOf(u));
+  return (
+    <p class="typing" aria-live="polite">
+      {who.length === 0 ? '' : `${who.join(', ')} ${who.length === 1 ? 'is' : 'are'} typing…`}
+    </p>
+  );
+}
+
+export function Composer(props: { store: ChatStore; onSend: (body: string) => Promise<unknown>; onTyping?: () => void; label?: string }) {
+  const [text, setText] = useState('');
+  const input = useRef<HTMLTextAreaElement>(null);
+  const submit = (e?: Event) => {
+    e?.preventDefault();
+    const body = text.trim();
+    if (!body) return;
+    if (new TextEncoder().encode(body).byteLength > 16_384) {
+      props.store.notify('The message is too large: at most 16 KiB of text.');
+      return;
+    }
+    setText('');
+    void props.onSend(body);
+    input.current?.focus();
+  };
+  return (
+    <form class="composer" onSubmit={submit}>
+      <label class="visually-hidden" for="composer-text">{props.label ?? 'Message'}</label>
+      <textarea
+        id="composer-text"
+        ref={input}
+        rows={1}
+        placeholder="Write a message"
+        value={text}
+        onInput={(e) => {
+          setText(e.currentTarget.value);
+          props.onTyping?.();
+        }}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e);
+        }}
+      />
+      <button type="submit">Send</button>
+    </form>
+  );
+}
+
+/** Starts a 1:1 chat by username: opens the existing thread, or a page whose first message creates it. */
+export function NewChatView({ store }: { store: ChatStore }) {
+  const [username, setUsername] = useState('');
+  const [error, setError] = useState('');
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError('');
+    const found = await store.attempt('Finding the user', () => store.findUser(username)).catch(() => undefined);
+    if (!found) {
+      setError(`No user named “${username.trim()}”.`);
+      return;
+    }
+    const row = store.directWith(found.user);
+    if (row) go('t', row.thread);
+    else go('to', found.user);
+  };
+  return (
+    <section class="form-page" aria-labelledby="new-chat-title">
+      <h2 id="new-chat-title">New chat</h2>
+      <form onSubmit={submit}>
+        <label>
+          Username
+          <input name="username" required value={username} onInput={(e) => setUsername(e.currentTarget.value)} autoFocus />
+        </label>
+        {error && <p class="error" role="alert">{error}</p>}
+        <button type="submit">Start chat</button>
+      </form>
+    </section>
+  );
+}
+
+/** A 1:1 chat that does not exist yet: its first message creates the thread. */
+export function ToUserView({ store, user }: { store: ChatStore; user: string }) {
+  useStore(store);
+  const row = store.directWith(user);
+  useEffect(() => {
+    if (row) go('t', row.thread);
+  }, [row?.thread]);
+  const waiting = [...store.unsent.values()].filter((u) => u.to === user);
+  return (
+    <section class="conversation" aria-labelledby="conv-title">
+      <header class="conv-head"><div><h2 id="conv-title">{store.nameOf(user)}</h2><p class="presence">New chat</p></div></header>
+      <div class="messages" role="log" aria-label="Messages"><ol>
+        {waiting.length === 0 && <li class="hint">Write the first message.</li>}
+        {waiting.map((u) => <UnsentItem key={u.cid} store={store} u={u} />)}
+      </ol></div>
+      <Composer store={store} onSend={async (body) => {
+        const thread = await store.send({ to: user }, body);
+        if (thread) go('t', thread);
+      }} />
+    </section>
+  );
+}
