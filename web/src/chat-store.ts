@@ -345,6 +345,8 @@ export class ChatStore {
   /** Through the SDK's outbox: shown at once as pending, resent with the same cid until answered. */
   async send(target: { thread: string } | { to: string }, body: string): Promise<string | undefined> {
     const cid = randomCid();
+    // The next keystroke after a send starts a new message: announce typing again at once.
+    if ('thread' in target) this.typingSent.delete(target.thread);
     const u: Unsent = { cid, body, ts: Date.now(), ...target };
     this.unsent.set(cid, u);
     this.changed();
