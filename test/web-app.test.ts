@@ -6,7 +6,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { startTestServer } from './helpers/server.js';
+import { connect, newDevice, startTestServer } from './helpers/server.js';
+import { register } from '../client/index.js';
 import { ARTIFACTS, bubble, inboxRow, chatWith, CHROMIUM, ensureWebAppBuilt, launchChromium, say, signIn, signUp, tickIs, type Person } from './helpers/web-app.js';
 
 async function shot(p: Person, name: string): Promise<void> {
@@ -103,6 +104,32 @@ if (!existsSync(CHROMIUM)) {
     await bubble(ann, 'hello bob', 'mine').waitFor();
     t.pass('the conversation is there after a reload');
     t.equal(await ann.page.getByRole('button', { name: 'Sign out', exact: true }).count(), 1, 'still signed in');
+  });
+
+  t.test('a long history loads page by page as ann scrolls up, the view staying where she was', async (t) => {
+    await register(s.base, { username: 'dan', password: 'correct horse battery', name: 'Dan' });
+    const dan = await connect(t, s, await newDevice(s, { user: '', username: 'dan', password: 'correct horse battery' }));
+    const annId = (await dan.request<{ user: string }>('user.find', { username: 'ann' })).user;
+    for (let i = 0; i < 120; i++) await dan.send({ to: annId, body: `line ${i}` });
+    const row = inboxRow(ann, 'Dan');
+    await row.getByLabel('120 unread').waitFor();
+    t.pass('120 unread');
+    await row.getByRole('link').click();
+    const items = ann.page.locator('.messages li.msg');
+    await bubble(ann, 'line 119').waitFor();
+    t.equal(await items.count(), 50, 'the newest page first');
+    t.equal(await row.getByLabel(/unread/).count(), 0, 'opening the chat read it');
+    const list = ann.page.locator('.messages');
+    await list.evaluate((el) => { el.scrollTop = 0; });
+    await ann.page.waitForFunction(() => document.querySelectorAll('.messages li.msg').length === 100);
+    await ann.page.waitForFunction(() => document.querySelector('.messages')?.getAttribute('aria-busy') === 'false');
+    t.ok(await list.evaluate((el) => el.scrollTop > 80), 'the view stayed at the message she was reading (no jump to the top)');
+    t.ok(await bubble(ann, 'line 70').isVisible(), 'line 70, the top before, is still in view');
+    await list.evaluate((el) => { el.scrollTop = 0; });
+    await ann.page.waitForFunction(() => document.querySelectorAll('.messages li.msg').length === 120);
+    const bodies = await ann.page.locator('.messages li.msg .body').allTextContents();
+    t.same(bodies, Array.from({ length: 120 }, (_, i) => `line ${i}`), 'all 120, in order, once each');
+    await dan.close();
   });
 
   t.test('a group of three: create, talk, rename, remove, members', async (t) => {
