@@ -3,7 +3,7 @@
 // typing and presence show; a group of three; a reload keeps the history; errors are shown in
 // words. One server and one browser for the file. Screenshots land in test-artifacts/web-app/.
 // Needs Chromium at /usr/bin/chromium (apt-get install -y chromium): skipped with a message without it.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { connect, newDevice, startTestServer } from './helpers/server.js';
@@ -185,6 +185,27 @@ if (!existsSync(CHROMIUM)) {
     await ann.page.getByRole('button', { name: 'Send', exact: true }).click();
     await ann.page.getByRole('alert').filter({ hasText: 'too large' }).waitFor();
     t.pass('too large: said so');
+  });
+
+  t.test('media: an image is previewed, a file downloads', async (t) => {
+    await inboxRow(bob, 'Ann').getByRole('link').click();
+    await inboxRow(ann, 'Bob').getByRole('link').click();
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+    await ann.page.locator('.composer input[type=file]').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: png });
+    const img = bob.page.locator('.messages li.msg.theirs img.preview-image[alt="dot.png"]');
+    await img.waitFor();
+    await bob.page.waitForFunction(() => (document.querySelector('img.preview-image[alt="dot.png"]') as HTMLImageElement | null)?.naturalWidth === 1);
+    t.match(await img.getAttribute('src'), /^blob:/, 'bob sees the image, fetched through the SDK');
+    await ann.page.locator('.messages li.msg.mine img.preview-image[alt="dot.png"]').waitFor();
+    t.pass('ann sees her image once sent');
+
+    await ann.page.locator('.composer input[type=file]').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello from a file') });
+    const file = bob.page.locator('.messages li.msg.theirs', { hasText: 'notes.txt' });
+    await file.waitFor();
+    const [download] = await Promise.all([bob.page.waitForEvent('download'), file.getByRole('button', { name: 'Download', exact: true }).click()]);
+    t.equal(download.suggestedFilename(), 'notes.txt');
+    t.equal(readFileSync((await download.path())!, 'utf8'), 'hello from a file', 'the downloaded bytes are the file');
+    await shot(bob, '06-media');
   });
 
   t.test('devices: a second browser of the same person sees the chat live, and is signed out from the first', async (t) => {

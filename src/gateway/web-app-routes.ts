@@ -83,8 +83,9 @@ function sendFile(reply: Reply, file: StaticFile, ifNoneMatch: string, head: boo
     res.writeHeader('Cache-Control', file.cache);
     res.writeHeader('ETag', file.etag);
     res.writeHeader('X-Content-Type-Options', 'nosniff');
-    // The app talks only to its own origin; nothing from elsewhere may load or frame it.
-    res.writeHeader('Content-Security-Policy', "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; frame-ancestors 'none'");
+    // Scripts, styles and images come only from the app's origin (connections may also reach a
+    // media bucket's signed URLs elsewhere); nothing may frame it.
+    res.writeHeader('Content-Security-Policy', "default-src 'self'; connect-src 'self' ws: wss: http: https:; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; frame-ancestors 'none'");
     res.writeHeader('Referrer-Policy', 'no-referrer');
     // HEAD: no body. (uWS's endWithoutBody with a reported length left keep-alive connections
     // unusable, so HEAD answers Content-Length 0.)

@@ -12,13 +12,19 @@ export type Conn = 'connecting' | 'live' | 'reconnecting' | 'closed';
 export type Tick = 'pending' | 'failed' | 'sent' | 'delivered' | 'read';
 
 /** A message the server has not answered yet (or refused). */
-export interface Unsent { cid: string; thread?: string; to?: string; body: string; ts: number; error?: string }
+export interface Unsent {
+  cid: string; thread?: string; to?: string; body: string; ts: number; error?: string;
+  /** an attachment being uploaded: its name and the share of bytes the server has (0..1) */
+  file?: { name: string; progress: number; blob: Blob };
+}
 export interface Loaded { list: Msg[]; more: boolean; loading: boolean }
 export interface Notice { id: number; text: string }
 export interface Presence { online: boolean; last: number }
 export interface ThreadNote { key: string; text: string; ts: number }
 
 const HISTORY_PAGE = 50;
+/** Upload chunk: small enough that the progress bar moves on a slow link. */
+const UPLOAD_CHUNK = 256 * 1024;
 const INBOX_PAGE = 30;
 const TYPING_SHOWN_MS = 4_000;
 const TYPING_SENT_EVERY_MS = 3_000;
@@ -50,6 +56,7 @@ export class ChatStore {
   ended?: string;
 
   private readonly listeners = new Set<() => void>();
+  private readonly mediaUrls = new Map<string, Promise<string>>();
   private readonly watched = new Set<string>();
   private typingSent = new Map<string, number>();
   private noticeId = 0;
@@ -371,7 +378,50 @@ export class ChatStore {
     const u = this.unsent.get(cid);
     if (!u) return;
     this.unsent.delete(cid);
-    void this.send(u.thread ? { thread: u.thread } : { to: u.to! }, u.body);
+    const target = u.thread ? { thread: u.thread } : { to: u.to! };
+    if (u.file) void this.sendFile(target, u.file.blob, u.file.name);
+    else void this.send(target, u.body);
+  }
+
+  /** Uploads a file (progress shown on its pending bubble), then sends it through the outbox. */
+  async sendFile(target: { thread: string } | { to: string }, blob: Blob, name: string): Promise<string | undefined> {
+    const cid = randomCid();
+    const u: Unsent = { cid, body: '', ts: Date.now(), ...target, file: { name, progress: 0, blob } };
+    this.unsent.set(cid, u);
+    this.changed();
+    try {
+      const media = await this.client.upload(blob, {
+        mime: blob.type || 'application/octet-stream',
+        name: name.slice(0, 200),
+        chunkBytes: UPLOAD_CHUNK,
+        onProgress: (sent, total) => {
+          const cur = this.unsent.get(cid);
+          if (cur?.file) this.unsent.set(cid, { ...cur, file: { ...cur.file, progress: total ? sent / total : 1 } });
+          this.changed();
+        },
+      });
+      const res = await this.client.send({ ...target, media, cid });
+      this.unsent.delete(cid);
+      if (!this.threads.has(res.thread)) void this.refreshRow(res.thread);
+      this.changed();
+      return res.thread;
+    } catch (err) {
+      const cur = this.unsent.get(cid) ?? u;
+      this.unsent.set(cid, { ...cur, error: describeError(err, `Sending ${name}`) });
+      this.changed();
+      return undefined;
+    }
+  }
+
+  /** A media's bytes as an object URL, fetched once per media and kept for the page's life. */
+  mediaUrl(media: string): Promise<string> {
+    let url = this.mediaUrls.get(media);
+    if (!url) {
+      url = this.client.download(media).then((d) => URL.createObjectURL(new Blob([d.data as Uint8Array<ArrayBuffer>], { type: d.mime })));
+      url.catch(() => this.mediaUrls.delete(media));
+      this.mediaUrls.set(media, url);
+    }
+    return url;
   }
 
   discard(cid: string): void {

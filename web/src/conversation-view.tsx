@@ -1,7 +1,8 @@
 // A conversation: its history (older pages load on scrolling up), live messages with ticks,
 // typing and presence in the header, and the composer (sent through the SDK's outbox).
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import type { Msg, ThreadRow } from '../../client/types.js';
+import type { Media, Msg, ThreadRow } from '../../client/types.js';
+import { describeError } from './describe-error.js';
 import type { ChatStore, Tick, Unsent } from './chat-store.js';
 import { fullTime, lastSeen, shortTime } from './format.js';
 import { go, useStore } from './use-store.js';
@@ -40,7 +41,9 @@ export function ConversationView({ store, thread }: { store: ChatStore; thread: 
       <ConversationHeader store={store} row={row} />
       <MessageList store={store} row={row} messages={loaded?.list ?? []} more={loaded?.more ?? true} loading={loaded?.loading ?? true} unsent={store.unsentIn(thread)} />
       <TypingLine store={store} thread={thread} />
-      {(row as { member?: boolean }).member === false ? <p class="hint">You are no longer a member of this group.</p> : <Composer store={store} onSend={(body) => store.send({ thread }, body)} onTyping={() => store.typed(thread)} />}
+      {(row as { member?: boolean }).member === false ? <p class="hint">You are no longer a member of this group.</p> : (
+        <Composer store={store} onSend={(body) => store.send({ thread }, body)} onTyping={() => store.typed(thread)} onFile={(f) => void store.sendFile({ thread }, f, f.name)} />
+      )}
     </section>
   );
 }
@@ -131,7 +134,7 @@ function MessageItem({ store, row, m }: { store: ChatStore; row: ThreadRow; m: M
     <li class={`msg ${mine ? 'mine' : 'theirs'}`} data-seq={m.seq} data-tick={tick}>
       {!mine && row.kind === 'group' && <span class="from">{store.nameOf(m.from)}</span>}
       <span class="body">{m.deleted ? <em>Message deleted</em> : m.body}</span>
-      {m.media && <span class="attachment">📎 {m.media.name ?? m.media.mime}</span>}
+      {m.media && !m.deleted && <Attachment store={store} media={m.media} />}
       <span class="meta">
         <time dateTime={new Date(m.ts).toISOString()} title={fullTime(m.ts)}>{shortTime(m.ts)}</time>
         {m.edited && <span> · edited</span>}
@@ -145,7 +148,13 @@ function UnsentItem({ store, u }: { store: ChatStore; u: Unsent }) {
   const tick: Tick = u.error ? 'failed' : 'pending';
   return (
     <li class="msg mine unsent" data-tick={tick}>
-      <span class="body">{u.body}</span>
+      {u.body && <span class="body">{u.body}</span>}
+      {u.file && (
+        <span class="attachment">
+          📎 {u.file.name}{' '}
+          {!u.error && <progress max={1} value={u.file.progress} aria-label={`Uploading ${u.file.name}`}>{Math.round(u.file.progress * 100)}%</progress>}
+        </span>
+      )}
       <span class="meta">
         <time dateTime={new Date(u.ts).toISOString()}>{shortTime(u.ts)}</time>
         <span class={`tick ${tick}`} aria-label={TICK_TEXT[tick][1]} title={TICK_TEXT[tick][1]}>{TICK_TEXT[tick][0]}</span>
@@ -160,6 +169,46 @@ function UnsentItem({ store, u }: { store: ChatStore; u: Unsent }) {
   );
 }
 
+/** An image is shown (fetched through the SDK, as an object URL); any other file offers a download. */
+function Attachment({ store, media }: { store: ChatStore; media: Media }) {
+  const [url, setUrl] = useState<string | undefined>();
+  const [error, setError] = useState('');
+  const image = /^image\/(png|jpeg|gif|webp|avif|bmp)$/.test(media.mime);
+  const name = media.name ?? (image ? 'image' : 'file');
+  useEffect(() => {
+    if (!image) return;
+    let gone = false;
+    store.mediaUrl(media.id).then((u) => { if (!gone) setUrl(u); }, (err) => { if (!gone) setError(describeError(err, 'Loading the image')); });
+    return () => { gone = true; };
+  }, [media.id]);
+  const download = async () => {
+    try {
+      const href = await store.mediaUrl(media.id);
+      const a = document.createElement('a');
+      a.href = href;
+      a.download = name;
+      a.click();
+    } catch (err) {
+      store.notify(describeError(err, `Downloading ${name}`));
+    }
+  };
+  return (
+    <span class="attachment" data-media={media.id}>
+      {image && url && <img src={url} alt={name} class="preview-image" />}
+      {image && !url && !error && <span class="hint">Loading image…</span>}
+      {error && <span class="error" role="alert">{error}</span>}
+      <span class="file">
+        {!image && <>📎 {name} ({sizeText(media.size)}) </>}
+        <button type="button" class="link" onClick={() => void download()}>Download{image ? ` ${name}` : ''}</button>
+      </span>
+    </span>
+  );
+}
+
+function sizeText(n: number): string {
+  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
 function TypingLine({ store, thread }: { store: ChatStore; thread: string }) {
   const who = store.typingIn(thread).map((u) => store.nameOf(u));
   return (
@@ -169,9 +218,10 @@ function TypingLine({ store, thread }: { store: ChatStore; thread: string }) {
   );
 }
 
-export function Composer(props: { store: ChatStore; onSend: (body: string) => Promise<unknown>; onTyping?: () => void; label?: string }) {
+export function Composer(props: { store: ChatStore; onSend: (body: string) => Promise<unknown>; onTyping?: () => void; label?: string; onFile?: (file: File) => void }) {
   const [text, setText] = useState('');
   const input = useRef<HTMLTextAreaElement>(null);
+  const picker = useRef<HTMLInputElement>(null);
   const submit = (e?: Event) => {
     e?.preventDefault();
     const body = text.trim();
@@ -201,6 +251,16 @@ export function Composer(props: { store: ChatStore; onSend: (body: string) => Pr
           if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e);
         }}
       />
+      {props.onFile && (
+        <>
+          <input type="file" ref={picker} class="visually-hidden" tabIndex={-1} aria-hidden="true" onChange={(e) => {
+            const files = e.currentTarget.files;
+            for (const f of files ? Array.from(files) : []) props.onFile!(f);
+            e.currentTarget.value = '';
+          }} />
+          <button type="button" aria-label="Attach a file" title="Attach a file" onClick={() => picker.current?.click()}>📎</button>
+        </>
+      )}
       <button type="submit">Send</button>
     </form>
   );
@@ -254,6 +314,9 @@ export function ToUserView({ store, user }: { store: ChatStore; user: string }) 
       </ol></div>
       <Composer store={store} onSend={async (body) => {
         const thread = await store.send({ to: user }, body);
+        if (thread) go('t', thread);
+      }} onFile={async (f) => {
+        const thread = await store.sendFile({ to: user }, f, f.name);
         if (thread) go('t', thread);
       }} />
     </section>
