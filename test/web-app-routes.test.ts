@@ -52,7 +52,7 @@ t.test('the app, its assets and the API side by side', async (t) => {
   t.equal(head.status, 200);
   t.equal(head.body, '', 'HEAD has no body');
 
-  for (const path of ['/assets/nope.js', '/assets/..%2f..%2fpackage.json', '/assets/../package.json', '/assets/%2e%2e/index.html', '/index.html/..', '/web/build.mjs', '/package.json']) {
+  for (const path of ['/assets/nope.js', '/assets/..%2f..%2fpackage.json', '/assets/..%2f..%2f..%2fpackage.json', '/assets/../package.json', '/assets/%2e%2e/index.html', '/index.html/..', '/web/build.mjs', '/package.json']) {
     const r = await get(s.base, path);
     t.equal(r.status, 404, `${path}: 404`);
     t.notMatch(r.body, /"name": "parley"/, `${path}: no file outside the app`);
