@@ -104,6 +104,18 @@ if (!existsSync(CHROMIUM)) {
     await bubble(ann, 'hello bob', 'mine').waitFor();
     t.pass('the conversation is there after a reload');
     t.equal(await ann.page.getByRole('button', { name: 'Sign out', exact: true }).count(), 1, 'still signed in');
+
+    // The cached history shows at once, before any answer: here the WebSocket never answers at all.
+    const offline = await ann.page.context().newPage();
+    await offline.routeWebSocket(/\/v1\/ws/, () => undefined);
+    await offline.goto(ann.page.url());
+    await offline.locator('.banner[data-conn="connecting"]').waitFor();
+    await offline.locator('.messages li.msg.theirs', { hasText: 'hi ann' }).waitFor();
+    await offline.locator('.inbox li.row', { hasText: 'Bob' }).waitFor();
+    t.pass('the conversation and the inbox show from IndexedDB while the connection is not up');
+    t.equal(await offline.locator('.banner[data-conn="connecting"]').count(), 1, 'still connecting: nothing came from the server');
+    await offline.screenshot({ path: join(ARTIFACTS, '07-cached-history.png') });
+    await offline.close();
   });
 
   t.test('a long history loads page by page as ann scrolls up, the view staying where she was', async (t) => {

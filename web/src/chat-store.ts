@@ -6,6 +6,7 @@ import { ParleyError } from '../../client/errors.js';
 import { logout } from '../../client/http.js';
 import type { CmsgEvent, ContactRow, Msg, MsgEvent, ReceiptEvent, ThreadEvent, ThreadRow } from '../../client/types.js';
 import { describeError } from './describe-error.js';
+import { HistoryCache, type CachedScreen } from './history-cache.js';
 import { apiBase, forgetSession, wsUrl, type Session } from './session.js';
 
 export type Conn = 'connecting' | 'live' | 'reconnecting' | 'closed';
@@ -56,6 +57,11 @@ export class ChatStore {
   ended?: string;
 
   private readonly listeners = new Set<() => void>();
+  private readonly cache: HistoryCache;
+  /** Resolves once what the cache held is on screen (threads opened before wait for it). */
+  private readonly cacheReady: Promise<void>;
+  /** Threads whose shown page came from the cache: their newest page is fetched on opening. */
+  private readonly stale = new Set<string>();
   private readonly mediaUrls = new Map<string, Promise<string>>();
   private readonly watched = new Set<string>();
   private typingSent = new Map<string, number>();
@@ -64,8 +70,19 @@ export class ChatStore {
 
   constructor(readonly session: Session) {
     this.names.set(session.user, session.username);
+    this.cache = new HistoryCache(session.user);
+    this.cacheReady = this.cache.load().then((screen) => this.applyCached(screen));
     this.client = new ParleyClient({ url: wsUrl(), token: session.token });
     const c = this.client;
+    c.on('reset', () => {
+      // The server's logs are not the ones the cache saw: drop every copy and start over.
+      void this.cache.clear();
+      this.threads.clear();
+      this.loaded.clear();
+      this.stale.clear();
+      this.receipts.clear();
+      void this.loadInbox();
+    });
     c.on('msg', (m) => this.onMsg(m));
     c.on('receipt', (r) => this.onReceipt(r));
     c.on('thread', (e) => this.onThreadEvent(e));
@@ -121,7 +138,27 @@ export class ChatStore {
     queueMicrotask(() => {
       this.scheduled = false;
       for (const fn of this.listeners) fn();
+      if (this.ended === undefined) this.cache.saveSoon(() => this.snapshot());
     });
+  }
+
+  private snapshot(): CachedScreen {
+    const messages: Record<string, Msg[]> = {};
+    for (const [thread, l] of this.loaded) if (l.list.length > 0) messages[thread] = l.list;
+    return { threads: [...this.threads.values()], messages, names: [...this.names] };
+  }
+
+  /** What the last session showed, where the network has not answered yet. */
+  private applyCached(screen: CachedScreen | undefined): void {
+    if (!screen || this.ended !== undefined) return;
+    for (const row of screen.threads) if (!this.threads.has(row.thread)) this.threads.set(row.thread, row);
+    for (const [thread, list] of Object.entries(screen.messages)) {
+      if (this.loaded.has(thread)) continue;
+      this.loaded.set(thread, { list, more: true, loading: false });
+      this.stale.add(thread);
+    }
+    for (const [user, name] of screen.names) if (!this.names.has(user)) this.names.set(user, name);
+    this.changed();
   }
 
   notify(text: string): void {
@@ -147,6 +184,7 @@ export class ChatStore {
   // ---- life ----
 
   async start(): Promise<void> {
+    await this.cacheReady;
     try {
       await this.client.connect();
     } catch (err) {
@@ -171,6 +209,8 @@ export class ChatStore {
     if (this.ended !== undefined) return;
     this.ended = why;
     forgetSession();
+    // Signed out (here or from elsewhere): nothing of the account stays in this browser.
+    void this.cache.clear();
     removeEventListener('online', this.onOnline);
     removeEventListener('offline', this.onOnline);
     void this.client.close();
@@ -305,9 +345,12 @@ export class ChatStore {
 
   async openThread(thread: string): Promise<void> {
     this.open = thread;
+    await this.cacheReady;
     if (!this.threads.has(thread)) await this.refreshRow(thread);
-    const row = this.threads.get(thread);
     if (!this.loaded.has(thread)) await this.loadOlder(thread);
+    else if (this.stale.has(thread)) await this.loadNewest(thread);
+    if (this.open !== thread) return;
+    const row = this.threads.get(thread);
     const other = row?.kind === 'direct' ? this.otherOf(row) : undefined;
     if (other) void this.watch([other]);
     const newest = this.loaded.get(thread)?.list.at(-1);
@@ -335,6 +378,29 @@ export class ChatStore {
       this.notify(describeError(err, 'Loading the history'));
     } finally {
       l.loading = false;
+      this.changed();
+    }
+  }
+
+  /** Replaces a cached page by the server's newest page. */
+  private async loadNewest(thread: string): Promise<void> {
+    const l = this.loaded.get(thread);
+    if (!l || l.loading) return;
+    l.loading = true;
+    this.changed();
+    try {
+      const page = await this.client.history({ thread, limit: HISTORY_PAGE });
+      const list: Msg[] = [];
+      for (const m of page.messages) insertBySeq(list, m);
+      // Live messages that arrived meanwhile are newer than the page: keep them.
+      const newest = list.at(-1)?.seq ?? 0;
+      for (const m of l.list) if (m.seq > newest) insertBySeq(list, m);
+      this.loaded.set(thread, { list, more: page.more, loading: false });
+      this.stale.delete(thread);
+    } catch (err) {
+      l.loading = false;
+      this.notify(describeError(err, 'Loading the newest messages'));
+    } finally {
       this.changed();
     }
   }
