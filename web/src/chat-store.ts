@@ -131,15 +131,23 @@ export class ChatStore {
     return () => this.listeners.delete(fn);
   }
 
-  /** Re-renders once per frame however many events arrived. */
+  /**
+   * Re-renders once per frame however many events arrived (a burst of thousands of events is
+   * one render, not thousands). A hidden tab gets no animation frames: a timer stands in.
+   */
   changed(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    queueMicrotask(() => {
+    let done = false;
+    const flush = () => {
+      if (done) return;
+      done = true;
       this.scheduled = false;
       for (const fn of this.listeners) fn();
       if (this.ended === undefined) this.cache.saveSoon(() => this.snapshot());
-    });
+    };
+    requestAnimationFrame(flush);
+    setTimeout(flush, 100);
   }
 
   private snapshot(): CachedScreen {
