@@ -139,6 +139,8 @@ export interface Config {
   authRefreshGraceMs: number;
   /** off: no registration or login with passwords (403); existing sessions keep working */
   authPasswords: 'on' | 'off';
+  /** off: messages are not indexed and `search` answers forbidden (docs/protocol.md "Search") */
+  search: 'on' | 'off';
   // Event webhooks (issue 13, src/webhooks/): on when WEBHOOK_URL is set.
   webhookUrl: string;
   webhookSecret: string;
@@ -532,6 +534,7 @@ const fields: { [K in keyof Config]: Field<K> } = {
     key: 'authRefreshGraceMs', env: 'AUTH_REFRESH_GRACE', flag: 'auth-refresh-grace', help: 'a socket signed in with a JWT gets a refresh frame this long before the token expires (at most half its lifetime); closed with 4001 at expiry without a new token',
     parse: duration(1000, 86_400_000, false), default: () => 30_000, show: formatDuration,
   },
+  search: { key: 'search', env: 'SEARCH', flag: 'search', help: 'off: messages are not indexed for search and the search command answers forbidden', parse: oneOf<'on' | 'off'>('on', 'off'), default: () => 'on' },
   authPasswords: { key: 'authPasswords', env: 'AUTH_PASSWORDS', flag: 'auth-passwords', help: 'off: registration and login with passwords answer 403 (existing sessions keep working)', parse: oneOf<'on' | 'off'>('on', 'off'), default: () => 'on' },
   webhookUrl: { key: 'webhookUrl', env: 'WEBHOOK_URL', flag: 'webhook-url', help: 'event webhooks: POST batches of events to this http(s) URL (needs WEBHOOK_SECRET); empty: no events are recorded at all', parse: endpointUrl, default: () => '' },
   webhookSecret: { key: 'webhookSecret', env: 'WEBHOOK_SECRET', flag: 'webhook-secret', help: 'HMAC-SHA256 key of the webhooks\' X-Parley-Signature, ≥ 32 characters (never printed)', parse: secret, default: () => '' },

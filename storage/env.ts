@@ -26,6 +26,12 @@ export interface Databases {
   userLog: Database<Buffer, [string, number]>;
   /** [thread, seq] → StoredMessage */
   threadLog: Database<StoredMessage, [string, number]>;
+  /**
+   * [thread, term] → seq, many per key (dupSort, seqs sorted as numbers): the search index
+   * (storage/search-index.ts; written by the thread actor, and by the retention sweeper with the
+   * messages it deletes). Empty when SEARCH=off.
+   */
+  searchIndex: Database<number, [string, string]>;
   /** thread → ThreadMeta */
   threads: Database<ThreadMeta, string>;
   /** [thread, user, cid] → SendResult: client-id dedupe, per sender per thread (written by the thread actor only) */
@@ -289,6 +295,7 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     cursors: sub('cursors'),
     userLog: sub('user-log', 'binary'),
     threadLog: sub('thread-log'),
+    searchIndex: root.openDB<number, [string, string]>({ name: 'search-index', dupSort: true, encoding: 'ordered-binary' }),
     threads: sub('threads'),
     dedupe: sub('dedupe'),
     fanout: sub('fanout'),
