@@ -77,6 +77,8 @@ export function searchMessages(storage: StorageEnv, user: string, f: SearchQuery
       if (others.every((t) => hasPosting(storage, thread, t, seq))) {
         const msg = storage.db.threadLog.get([thread, seq]);
         // The index may hold words a message no longer has (it was edited while SEARCH was off): the body decides.
+        // Older than the page's oldest so far: so is the rest of this thread.
+        if (msg && hits.length > limit && msg.id < hits[limit].msg.id) break;
         if (msg && msg.deleted === undefined && !msg.hiddenFor?.includes(user) && holdsAll(msg.body, wanted)) {
           hits.push({ thread, msg });
           // This thread's older matches cannot be among the page's newest.

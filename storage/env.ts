@@ -2,6 +2,7 @@
 // per log or table. Also owns the commit barrier that output commit waits on.
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { postingEncoder } from './search-index.js';
 
 /** fsync: a commit is flushed to disk before outputs go; relaxed: committed only (OS page cache). */
 export type Durability = 'fsync' | 'relaxed';
@@ -27,7 +28,7 @@ export interface Databases {
   /** [thread, seq] → StoredMessage */
   threadLog: Database<StoredMessage, [string, number]>;
   /**
-   * [thread, term] → seq, many per key (dupSort, seqs sorted as numbers): the search index
+   * [thread, term] → seq, many per key (dupSort + dupFixed, 4 bytes each): the search index
    * (storage/search-index.ts; written by the thread actor, and by the retention sweeper with the
    * messages it deletes). Empty when SEARCH=off.
    */
@@ -295,7 +296,9 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     cursors: sub('cursors'),
     userLog: sub('user-log', 'binary'),
     threadLog: sub('thread-log'),
-    searchIndex: root.openDB<number, [string, string]>({ name: 'search-index', dupSort: true, encoding: 'ordered-binary' }),
+    // dupFixed (MDB_DUPFIXED) packs a key's equal-sized values without a header each; lmdb-js takes it
+    // and a custom encoder untyped.
+    searchIndex: root.openDB<number, [string, string]>({ name: 'search-index', dupSort: true, ...({ dupFixed: true, encoder: postingEncoder } as object) }),
     threads: sub('threads'),
     dedupe: sub('dedupe'),
     fanout: sub('fanout'),
