@@ -119,7 +119,7 @@ const MAX_GAP_RESYNCS = 3;
 /** Users per presence.sub frame (MAX_PRESENCE_SUBS of protocol/validate.ts). */
 const PRESENCE_SUB_CHUNK = 1000;
 /** What a message deleted for everyone no longer has (docs/protocol.md "Message lifecycle"). */
-const TOMBSTONE_DROPS: Array<keyof Msg> = ['body', 'media', 'reply', 'replySeq', 'edited', 'reactions', 'myReaction', 'quote', 'forwarded'];
+const TOMBSTONE_DROPS: Array<keyof Msg> = ['body', 'media', 'reply', 'replySeq', 'edited', 'reactions', 'myReaction', 'quote'];
 /** Events emitted under their own name as well as 'event'. */
 const NAMED_EVENTS: ReadonlySet<string> = new Set([
   ServerFrame.msg,
