@@ -149,6 +149,23 @@ t.test('against the server', async (t) => {
     t.match(await store.loadCursor(), { user: ann.user, device: annDevice.device });
   });
 
+  t.test('with autoAck: false the stored cursor moves with ack(u), not with dispatch', async (t) => {
+    const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
+    const b = await connect(t, s, await newDevice(s, bob));
+    const store = new MemoryPersistence();
+    const c = await connect(t, s, await newDevice(s, ann), { persistence: store, autoAck: false });
+    t.type(await c.ping(), 'number', 'ping answers the server time');
+    const two = c.next('msg', (m) => m.body === 'two', 10_000);
+    const one = await b.send({ to: ann.user, body: 'one' });
+    await b.send({ thread: one.thread, body: 'two' });
+    const u2 = (await two).u;
+    await c.cachedHistory(one.thread); // writes what was noted
+    t.equal((await store.loadCursor())?.lastU ?? 0, 0, 'dispatched but not acked: not stored');
+    c.ack(u2 - 1);
+    await c.close();
+    t.equal((await store.loadCursor())?.lastU, u2 - 1, 'stored up to the ack');
+  });
+
   t.test('history pages and deletes reach the cache', async (t) => {
     const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
     const a = await connect(t, s, await newDevice(s, ann));
