@@ -252,6 +252,21 @@ export class ParleyClient {
     return this._state;
   }
 
+  /** Every change of `state` is a 'state' event (a "reconnecting…" banner: anything but live after the first connect). */
+  private setState(next: ClientState): void {
+    if (next === this._state) return;
+    this._state = next;
+    this.em.emit('state', next);
+  }
+
+  /**
+   * Sends and forwards not yet answered, oldest first (they are resent after every reconnect):
+   * show them as pending. Their promises settle as usual.
+   */
+  pendingSends(): Array<{ cid: string; t: string; params: Record<string, unknown> }> {
+    return this.outbox.entries().map((p) => ({ cid: p.cid!, t: p.t, params: { ...p.fields } }));
+  }
+
   /** Opens the session; resolves at the first `synced` (after the replay). */
   connect(): Promise<ConnectResult> {
     if (this._state === 'live' && this.ready) {
@@ -280,7 +295,7 @@ export class ParleyClient {
 
   /** Reads the stored cursor (once), then opens the socket with it. */
   private restoreThenOpen(): void {
-    this._state = 'connecting';
+    this.setState('connecting');
     this.store!.loadCursor().then(
       (cursor) => {
         if (cursor && !this.restored) {
@@ -742,7 +757,7 @@ export class ParleyClient {
     if (!ws) {
       // Idle, already closed, or waiting to reconnect.
       const wasActive = this._state === 'connecting';
-      this._state = 'closed';
+      this.setState('closed');
       if (wasActive) this.em.emit('close', { code: CloseCode.normal, reason: 'client closed', willReconnect: false });
       this.shutdown(closedError());
       return Promise.resolve();
@@ -764,13 +779,13 @@ export class ParleyClient {
   // ---- socket lifecycle ----
 
   private open(): void {
-    this._state = 'connecting';
+    this.setState('connecting');
     let ws: SocketLike;
     try {
       ws = new this.Ctor(this.url);
     } catch (err) {
       // A bad URL will not get better by retrying.
-      this._state = 'closed';
+      this.setState('closed');
       this.shutdown(new ParleyError(ErrorCode.unavailable, `cannot open ${this.url}: ${(err as Error)?.message ?? err}`));
       return;
     }
@@ -890,7 +905,7 @@ export class ParleyClient {
     // Banned by the operator: every reconnect would be refused the same way until the ban is lifted.
     const banned = code === CloseCode.banned;
     const willReconnect = !this.closing && !authFailed && !banned && this.backoff !== undefined;
-    this._state = willReconnect ? 'connecting' : 'closed';
+    this.setState(willReconnect ? 'connecting' : 'closed');
     const info: CloseInfo = { code, reason, willReconnect };
     this.em.emit('close', info);
 
@@ -916,7 +931,7 @@ export class ParleyClient {
   /** Final close: fail everything still waiting, clear every timer. */
   private shutdown(err: Error): void {
     this.ready = false;
-    this._state = 'closed';
+    this.setState('closed');
     for (const k of ['reconnectTimer', 'handshakeTimer', 'ackTimer', 'closeGraceTimer'] as const) this.clearTimer(k);
     if (this.hbTimer !== undefined) clearInterval(this.hbTimer);
     this.hbTimer = undefined;
@@ -995,7 +1010,7 @@ export class ParleyClient {
     this._user = f.user;
     this._device = f.device;
     this.hbMs = (typeof f.heartbeat === 'number' && f.heartbeat > 0 ? f.heartbeat : DEFAULT_HEARTBEAT_S) * 1000;
-    this._state = 'syncing';
+    this.setState('syncing');
     if (typeof f.epoch === 'string') this._epoch = f.epoch;
     const first = typeof f.first === 'number' && f.first > 0 ? f.first : 1;
     const reset = f.reset === true;
@@ -1026,7 +1041,7 @@ export class ParleyClient {
     if (this._lastU === undefined) this._lastU = u;
     this.syncedU = u;
     this.attempt = 0;
-    this._state = 'live';
+    this.setState('live');
     if (this.autoAck && this._lastU > this.ackWanted) this.ackWanted = this._lastU;
     if (this.ackWanted > 0) this.scheduleAck(); // re-ack on every new socket
     const cw = this.connectWaiter;

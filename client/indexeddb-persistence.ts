@@ -4,6 +4,7 @@ import {
   DEFAULT_MAX_PER_THREAD,
   DEFAULT_MAX_THREADS,
   applyPatch,
+  laterCursor,
   type CacheBounds,
   type PersistedCursor,
   type Persistence,
@@ -94,7 +95,14 @@ export class IndexedDbPersistence implements Persistence {
       };
     }
     for (const r of batch.removed) messages.delete([r.thread, r.seq]);
-    if (batch.cursor) meta.put(batch.cursor, CURSOR_KEY);
+    if (batch.cursor) {
+      const next = batch.cursor;
+      const req = meta.get(CURSOR_KEY);
+      req.onsuccess = () => {
+        const keep = laterCursor(req.result as PersistedCursor | undefined, next);
+        if (keep === next) meta.put(next, CURSOR_KEY);
+      };
+    }
     let rowsLeft = newest.size;
     for (const [thread, ts] of newest) {
       const req = threads.get(thread);

@@ -4,6 +4,7 @@ import {
   DEFAULT_MAX_PER_THREAD,
   DEFAULT_MAX_THREADS,
   applyPatch,
+  laterCursor,
   type CacheBounds,
   type PersistedCursor,
   type Persistence,
@@ -54,7 +55,7 @@ export class MemoryPersistence implements Persistence {
       if (m) msgs!.set(p.seq, applyPatch(m, p));
     }
     for (const r of batch.removed) this.threads.get(r.thread)?.delete(r.seq);
-    if (batch.cursor) this.cursor = { ...batch.cursor };
+    if (batch.cursor) this.cursor = { ...laterCursor(this.cursor, batch.cursor) };
     for (const thread of touched) this.trim(this.threads.get(thread)!);
     if (this.threads.size > this.maxThreads) this.dropOldestThreads();
   }

@@ -46,6 +46,9 @@ export interface PersistenceBatch {
  *   one settled, with everything that happened meanwhile coalesced into one batch, so writes cost
  *   one transaction per batch, not per event, and never block the client's frame loop. A write
  *   that rejects is reported as a client `error` event and its batch is merged into the next.
+ * - A cursor never moves backwards within its lineage: a batch's cursor of the same user, device
+ *   and epoch as the stored one with a lower `lastU` leaves the stored one (two tabs of one device
+ *   share a store; the slower must not pull it back). After `clear`, any cursor is taken.
  * - Each thread keeps at most `maxPerThread` messages, the newest by `seq`: older ones are dropped
  *   as newer ones arrive. A bound on threads (`maxThreads`) drops the threads whose newest message
  *   is oldest.
@@ -77,6 +80,12 @@ export const DEFAULT_MAX_THREADS = 500;
 export function cachedMessage(m: Msg & { t?: string; u?: number }): Msg {
   const { t: _t, u: _u, ...msg } = m;
   return msg;
+}
+
+/** The cursor to keep when `next` arrives and `stored` is there (the no-backwards rule above). */
+export function laterCursor(stored: PersistedCursor | undefined, next: PersistedCursor): PersistedCursor {
+  const sameLineage = stored && stored.user === next.user && stored.device === next.device && stored.epoch === next.epoch;
+  return sameLineage && stored.lastU > next.lastU ? stored : next;
 }
 
 /** Applies a patch to a stored copy, returning the new copy. */

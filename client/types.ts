@@ -267,6 +267,8 @@ export interface ClientEvents {
   reset: ResetEvent;
   channelReset: ChannelResetEvent;
   close: CloseInfo;
+  /** `state` changed (idle → connecting → syncing → live; connecting again while reconnecting; closed) */
+  state: ClientState;
   error: ParleyError;
   event: AnyServerEvent;
   /** The application JWT expires at `exp` (ms): answer with refreshToken(jwt) — done for you with `getToken`. */

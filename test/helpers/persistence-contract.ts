@@ -32,6 +32,10 @@ export async function persistenceContract(make: MakeAdapter, check: Check): Prom
     check(same(seqs(await p.loadHistory('x', 10)), [1]), 'threads are apart');
     await p.write(batch({ cursor: { ...cursor, lastU: 9 } }));
     check((await p.loadCursor())?.lastU === 9, 'a later cursor replaces it');
+    await p.write(batch({ cursor: { ...cursor, lastU: 8 } }));
+    check((await p.loadCursor())?.lastU === 9, 'a lower cursor of the same device and epoch does not pull it back');
+    await p.write(batch({ cursor: { ...cursor, epoch: 'e2', lastU: 2 } }));
+    check(same(await p.loadCursor(), { ...cursor, epoch: 'e2', lastU: 2 }), 'a cursor of another epoch replaces it');
     await p.write(batch({ messages: [msg('t', 2, { body: 'again' })] }));
     check((await p.loadHistory('t', 10))[1]?.body === 'again', 'a message stored again replaces the copy');
     await p.close?.();
