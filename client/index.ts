@@ -14,6 +14,8 @@
  *   await c.close();
  *
  * In Node, pass a WebSocket implementation: `new ParleyClient({ url, token, WebSocket: (await import('ws')).WebSocket })`.
+ * In a browser, `persistence: new IndexedDbPersistence({ name: 'parley-' + user })` keeps the cursor and
+ * recent history across reloads (`cachedHistory(thread)`); every method is listed in docs/sdk.md.
  */
 export { ParleyClient, type ClientOptions } from './client.js';
 export { ParleyError, ClientErrorCode } from './errors.js';
