@@ -205,6 +205,7 @@ export class ParleyClient {
   private storedOwner?: { user: string; device: string };
   /** true once persistence was read (or there is none, or opts.since overrides it) */
   private restored: boolean;
+  private restoring = false;
 
   constructor(opts: ClientOptions) {
     this.url = opts.url;
@@ -296,6 +297,8 @@ export class ParleyClient {
   /** Reads the stored cursor (once), then opens the socket with it. */
   private restoreThenOpen(): void {
     this.setState('connecting');
+    if (this.restoring) return; // close() and connect() again while reading: the first read opens
+    this.restoring = true;
     this.store!.loadCursor().then(
       (cursor) => {
         if (cursor && !this.restored) {
@@ -307,7 +310,8 @@ export class ParleyClient {
       (err: unknown) => this.em.emit('error', persistenceError(err)), // start without: the server's cursor
     ).finally(() => {
       this.restored = true;
-      if (this.closing || this._state !== 'connecting') return;
+      this.restoring = false;
+      if (this.closing || this._state !== 'connecting' || this.ws) return;
       this.open();
     });
   }
