@@ -6,7 +6,7 @@ import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, ParleyError, errorFromFrame } from './errors.js';
 import { randomId } from './ids.js';
-import type { CommandName, CommandParams, CommandResult, GroupCreateParams, GroupMembers, GroupMembersParams, GroupTitleParams, InboxParams, LastSeenVisibility, ReadParams, ThreadSetParams, UserInfo } from './commands.js';
+import type { CommandName, CommandParams, CommandResult, GroupCreateParams, GroupMembers, GroupMembersParams, GroupTitleParams, InboxParams, LastSeenVisibility, ReadParams, SearchParams, SearchResult, ThreadSetParams, UserInfo } from './commands.js';
 import { getMe, listSessions, logout as logoutSession, revokeSession, updateMe } from './http.js';
 import { downloadMedia, uploadMedia, type Downloaded, type UploadData, type UploadOptions } from './media.js';
 import type { Persistence } from './persistence.js';
@@ -380,6 +380,11 @@ export class ParleyClient {
   // ---- inbox and threads ----
 
   /** Your threads, the most recently updated first; pass `cursor` as `before` for the next page. */
+  /** Messages by their words, newest first (docs/protocol.md "Search"); page on with `before: cursor`. */
+  search(p: SearchParams): Promise<SearchResult> {
+    return this.command(Command.search, p);
+  }
+
   inbox(p: InboxParams = {}): Promise<InboxResult> {
     return this.command(Command.inbox, p);
   }

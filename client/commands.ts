@@ -16,6 +16,7 @@ import type {
   HistoryParams,
   HistoryResult,
   InboxResult,
+  Msg,
   Invite,
   InviteJoinResult,
   InviteListItem,
@@ -58,6 +59,24 @@ export interface GroupCreateParams {
   cid?: string;
 }
 export interface GroupCreateResult { thread: string }
+export interface SearchParams {
+  /** 1–256 characters holding at least one word; every word must be in a result (docs/protocol.md "Search") */
+  q: string;
+  /** only this thread (else every thread in the inbox) */
+  thread?: string;
+  /** the `cursor` of the previous page */
+  before?: string;
+  /** 1–50, default 20 */
+  limit?: number;
+}
+/** A message as history shows it, with where the query's words are in its body: [start, end) UTF-16 offsets. */
+export type SearchHit = Msg & { highlights: [number, number][] };
+export interface SearchResult {
+  messages: SearchHit[];
+  more: boolean;
+  /** with more: the `before` of the next page */
+  cursor?: string;
+}
 export interface GroupMembersParams { thread: string; users: string[] }
 export interface GroupTitleParams { thread: string; title: string }
 /** A group's members and admins, from its thread row. */
@@ -112,6 +131,7 @@ export interface Commands {
   [Command.delete]: { params: { thread: string; seq: number; forEveryone: boolean }; result: DeleteResult };
   [Command.react]: { params: { thread: string; seq: number; emoji: string }; result: Empty };
   [Command.unreact]: { params: { thread: string; seq: number }; result: Empty };
+  [Command.search]: { params: SearchParams; result: SearchResult };
   [Command.forward]: { params: { from: { thread: string; seq: number }; to: { thread: string } | { to: string }; cid: string }; result: Omit<SendResult, 'cid'> };
 }
 export type CommandName = keyof Commands;

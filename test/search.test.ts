@@ -5,7 +5,7 @@
 // an acknowledged message is found after kill -9. Most subtests share one server, each with its
 // own users.
 import t from 'tap';
-import type { ParleyClient } from '../client/index.js';
+import type { ParleyClient, SearchParams } from '../client/index.js';
 import { startChildServer } from './helpers/child-server.js';
 import { metricSeries } from './helpers/metrics.js';
 import { rawSocket } from './helpers/raw-socket.js';
@@ -20,7 +20,7 @@ async function person(t: any, s: { base: string; wsUrl: string }, name: string):
   return { user: u.user, c: await connect(t, s, await newDevice(s, u)) };
 }
 
-const search = (p: Person, q: object): Promise<Page> => p.c.request('search', q);
+const search = (p: Person, q: SearchParams): Promise<Page> => p.c.search(q) as Promise<Page>;
 const bodies = (page: Page) => page.messages.map((m) => m.body);
 
 t.test('search', async (t) => {
@@ -159,14 +159,14 @@ t.test('SEARCH=off: search is refused and nothing is indexed; messages sent mean
   const [annD, bobD] = [await newDevice(off, annU), await newDevice(off, bobU)];
   const ann = await connect(t, off, annD);
   await ann.send({ to: bobU.user, body: 'unindexed words' });
-  await t.rejects(ann.request('search', { q: 'unindexed' }), { code: 'forbidden', message: /turned off/ });
+  await t.rejects(ann.search({ q: 'unindexed' }), { code: 'forbidden', message: /turned off/ });
   await ann.close();
   await off.server.stop();
 
   const on = await startTestServer(t, { dataDir });
   const bob = await connect(t, on, bobD);
   await (await connect(t, on, annD)).send({ to: bobU.user, body: 'indexed words' });
-  t.same(bodies(await bob.request('search', { q: 'words' })), ['indexed words'], 'only what was sent with SEARCH=on');
+  t.same(bodies(await bob.search({ q: 'words' }) as Page), ['indexed words'], 'only what was sent with SEARCH=on');
 });
 
 t.test('an acknowledged message is found after kill -9', async (t) => {
@@ -189,7 +189,7 @@ t.test('an acknowledged message is found after kill -9', async (t) => {
   const bob = await connect(t, second, bobD);
   const found = new Set<string>();
   for (let before: string | undefined, pages = 0; pages < 10; pages++) {
-    const page: Page = await bob.request('search', { q: 'durable', limit: 50, ...(before ? { before } : {}) });
+    const page = await bob.search({ q: 'durable', limit: 50, ...(before ? { before } : {}) });
     for (const m of page.messages) found.add(m.body!);
     if (!page.more) break;
     before = page.cursor;
