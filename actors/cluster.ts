@@ -33,6 +33,7 @@ export interface ShardWorkerData {
   pushCoalesceMs: number;
   defaultLastSeen: LastSeenVisibility;
   webhookEvents: string[];
+  searchIndex: boolean;
   /** [peer thread index, port] for the gateway and every other shard */
   peers: [number, MessagePort][];
   control: MessagePort;
@@ -59,6 +60,8 @@ export interface ClusterOptions {
   defaultLastSeen?: LastSeenVisibility;
   /** Webhook event kinds the actors write to the outbox (src/webhooks/events.ts); empty or absent: none. */
   webhookEvents?: string[];
+  /** Thread actors keep the search index (SEARCH; default on). */
+  searchIndex?: boolean;
   /** Shard deaths within a minute that make the server give up (exit non-zero) instead of restarting. */
   maxShardRestartsPerMinute: number;
   /**
@@ -268,7 +271,7 @@ export class ShardCluster {
       passivateAfterMs: o.passivateAfterMs, maxActivations: o.maxActivations, maxCommitBacklog: o.maxCommitBacklog,
       retentionMs: o.retentionMs ?? 0, retentionSweepMs: o.retentionSweepMs ?? 60_000,
       pushCoalesceMs: o.pushCoalesceMs ?? 3000, defaultLastSeen: o.defaultLastSeen ?? 'contacts',
-      webhookEvents: o.webhookEvents ?? [],
+      webhookEvents: o.webhookEvents ?? [], searchIndex: o.searchIndex ?? true,
       peers, control: control.port2,
     };
     const transferList: TransferListItem[] = [...peers.map(([, p]) => p), control.port2];

@@ -22,6 +22,7 @@ const shard = new Shard(data.index, new Router(data.shardCount), storage, log, d
   pushCoalesceMs: data.pushCoalesceMs,
   defaultLastSeen: data.defaultLastSeen,
   webhookEvents: data.webhookEvents,
+  searchIndex: data.searchIndex,
   onFatal(err) {
     // Memory is ahead of the disk: end now, before anything else runs. The supervisor logs the
     // cause too (a worker's stdout may not be flushed before it ends); the exit code says why.

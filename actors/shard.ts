@@ -49,6 +49,8 @@ export interface ShardOptions {
   defaultLastSeen: LastSeenVisibility;
   /** Webhook event kinds written to the outbox (src/webhooks/events.ts); empty: WEBHOOK_URL unset, no outbox. */
   webhookEvents: readonly string[];
+  /** Thread actors keep the search index (SEARCH=on). */
+  searchIndex: boolean;
   /**
    * A write or commit failed: memory is now ahead of the disk and nothing held may be released.
    * Must end this shard for good (the worker exits with EXIT_STORAGE_FAILED).
@@ -57,7 +59,7 @@ export interface ShardOptions {
 }
 
 export const defaultShardOptions = (): Omit<ShardOptions, 'onFatal'> => ({
-  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512, retentionMs: 0, retentionSweepMs: 60_000, pushCoalesceMs: 3000, defaultLastSeen: 'contacts', webhookEvents: [],
+  passivateAfterMs: 60_000, maxActivations: 100_000, maxCommitBacklog: 512, retentionMs: 0, retentionSweepMs: 60_000, pushCoalesceMs: 3000, defaultLastSeen: 'contacts', webhookEvents: [], searchIndex: true,
 });
 
 /** What a shard reports to the stop protocol: idle, and its per-peer envelope counts. */
@@ -337,7 +339,7 @@ export class Shard {
       const { kind, id } = parseAddress(address);
       let actor: Actor;
       if (kind === 'user') actor = new UserActor(id, this.ctx, this.outbox);
-      else if (kind === 'thread') actor = new ThreadActor(id, this.ctx, this.ids, this.outbox);
+      else if (kind === 'thread') actor = new ThreadActor(id, this.ctx, this.ids, this.outbox, this.opts.searchIndex);
       else if (kind === 'channel') actor = new ChannelActor(id, this.ctx, this.ids, this.outbox);
       else if (kind === 'trending') actor = new TrendingActor();
       else throw new ProtocolError(ErrorCode.not_found, `no actor kind ${kind}`);
@@ -487,8 +489,9 @@ export class Shard {
         watch(db.put(key, value));
         wrote();
       },
-      remove<V, K extends Key>(db: Database<V, K>, key: K) {
-        watch(db.remove(key));
+      remove<V, K extends Key>(db: Database<V, K>, key: K, value?: V) {
+        // lmdb-js reads a second argument as the value of a dupSort table (else as a version).
+        watch(value === undefined ? db.remove(key) : db.remove(key, value));
         wrote();
       },
       tell(to, msg) {

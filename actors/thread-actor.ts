@@ -4,7 +4,8 @@
 // A fan-out is recorded as pending in the same transaction as what it fans out, and cleared once
 // every member's log has it, so a crash between the two commits is repaired on restart.
 // Edits, deletes and reactions rewrite the message in place and go out as thread events of their
-// own kinds (edit, deleted, reaction), so the same fan-out and recovery carry them.
+// own kinds (edit, deleted, reaction), so the same fan-out and recovery carry them. The search
+// index (storage/search-index.ts) follows every write of a body in the same transaction.
 import { Command, ErrorCode } from '../protocol/codes.js';
 import { ProtocolError, fail } from '../protocol/errors.js';
 import { directMembers, MessageIdGenerator } from '../protocol/ids.js';
@@ -12,6 +13,7 @@ import { MAX_GROUP_MEMBERS } from '../protocol/validate.js';
 import { wireTime } from '../protocol/wire.js';
 import type { DedupeRecord, MediaObject, MessageEventKind, StoredMessage, ThreadEvent, ThreadEventKind, ThreadMeta, Watermarks } from '../storage/env.js';
 import { logFloor } from '../storage/retention.js';
+import { indexMessage, reindexMessage, unindexMessage } from '../storage/search-index.js';
 import { readThreadLog, threadLogHead } from '../storage/thread-log.js';
 import { threadEventsHead } from '../storage/thread-events.js';
 import type { Actor, ActorContext } from './actor.js';
@@ -59,8 +61,14 @@ export class ThreadActor implements Actor {
   /** Reaction changes of this batch, by seq + user, with the reaction before it: one event each at its end. */
   private readonly reactionsDue = new Map<string, { seq: number; user: string; before: string | null }>();
 
-  /** @param outbox webhook events (null: WEBHOOK_URL unset) */
-  constructor(private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator, private readonly outbox: EventOutbox | null = null) {
+  /**
+   * @param outbox webhook events (null: WEBHOOK_URL unset)
+   * @param indexed maintain the search index (SEARCH=on)
+   */
+  constructor(
+    private readonly thread: string, private readonly ctx: ActorContext, private readonly ids: MessageIdGenerator,
+    private readonly outbox: EventOutbox | null = null, private readonly indexed = true,
+  ) {
     this.meta = ctx.storage.db.threads.get(thread);
     if (this.meta) this.memberSet = new Set(this.meta.members);
     this.lastSeq = threadLogHead(ctx.storage, thread);
@@ -149,6 +157,7 @@ export class ThreadActor implements Actor {
 
     const { db } = this.ctx.storage;
     this.ctx.put(db.threadLog, [this.thread, msg.seq], msg);
+    if (this.indexed) indexMessage(this.ctx, this.ctx.storage, this.thread, msg.seq, msg.body);
     this.ctx.put(db.dedupe, [this.thread, caller.user, cid], result);
     // Who may download the media: the thread's members (src/media/media-library.ts, readable).
     if (msg.media !== undefined) this.ctx.put(db.mediaRefs, [msg.media.id, this.thread, msg.seq], null);
@@ -232,6 +241,7 @@ export class ThreadActor implements Actor {
     this.requireWithinWindow(m, windowMs, 'edit this message');
     const edited = Date.now();
     this.rewrite({ ...m, body, edited });
+    if (this.indexed) reindexMessage(this.ctx, this.ctx.storage, this.thread, seq, m.body, body);
     this.emitMessageEvent('edit', caller.user, seq, edited, { body });
     return { edited: wireTime(edited) };
   }
@@ -255,6 +265,7 @@ export class ThreadActor implements Actor {
     if (m.cid !== undefined) tombstone.cid = m.cid;
     if (m.hiddenFor) tombstone.hiddenFor = m.hiddenFor;
     this.rewrite(tombstone);
+    if (this.indexed) unindexMessage(this.ctx, this.ctx.storage, this.thread, seq, m.body);
     // No message carries the media any more: the media sweeper treats it as unreferenced.
     if (m.media !== undefined) this.ctx.remove(this.ctx.storage.db.mediaRefs, [m.media.id, this.thread, m.seq]);
     this.emitMessageEvent('deleted', caller.user, seq, now, {});

@@ -18,6 +18,7 @@ import type {
 } from './messages.js';
 import { AccountDeletion, liveUser, tombstone } from './account-deletion.js';
 import { cancelScheduled, listScheduled, schedule, type ScheduleFrame } from './scheduled-messages.js';
+import { searchMessages, type SearchQuery } from './message-search.js';
 import { logFloor } from '../storage/retention.js';
 import { threadAddress, userAddress } from './router.js';
 import type { EventOutbox } from '../src/webhooks/events.js';
@@ -152,6 +153,7 @@ export class UserActor implements Actor {
       case Command.schedule: return schedule(this.ctx, caller, frame as unknown as ScheduleFrame);
       case Command.scheduleList: return listScheduled(this.ctx, this.user);
       case Command.scheduleCancel: return cancelScheduled(this.ctx, this.user, frame.job as string);
+      case Command.search: return searchMessages(this.ctx.storage, this.user, frame as unknown as SearchQuery, () => this.inboxOrder());
       default: throw new ProtocolError(ErrorCode.bad_frame, `unknown command ${frame.t}`);
     }
   }

@@ -6,7 +6,11 @@ import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, ParleyError, errorFromFrame } from './errors.js';
 import { randomId } from './ids.js';
+import type { CommandName, CommandParams, CommandResult, GroupCreateParams, GroupMembers, GroupMembersParams, GroupTitleParams, InboxParams, LastSeenVisibility, ReadParams, SearchParams, SearchResult, ThreadSetParams, UserInfo } from './commands.js';
+import { getMe, listSessions, logout as logoutSession, revokeSession, updateMe } from './http.js';
 import { downloadMedia, uploadMedia, type Downloaded, type UploadData, type UploadOptions } from './media.js';
+import type { Persistence } from './persistence.js';
+import { PersistenceWriter } from './persistence-writer.js';
 import { Outbox, isRetryable } from './outbox.js';
 import { cleanFields, newPending, type Pending, type PendingKind, type Timer } from './pending.js';
 import type {
@@ -26,6 +30,12 @@ import type {
   ClientState,
   CloseInfo,
   ConnectResult,
+  ContactRow,
+  InboxResult,
+  Msg,
+  PresenceRow,
+  SessionRow,
+  ThreadRow,
   DeleteParams,
   DeleteResult,
   EditParams,
@@ -73,6 +83,11 @@ export interface ClientOptions {
   autoAck?: boolean;
   /** Base of the HTTP API for upload/download; default: `url` with http(s) and without /v1/ws. */
   httpUrl?: string;
+  /**
+   * Keeps the cursor and recent history across restarts (docs/sdk.md "Persistence"): restored by
+   * connect() (unless `since` is given), saved as the client acks. MemoryPersistence or IndexedDbPersistence.
+   */
+  persistence?: Persistence;
 }
 
 /** The subset of the WebSocket API we use; both the DOM WebSocket and `ws` provide it. */
@@ -101,6 +116,10 @@ const CLOSE_GRACE_MS = 3_000;
 const RENEW_BEFORE_MS = 5_000;
 /** Resyncs at the same cursor before accepting a gap (e.g. a log trimmed by retention) instead of looping. */
 const MAX_GAP_RESYNCS = 3;
+/** Users per presence.sub frame (MAX_PRESENCE_SUBS of protocol/validate.ts). */
+const PRESENCE_SUB_CHUNK = 1000;
+/** What a message deleted for everyone no longer has (docs/protocol.md "Message lifecycle"). */
+const TOMBSTONE_DROPS: Array<keyof Msg> = ['body', 'media', 'reply', 'replySeq', 'edited', 'reactions', 'myReaction', 'quote'];
 /** Events emitted under their own name as well as 'event'. */
 const NAMED_EVENTS: ReadonlySet<string> = new Set([
   ServerFrame.msg,
@@ -176,6 +195,17 @@ export class ParleyClient {
   private readonly followed = new Map<string, { seq: number; epoch?: string }>();
   /** Cancellers of pending next() calls, run when the client closes for good. */
   private readonly waiters = new Set<(err: Error) => void>();
+  /** Users watched with presenceSub: subscribed again on every new socket (subscriptions are per socket). */
+  private readonly watched = new Set<string>();
+  /** A synced was seen: later ones follow a reconnect. */
+  private everSynced = false;
+  private readonly store?: Persistence;
+  private readonly writer?: PersistenceWriter;
+  /** The cursor's owner as restored from persistence, checked against welcome. */
+  private storedOwner?: { user: string; device: string };
+  /** true once persistence was read (or there is none, or opts.since overrides it) */
+  private restored: boolean;
+  private restoring = false;
 
   constructor(opts: ClientOptions) {
     this.url = opts.url;
@@ -196,6 +226,9 @@ export class ParleyClient {
     this.autoAck = opts.autoAck ?? true;
     this._lastU = opts.since;
     this._epoch = opts.epoch;
+    this.store = opts.persistence;
+    if (this.store) this.writer = new PersistenceWriter(this.store, (err) => this.em.emit('error', persistenceError(err)));
+    this.restored = !this.store || opts.since !== undefined;
   }
 
   /** The server's log epoch, known from the first welcome on (store it with lastU). */
@@ -220,6 +253,21 @@ export class ParleyClient {
     return this._state;
   }
 
+  /** Every change of `state` is a 'state' event (a "reconnecting…" banner: anything but live after the first connect). */
+  private setState(next: ClientState): void {
+    if (next === this._state) return;
+    this._state = next;
+    this.em.emit('state', next);
+  }
+
+  /**
+   * Sends and forwards not yet answered, oldest first (they are resent after every reconnect):
+   * show them as pending. Their promises settle as usual.
+   */
+  pendingSends(): Array<{ cid: string; t: string; params: Record<string, unknown> }> {
+    return this.outbox.entries().map((p) => ({ cid: p.cid!, t: p.t, params: { ...p.fields } }));
+  }
+
   /** Opens the session; resolves at the first `synced` (after the replay). */
   connect(): Promise<ConnectResult> {
     if (this._state === 'live' && this.ready) {
@@ -240,12 +288,43 @@ export class ParleyClient {
       this.closing = false;
       this.kick = undefined;
       this.attempt = 0;
-      this.open();
+      if (this.restored) this.open();
+      else this.restoreThenOpen();
     }
     return promise;
   }
 
-  /** Sends a command with `r`; resolves with the ok frame minus t/r. Waits for a connection if needed. */
+  /** Reads the stored cursor (once), then opens the socket with it. */
+  private restoreThenOpen(): void {
+    this.setState('connecting');
+    if (this.restoring) return; // close() and connect() again while reading: the first read opens
+    this.restoring = true;
+    this.store!.loadCursor().then(
+      (cursor) => {
+        if (cursor && !this.restored) {
+          this._lastU = cursor.lastU;
+          this._epoch = cursor.epoch;
+          this.storedOwner = { user: cursor.user, device: cursor.device };
+        }
+      },
+      (err: unknown) => this.em.emit('error', persistenceError(err)), // start without: the server's cursor
+    ).finally(() => {
+      this.restored = true;
+      this.restoring = false;
+      if (this.closing || this._state !== 'connecting' || this.ws) return;
+      this.open();
+    });
+  }
+
+  /**
+   * Any command by its `t`, typed by client/commands.ts: params checked, result typed. The typed
+   * methods below are built on it; it stays for commands a newer server adds.
+   */
+  command<T extends CommandName>(t: T, params: CommandParams<T>): Promise<CommandResult<T>> {
+    return this.request(t, params);
+  }
+
+  /** Sends a command with `r`; resolves with the ok frame minus t/r (loosely typed: see command()). Waits for a connection if needed. */
   request<T = any>(t: string, fields?: object): Promise<T> {
     if (t === Command.send) return this.send((fields ?? {}) as SendParams) as Promise<any>;
     return this.issue('req', t, cleanFields(fields)).promise;
@@ -269,8 +348,180 @@ export class ParleyClient {
     return pending.promise;
   }
 
-  history(p: HistoryParams): Promise<HistoryResult> {
-    return this.request<HistoryResult>(Command.history, p);
+  /** A page of a thread's messages (seq cursors; newest first, or oldest first with `after`). Cached when persistence is on. */
+  async history(p: HistoryParams): Promise<HistoryResult> {
+    const page = await this.request<HistoryResult>(Command.history, p);
+    if (this.writer) for (const m of page.messages) this.writer.noteMessage(m);
+    return page;
+  }
+
+  /**
+   * The newest cached messages of a thread, newest first (docs/sdk.md "Persistence"): what a page
+   * shows at once after a reload, before history() answers. [] without persistence.
+   */
+  async cachedHistory(thread: string, limit = 50): Promise<Msg[]> {
+    if (!this.store) return [];
+    await this.writer!.flush();
+    return this.store.loadHistory(thread, limit);
+  }
+
+  // ---- receipts and typing ----
+
+  /** Moves your read watermark in a thread (never backwards): the authors get a `receipt` with `read`. */
+  async read(p: ReadParams): Promise<void> {
+    await this.command(Command.read, p);
+  }
+
+  /** An ephemeral `typing` event to the other members' online devices (burst of 5, then 1/s: rate_limited). */
+  async typing(thread: string): Promise<void> {
+    await this.command(Command.typing, { thread });
+  }
+
+  // ---- inbox and threads ----
+
+  /** Your threads, the most recently updated first; pass `cursor` as `before` for the next page. */
+  /** Messages by their words, newest first (docs/protocol.md "Search"); page on with `before: cursor`. */
+  search(p: SearchParams): Promise<SearchResult> {
+    return this.command(Command.search, p);
+  }
+
+  inbox(p: InboxParams = {}): Promise<InboxResult> {
+    return this.command(Command.inbox, p);
+  }
+
+  threadGet(thread: string): Promise<ThreadRow> {
+    return this.command(Command.threadGet, { thread });
+  }
+
+  /** Your own view of a thread: `muted`, `nickname` ("" clears it). */
+  async threadSet(p: ThreadSetParams): Promise<void> {
+    await this.command(Command.threadSet, p);
+  }
+
+  // ---- groups ----
+
+  /** Creates a group (you are its admin) once per `cid` (generated when absent): a retry with the same cid answers the same group. */
+  groupCreate(p: GroupCreateParams): Promise<{ thread: string }> {
+    return this.command(Command.groupCreate, { ...p, cid: p.cid ?? randomId() });
+  }
+
+  /** Admins only; adding a member already in is a no-op. */
+  async groupAdd(p: GroupMembersParams): Promise<void> {
+    await this.command(Command.groupAdd, p);
+  }
+
+  /** Admins only; removing a non-member is a no-op. */
+  async groupRemove(p: GroupMembersParams): Promise<void> {
+    await this.command(Command.groupRemove, p);
+  }
+
+  async groupLeave(thread: string): Promise<void> {
+    await this.command(Command.groupLeave, { thread });
+  }
+
+  /** Renames a group (any member). */
+  async groupTitle(p: GroupTitleParams): Promise<void> {
+    await this.command(Command.groupTitle, p);
+  }
+
+  /** A group's members and admins (from its thread row). */
+  async groupMembers(thread: string): Promise<GroupMembers> {
+    const row = await this.threadGet(thread);
+    return { members: row.members, admins: row.admins ?? [] };
+  }
+
+  // ---- contacts, privacy, blocks ----
+
+  async contactsAdd(user: string): Promise<void> {
+    await this.command(Command.contactsAdd, { user });
+  }
+
+  async contactsRemove(user: string): Promise<void> {
+    await this.command(Command.contactsRemove, { user });
+  }
+
+  /** Your contacts with their presence (as far as each lets you see it). */
+  async contactsList(): Promise<ContactRow[]> {
+    return (await this.command(Command.contactsList, {})).contacts;
+  }
+
+  /** Who sees your online state and last seen. */
+  async privacySet(lastSeen: LastSeenVisibility): Promise<void> {
+    await this.command(Command.privacySet, { lastSeen });
+  }
+
+  /** A blocked user cannot message you 1:1 nor see your presence. */
+  async block(user: string): Promise<void> {
+    await this.command(Command.block, { user });
+  }
+
+  async unblock(user: string): Promise<void> {
+    await this.command(Command.unblock, { user });
+  }
+
+  async blocksList(): Promise<string[]> {
+    return (await this.command(Command.blocksList, {})).users;
+  }
+
+  // ---- presence and people ----
+
+  /**
+   * Watches users' presence: resolves with their state now, then `presence` events on change.
+   * Kept across reconnects: each new socket subscribes again and emits a `presence` event per
+   * watched user with the state it answered (so a screen never shows what went stale offline).
+   */
+  async presenceSub(users: string[]): Promise<PresenceRow[]> {
+    for (const u of users) this.watched.add(u);
+    const rows: PresenceRow[] = [];
+    for (let i = 0; i < users.length; i += PRESENCE_SUB_CHUNK) {
+      rows.push(...(await this.command(Command.presenceSub, { users: users.slice(i, i + PRESENCE_SUB_CHUNK) })).presence);
+    }
+    return rows;
+  }
+
+  async presenceUnsub(users: string[]): Promise<void> {
+    for (const u of users) this.watched.delete(u);
+    for (let i = 0; i < users.length; i += PRESENCE_SUB_CHUNK) {
+      await this.command(Command.presenceUnsub, { users: users.slice(i, i + PRESENCE_SUB_CHUNK) });
+    }
+  }
+
+  /** The users this client watches (presenceSub), subscribed again after every reconnect. */
+  get watching(): ReadonlySet<string> {
+    return new Set(this.watched);
+  }
+
+  /** The account with this username (not_found otherwise). */
+  userFind(username: string): Promise<UserInfo> {
+    return this.command(Command.userFind, { username });
+  }
+
+  // ---- this account over HTTP (docs/protocol.md §11), with the client's token ----
+
+  /** Your own `{user, username, name}`. */
+  me(): Promise<UserInfo> {
+    return getMe(this.httpUrl, this.token);
+  }
+
+  /** Changes your display name; resolves with the updated account. */
+  setName(name: string): Promise<UserInfo> {
+    return updateMe(this.httpUrl, this.token, { name });
+  }
+
+  /** Your signed-in devices (this one included: compare with `client.device`). */
+  async devices(): Promise<SessionRow[]> {
+    return (await listSessions(this.httpUrl, this.token)).devices;
+  }
+
+  /** Logs another of your devices out (its sockets close with 4003). */
+  revokeDevice(device: string): Promise<void> {
+    return revokeSession(this.httpUrl, this.token, device);
+  }
+
+  /** Ends this device's session on the server, then closes the client (sign in again to use it). */
+  async logout(): Promise<void> {
+    await logoutSession(this.httpUrl, this.token);
+    await this.close();
   }
 
   // ---- scheduled messages (docs/sdk.md "Scheduled messages") ----
@@ -435,6 +686,21 @@ export class ParleyClient {
     }
   }
 
+  /** After a reconnect: watch every watched user again, and show their state now as presence events. */
+  private resubscribePresence(): void {
+    const users = [...this.watched];
+    for (let i = 0; i < users.length; i += PRESENCE_SUB_CHUNK) {
+      this.command(Command.presenceSub, { users: users.slice(i, i + PRESENCE_SUB_CHUNK) }).then(
+        ({ presence }) => {
+          for (const row of presence) if (this.watched.has(row.user)) this.dispatch({ t: ServerFrame.presence, ...row });
+        },
+        (err: unknown) => {
+          if (!this.closing) this.em.emit('error', err as ParleyError);
+        },
+      );
+    }
+  }
+
   /** Sends {t:'ping'}; resolves with the pong's ts. */
   ping(): Promise<number> {
     return this.issue('ping', Command.ping, {}).promise;
@@ -487,8 +753,12 @@ export class ParleyClient {
     });
   }
 
-  /** Closes with 1000 and stops reconnecting; pending requests reject with 'unavailable'. */
+  /** Closes with 1000 and stops reconnecting; pending requests reject with 'unavailable'. Persistence is written out first. */
   close(): Promise<void> {
+    return this.closeSocket().then(() => this.writer?.flush());
+  }
+
+  private closeSocket(): Promise<void> {
     if (this.closePromise) return this.closePromise;
     this.closing = true;
     this.clearTimer('reconnectTimer');
@@ -496,7 +766,7 @@ export class ParleyClient {
     if (!ws) {
       // Idle, already closed, or waiting to reconnect.
       const wasActive = this._state === 'connecting';
-      this._state = 'closed';
+      this.setState('closed');
       if (wasActive) this.em.emit('close', { code: CloseCode.normal, reason: 'client closed', willReconnect: false });
       this.shutdown(closedError());
       return Promise.resolve();
@@ -518,13 +788,13 @@ export class ParleyClient {
   // ---- socket lifecycle ----
 
   private open(): void {
-    this._state = 'connecting';
+    this.setState('connecting');
     let ws: SocketLike;
     try {
       ws = new this.Ctor(this.url);
     } catch (err) {
       // A bad URL will not get better by retrying.
-      this._state = 'closed';
+      this.setState('closed');
       this.shutdown(new ParleyError(ErrorCode.unavailable, `cannot open ${this.url}: ${(err as Error)?.message ?? err}`));
       return;
     }
@@ -644,7 +914,7 @@ export class ParleyClient {
     // Banned by the operator: every reconnect would be refused the same way until the ban is lifted.
     const banned = code === CloseCode.banned;
     const willReconnect = !this.closing && !authFailed && !banned && this.backoff !== undefined;
-    this._state = willReconnect ? 'connecting' : 'closed';
+    this.setState(willReconnect ? 'connecting' : 'closed');
     const info: CloseInfo = { code, reason, willReconnect };
     this.em.emit('close', info);
 
@@ -670,7 +940,7 @@ export class ParleyClient {
   /** Final close: fail everything still waiting, clear every timer. */
   private shutdown(err: Error): void {
     this.ready = false;
-    this._state = 'closed';
+    this.setState('closed');
     for (const k of ['reconnectTimer', 'handshakeTimer', 'ackTimer', 'closeGraceTimer'] as const) this.clearTimer(k);
     if (this.hbTimer !== undefined) clearInterval(this.hbTimer);
     this.hbTimer = undefined;
@@ -749,13 +1019,25 @@ export class ParleyClient {
     this._user = f.user;
     this._device = f.device;
     this.hbMs = (typeof f.heartbeat === 'number' && f.heartbeat > 0 ? f.heartbeat : DEFAULT_HEARTBEAT_S) * 1000;
-    this._state = 'syncing';
+    this.setState('syncing');
     if (typeof f.epoch === 'string') this._epoch = f.epoch;
     const first = typeof f.first === 'number' && f.first > 0 ? f.first : 1;
     const reset = f.reset === true;
     // After a reset the old cursor means nothing; below `first` the log was trimmed: no gap to chase.
     if (reset || (this._lastU !== undefined && this._lastU < first - 1)) this._lastU = first - 1;
     if (reset) this.ackWanted = -1;
+    if (this.writer && this.storedOwner && (this.storedOwner.user !== f.user || this.storedOwner.device !== f.device)) {
+      // The stored cursor is another account's or device's: its `since` means nothing in this log.
+      this.storedOwner = undefined;
+      this.writer.noteClear();
+      this._lastU = undefined;
+      this.ackWanted = -1;
+      this.em.emit('reset', { epoch: this._epoch ?? '', first });
+      this.drop(CloseCode.normal, 'stored cursor of another device', false, 0);
+      return;
+    }
+    this.storedOwner = undefined;
+    if (reset) this.writer?.noteClear();
     this.startHeartbeat();
     this.flush();
     this.em.emit('welcome', f as ClientEvents['welcome']);
@@ -768,12 +1050,14 @@ export class ParleyClient {
     if (this._lastU === undefined) this._lastU = u;
     this.syncedU = u;
     this.attempt = 0;
-    this._state = 'live';
+    this.setState('live');
     if (this.autoAck && this._lastU > this.ackWanted) this.ackWanted = this._lastU;
     if (this.ackWanted > 0) this.scheduleAck(); // re-ack on every new socket
     const cw = this.connectWaiter;
     this.connectWaiter = undefined;
     this.rejoinChannels();
+    if (this.everSynced) this.resubscribePresence();
+    this.everSynced = true;
     cw?.resolve({ user: this._user!, device: this._device!, u });
     this.em.emit('synced', f as ClientEvents['synced']);
   }
@@ -800,9 +1084,29 @@ export class ParleyClient {
     }
     this._lastU = u;
     this.dispatch(f);
+    if (this.writer) this.cacheEvent(f);
     if (this.autoAck) {
       if (u > this.ackWanted) this.ackWanted = u;
       this.scheduleAck();
+    }
+  }
+
+  /** What a durable event changes in the cached history (reaction counts are left to history pages). */
+  private cacheEvent(f: Frame): void {
+    const w = this.writer!;
+    switch (f.t) {
+      case ServerFrame.msg:
+        return w.noteMessage(f as unknown as Msg);
+      case ServerFrame.edit:
+        return w.notePatch({ thread: f.thread, seq: f.seq, set: { body: f.body, edited: f.edited } });
+      case ServerFrame.deleted:
+        if (f.forEveryone === false) return w.noteRemoved(f.thread, f.seq);
+        return w.notePatch({ thread: f.thread, seq: f.seq, set: { deleted: f.deleted }, unset: TOMBSTONE_DROPS });
+      case ServerFrame.reaction:
+        if (f.user !== this._user) return;
+        return w.notePatch(f.emoji === null
+          ? { thread: f.thread, seq: f.seq, set: {}, unset: ['myReaction'] }
+          : { thread: f.thread, seq: f.seq, set: { myReaction: f.emoji } });
     }
   }
 
@@ -913,6 +1217,9 @@ export class ParleyClient {
     if (!this.ready || this.ackWanted <= this.ackedU || this.ackWanted < 0) return;
     this.ackedU = this.ackWanted;
     this.write({ t: Command.ack, u: this.ackWanted });
+    if (this.writer && this._user !== undefined && this._device !== undefined) {
+      this.writer.noteCursor({ user: this._user, device: this._device, epoch: this._epoch, lastU: this.ackWanted });
+    }
   }
 
   private startHeartbeat(): void {
@@ -964,6 +1271,10 @@ export class ParleyClient {
     if (t !== undefined) clearTimeout(t);
     this[k] = undefined;
   }
+}
+
+function persistenceError(err: unknown): ParleyError {
+  return new ParleyError(ClientErrorCode.persistence, `persistence: ${(err as Error)?.message ?? err}`);
 }
 
 function closedError(): ParleyError {

@@ -4,6 +4,8 @@ import { ErrorCode, HttpStatusOf } from '../protocol/codes.js';
 /** Client-side codes that never appear on the wire (the server has no notion of our timers). */
 export const ClientErrorCode = {
   timeout: 'timeout',
+  /** the persistence adapter failed to read or write (the client goes on; the batch is retried) */
+  persistence: 'persistence',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 

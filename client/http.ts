@@ -1,6 +1,7 @@
 // HTTP account calls (docs/protocol.md §11): JSON over fetch; failures throw ParleyError from {error, message}.
 import { ErrorCode } from '../protocol/codes.js';
 import { ParleyError, codeForStatus } from './errors.js';
+import type { UserInfo } from './commands.js';
 import type { LoginBody, LoginResult, RegisterBody, SessionRow } from './types.js';
 
 export interface ApiCallOptions {
@@ -52,6 +53,21 @@ export async function listSessions(baseUrl: string, token: string): Promise<{ de
 /** DELETE /v1/sessions/:device: logs another own device out. */
 export async function revokeSession(baseUrl: string, token: string, device: string): Promise<void> {
   await apiCall(baseUrl, 'DELETE', `/v1/sessions/${encodeURIComponent(device)}`, { token });
+}
+
+/** GET /v1/users/me → your own {user, username, name}. */
+export async function getMe(baseUrl: string, token: string): Promise<UserInfo> {
+  return apiCall(baseUrl, 'GET', '/v1/users/me', { token });
+}
+
+/** PATCH /v1/users/me {name} → the updated {user, username, name}. */
+export async function updateMe(baseUrl: string, token: string, body: { name: string }): Promise<UserInfo> {
+  return apiCall(baseUrl, 'PATCH', '/v1/users/me', { token, body });
+}
+
+/** GET /v1/users/:username → {user, username, name}; not_found (404) otherwise. The same as `client.userFind`. */
+export async function findUser(baseUrl: string, token: string, username: string): Promise<UserInfo> {
+  return apiCall(baseUrl, 'GET', `/v1/users/${encodeURIComponent(username)}`, { token });
 }
 
 /** POST /v1/users/me/password: every other device is logged out (4003); this token stays valid. A wrong `old`: 403 forbidden. */

@@ -14,12 +14,18 @@
  *   await c.close();
  *
  * In Node, pass a WebSocket implementation: `new ParleyClient({ url, token, WebSocket: (await import('ws')).WebSocket })`.
+ * In a browser, `persistence: new IndexedDbPersistence({ name: 'parley-' + user })` keeps the cursor and
+ * recent history across reloads (`cachedHistory(thread)`); every method is listed in docs/sdk.md.
  */
 export { ParleyClient, type ClientOptions } from './client.js';
 export { ParleyError, ClientErrorCode } from './errors.js';
-export { register, login, logout, listSessions, revokeSession, registerPush, unregisterPush, vapidKey, changePassword, deleteAccount, exportAccount } from './http.js';
+export { register, login, logout, listSessions, revokeSession, registerPush, unregisterPush, vapidKey, changePassword, deleteAccount, exportAccount, getMe, updateMe, findUser, apiCall } from './http.js';
 export { Emitter, type Listener } from './emitter.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { randomId } from './ids.js';
 export { uploadMedia, downloadMedia, type UploadData, type UploadOptions, type Downloaded } from './media.js';
 export type * from './types.js';
+export type * from './commands.js';
+export type { Persistence, PersistenceBatch, PersistedCursor, MessagePatch, CacheBounds } from './persistence.js';
+export { MemoryPersistence } from './memory-persistence.js';
+export { IndexedDbPersistence, type IndexedDbPersistenceOptions } from './indexeddb-persistence.js';

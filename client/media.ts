@@ -100,22 +100,31 @@ async function digestHex(bytes: Uint8Array): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/**
+ * Node built-ins by a specifier computed at run time: bundlers for browsers (esbuild, Vite) leave
+ * such an import alone instead of failing on it, and a browser never reaches it (`{path}` is Node's).
+ */
+function nodeBuiltin<T>(name: string): Promise<T> {
+  const specifier = `node:${name}`;
+  return import(/* @vite-ignore */ specifier) as Promise<T>;
+}
+
 /** Node only: a file hashed as a stream and read one chunk at a time. */
 async function fileSource(path: string): Promise<Source> {
-  const fs = await import('node:fs');
-  const { createHash } = await import('node:crypto');
+  const fs = await nodeBuiltin<typeof import('node:fs')>('fs');
+  const { createHash } = await nodeBuiltin<typeof import('node:crypto')>('crypto');
   const size = (await fs.promises.stat(path)).size;
   return {
     size,
     sha256: async () => {
       const hash = createHash('sha256');
-      for await (const chunk of fs.createReadStream(path)) hash.update(chunk as Buffer);
+      for await (const chunk of fs.createReadStream(path)) hash.update(chunk as Uint8Array);
       return hash.digest('hex');
     },
     slice: async (start, end) => {
       const handle = await fs.promises.open(path, 'r');
       try {
-        const buf = Buffer.alloc(end - start);
+        const buf = new Uint8Array(end - start);
         let at = 0;
         while (at < buf.length) {
           const { bytesRead } = await handle.read(buf, at, buf.length - at, start + at);

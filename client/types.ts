@@ -36,6 +36,10 @@ export interface Msg {
   myReaction?: string;
   /** history: a short quote of the replied-to message */
   quote?: Quote;
+  /** sent by a bot account through the server API */
+  bot?: true;
+  /** history: your own messages carry the cid they were sent with */
+  cid?: string;
   ts: number;
 }
 
@@ -64,6 +68,8 @@ export interface ThreadRow {
   last?: Msg;
   updated: number;
   readSeq: number;
+  /** false once you left the group or were removed (the row stays) */
+  member?: boolean;
 }
 
 // ---- events (§5) ----
@@ -261,6 +267,8 @@ export interface ClientEvents {
   reset: ResetEvent;
   channelReset: ChannelResetEvent;
   close: CloseInfo;
+  /** `state` changed (idle → connecting → syncing → live; connecting again while reconnecting; closed) */
+  state: ClientState;
   error: ParleyError;
   event: AnyServerEvent;
   /** The application JWT expires at `exp` (ms): answer with refreshToken(jwt) — done for you with `getToken`. */

@@ -55,6 +55,8 @@ export const Command = {
   react: 'react',
   unreact: 'unreact',
   forward: 'forward',
+  /** the caller's messages by their words (docs/protocol.md "Search") */
+  search: 'search',
 } as const;
 export type Command = (typeof Command)[keyof typeof Command];
 

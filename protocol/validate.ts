@@ -6,6 +6,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Command } from './codes.js';
 import { ID_PATTERN } from './ids.js';
+import { queryTerms } from './search-words.js';
 
 const MAX_INT = Number.MAX_SAFE_INTEGER;
 const Id = Type.String({ pattern: ID_PATTERN });
@@ -23,6 +24,9 @@ export const MAX_BODY_BYTES = 16 * 1024;
 export const MAX_CID_CHARS = 64;
 /** A reaction: 1–16 bytes of UTF-8, no control characters or white space (checkEmoji). */
 export const MAX_EMOJI_BYTES = 16;
+/** search: the query's length, and results per page (docs/protocol.md "Search"). */
+export const MAX_SEARCH_QUERY_CHARS = 256;
+export const MAX_SEARCH_LIMIT = 50;
 /** A group, creator included (docs/protocol.md §4). */
 export const MAX_GROUP_MEMBERS = 1024;
 /** Users one socket may watch with presence.sub (docs/protocol.md §4). */
@@ -180,6 +184,13 @@ export const Frames = {
     to: Type.Object({ thread: Type.Optional(Id), to: Type.Optional(Id) }, open),
     cid: Cid,
   }),
+  // Search (docs/protocol.md "Search"); a q without a single word is refused by checkSearch
+  [Command.search]: frame(Command.search, {
+    q: Type.String({ minLength: 1, maxLength: MAX_SEARCH_QUERY_CHARS }),
+    thread: Type.Optional(Id),
+    before: Type.Optional(Id),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SEARCH_LIMIT })),
+  }),
 } as const;
 
 export type FrameOf<T extends keyof typeof Frames> = Static<(typeof Frames)[T]>;
@@ -272,6 +283,11 @@ export function checkChannelGet(f: FrameOf<'channel.get'>): string | null {
 /** invite.create and invite.list name a group or a channel. */
 export function checkInviteTarget(f: { thread?: string; channel?: string }): string | null {
   return (f.thread === undefined) === (f.channel === undefined) ? 'exactly one of thread or channel is required' : null;
+}
+
+/** A query must hold a word: punctuation alone matches nothing, and saying so beats an empty page. */
+export function checkSearch(f: FrameOf<'search'>): string | null {
+  return queryTerms(f.q).length === 0 ? 'q: no words to search for (letters or digits)' : null;
 }
 
 /** forward names its target one way, like send. */

@@ -141,6 +141,8 @@ export interface Config {
   authPasswords: 'on' | 'off';
   /** off: `GET /` does not serve the web chat app (README "Web app") */
   webApp: 'on' | 'off';
+  /** off: messages are not indexed and `search` answers forbidden (docs/protocol.md "Search") */
+  search: 'on' | 'off';
   // Event webhooks (issue 13, src/webhooks/): on when WEBHOOK_URL is set.
   webhookUrl: string;
   webhookSecret: string;
@@ -535,6 +537,7 @@ const fields: { [K in keyof Config]: Field<K> } = {
     parse: duration(1000, 86_400_000, false), default: () => 30_000, show: formatDuration,
   },
   webApp: { key: 'webApp', env: 'WEB_APP', flag: 'web-app', help: 'off: GET / and /assets/* do not serve the web chat app (the API is unchanged)', parse: oneOf<'on' | 'off'>('on', 'off'), default: () => 'on' },
+  search: { key: 'search', env: 'SEARCH', flag: 'search', help: 'off: messages are not indexed for search and the search command answers forbidden', parse: oneOf<'on' | 'off'>('on', 'off'), default: () => 'on' },
   authPasswords: { key: 'authPasswords', env: 'AUTH_PASSWORDS', flag: 'auth-passwords', help: 'off: registration and login with passwords answer 403 (existing sessions keep working)', parse: oneOf<'on' | 'off'>('on', 'off'), default: () => 'on' },
   webhookUrl: { key: 'webhookUrl', env: 'WEBHOOK_URL', flag: 'webhook-url', help: 'event webhooks: POST batches of events to this http(s) URL (needs WEBHOOK_SECRET); empty: no events are recorded at all', parse: endpointUrl, default: () => '' },
   webhookSecret: { key: 'webhookSecret', env: 'WEBHOOK_SECRET', flag: 'webhook-secret', help: 'HMAC-SHA256 key of the webhooks\' X-Parley-Signature, ≥ 32 characters (never printed)', parse: secret, default: () => '' },

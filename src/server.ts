@@ -86,6 +86,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     retentionMs: config.retentionMs, retentionSweepMs: config.retentionSweepMs, pushCoalesceMs: config.pushCoalesceMs, defaultLastSeen: config.defaultLastSeen,
     // WEBHOOK_URL unset: no outbox, not a single event written.
     webhookEvents: config.webhookUrl !== '' ? config.webhookEvents : [],
+    searchIndex: config.search === 'on',
     onFatal: (err) => {
       log.fatal({ err }, 'the actor runtime cannot go on; stopping the server');
       (hooks.onFatal ?? exitAfterStop)(err, stop);

@@ -2,6 +2,7 @@
 // per log or table. Also owns the commit barrier that output commit waits on.
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { postingEncoder } from './search-index.js';
 
 /** fsync: a commit is flushed to disk before outputs go; relaxed: committed only (OS page cache). */
 export type Durability = 'fsync' | 'relaxed';
@@ -26,6 +27,12 @@ export interface Databases {
   userLog: Database<Buffer, [string, number]>;
   /** [thread, seq] → StoredMessage */
   threadLog: Database<StoredMessage, [string, number]>;
+  /**
+   * [thread, term] → seq, many per key (dupSort + dupFixed, 4 bytes each): the search index
+   * (storage/search-index.ts; written by the thread actor, and by the retention sweeper with the
+   * messages it deletes). Empty when SEARCH=off.
+   */
+  searchIndex: Database<number, [string, string]>;
   /** thread → ThreadMeta */
   threads: Database<ThreadMeta, string>;
   /** [thread, user, cid] → SendResult: client-id dedupe, per sender per thread (written by the thread actor only) */
@@ -289,6 +296,9 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     cursors: sub('cursors'),
     userLog: sub('user-log', 'binary'),
     threadLog: sub('thread-log'),
+    // dupFixed (MDB_DUPFIXED) packs a key's equal-sized values without a header each; lmdb-js takes it
+    // and a custom encoder untyped.
+    searchIndex: root.openDB<number, [string, string]>({ name: 'search-index', dupSort: true, ...({ dupFixed: true, encoder: postingEncoder } as object) }),
     threads: sub('threads'),
     dedupe: sub('dedupe'),
     fanout: sub('fanout'),

@@ -2,7 +2,7 @@
 // missing field, wrong type, over a limit — and what knownFields forwards (known fields only).
 import t from 'tap';
 import { Command } from '../protocol/codes.js';
-import { bodyCheckers, bodyTooLarge, checkChannelPost, checkHello, checkSend, frameCheckers, knownFields, MAX_BODY_BYTES, MAX_GROUP_MEMBERS, MAX_PRESENCE_SUBS } from '../protocol/validate.js';
+import { bodyCheckers, bodyTooLarge, checkChannelPost, checkHello, checkSearch, checkSend, frameCheckers, knownFields, MAX_BODY_BYTES, MAX_GROUP_MEMBERS, MAX_PRESENCE_SUBS } from '../protocol/validate.js';
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `u${i}`);
 const long = (n: number, c = 'a') => c.repeat(n);
@@ -212,7 +212,23 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
     ['from without seq', { from: { thread: 'd:a:b' }, to: { to: 'u1' }, cid: 'c1' }, false],
     ['to a string', { from: { thread: 'd:a:b', seq: 1 }, to: 'u1', cid: 'c1' }, false],
   ],
+  [Command.search]: [
+    ['words', { q: 'lunch tomorrow' }, true],
+    ['in a thread, a page on', { q: 'x', thread: 'd:a:b', before: '0abcdefgh00001', limit: 50 }, true],
+    ['missing q', {}, false],
+    ['empty q', { q: '' }, false],
+    ['q over 256', { q: long(257) }, false],
+    ['limit 0', { q: 'x', limit: 0 }, false],
+    ['limit 51', { q: 'x', limit: 51 }, false],
+    ['before not an id', { q: 'x', before: 'a b' }, false],
+    ['before a number', { q: 'x', before: 5 }, false],
+  ],
 };
+
+t.test('search: a query needs a word (checkSearch)', async (t) => {
+  t.equal(checkSearch({ t: 'search', q: 'Café!' }), null);
+  t.type(checkSearch({ t: 'search', q: '?! … —' }), 'string', 'punctuation only');
+});
 
 t.test('hello: exactly one of token and jwt (checkHello)', async (t) => {
   t.equal(checkHello({ t: 'hello', token: 'tok' }), null);

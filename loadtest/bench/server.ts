@@ -30,6 +30,8 @@ export interface ServerOptions {
   cpuProfDir?: string;
   /** Parley: RATE_LIMITS=on with every limit too high to refuse (the checks' cost); default off */
   rateLimits?: boolean;
+  /** an existing data directory (e.g. of an earlier start) instead of a fresh temp one */
+  dataDir?: string;
 }
 
 export interface Server {
@@ -54,7 +56,7 @@ const BENCH_RATE_LIMITS: NodeJS.ProcessEnv = {
 };
 
 export async function startServer(kind: TargetKind, opts: ServerOptions, abort: Abort): Promise<Server> {
-  const dataDir = trackDir(mkdtempSync(path.join(os.tmpdir(), `bench-${kind}-`)));
+  const dataDir = trackDir(opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), `bench-${kind}-`)));
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir };
   const execArgv: string[] = [];
   if (kind === 'parley') {

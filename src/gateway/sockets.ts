@@ -16,7 +16,7 @@ import type { Metrics } from '../metrics.js';
 import { CloseCode, Command, ErrorCode, ServerFrame } from '../../protocol/codes.js';
 import { ProtocolError } from '../../protocol/errors.js';
 import { channelIdFor, directThreadId, groupIdFor, newGroupId } from '../../protocol/ids.js';
-import { bodyTooLarge, checkChannelGet, checkChannelPost, checkEmoji, checkForward, checkHello, checkInviteTarget, checkSchedule, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
+import { bodyTooLarge, checkChannelGet, checkChannelPost, checkEmoji, checkForward, checkHello, checkInviteTarget, checkSchedule, checkSearch, checkSend, frameCheckers, knownFields, MAX_PRESENCE_SUBS, type FrameOf } from '../../protocol/validate.js';
 import { TRENDING_ADDRESS } from '../../actors/trending-actor.js';
 import { InviteDesk } from '../invites/invite-desk.js';
 import { ChannelHub, type Following } from './channels.js';
@@ -386,6 +386,12 @@ export class SocketGateway {
         // Checked when scheduled (the operator's verdict is about the words, not the hour): the job keeps what was accepted.
         if (this.sendHook) return this.checked(ws, conn, f, r, { user: conn.user, thread: f.thread ?? directThreadId(conn.user, f.to!) }, go);
         return go();
+      }
+      case Command.search: {
+        if (this.config.search === 'off') return this.error(ws, r, ErrorCode.forbidden, 'search is turned off on this server');
+        const problem = checkSearch(frame as FrameOf<'search'>);
+        if (problem) return this.badFrame(ws, conn, r, `search: ${problem}`);
+        return this.command(ws, conn, userAddress(conn.user), frame as ClientCommand['frame'], r);
       }
       case Command.userFind: return this.findUser(ws, (frame as FrameOf<'user.find'>).username, r);
       case Command.presenceSub: return this.presenceSub(ws, conn, (frame as FrameOf<'presence.sub'>).users, r);
@@ -931,6 +937,6 @@ export class SocketGateway {
 }
 
 /** Commands that cost a read of many records, limited per user (RL_COSTLY_PER_USER). */
-const COSTLY_COMMANDS: ReadonlySet<string> = new Set([Command.presenceSub, Command.history, Command.inbox, Command.userFind]);
+const COSTLY_COMMANDS: ReadonlySet<string> = new Set([Command.presenceSub, Command.history, Command.inbox, Command.userFind, Command.search]);
 
 const deviceKey = (user: string, device: string) => `${user}\u0000${device}`;

@@ -210,6 +210,7 @@ function template(rng: Rng, ctx: FuzzContext): Record<string, unknown> {
     [Command.react]: { thread: id(), seq: 1 + rng.int(20), emoji: rng.pick(['👍', '❤️', 'ok']) },
     [Command.unreact]: { thread: id(), seq: 1 + rng.int(20) },
     [Command.forward]: { from: { thread: id(), seq: 1 + rng.int(20) }, to: rng.chance(0.5) ? { thread: id() } : { to: rng.pick(ctx.users) }, cid },
+    [Command.search]: { q: randomString(rng).slice(0, 40) || 'fuzz', ...(rng.chance(0.3) ? { thread: id() } : {}), ...(rng.chance(0.3) ? { limit: 1 + rng.int(50) } : {}) },
   };
   return { t, ...r, ...(fields[t] ?? {}) };
 }
