@@ -4,6 +4,7 @@
 import { ParleyClient } from '../../client/client.js';
 import { ParleyError } from '../../client/errors.js';
 import { logout } from '../../client/http.js';
+import { IndexedDbPersistence } from '../../client/indexeddb-persistence.js';
 import type { CmsgEvent, ContactRow, Msg, MsgEvent, ReceiptEvent, ThreadEvent, ThreadRow } from '../../client/types.js';
 import { describeError } from './describe-error.js';
 import { HistoryCache, type CachedScreen } from './history-cache.js';
@@ -58,6 +59,7 @@ export class ChatStore {
 
   private readonly listeners = new Set<() => void>();
   private readonly cache: HistoryCache;
+  private readonly persistence?: IndexedDbPersistence;
   /** Resolves once what the cache held is on screen (threads opened before wait for it). */
   private readonly cacheReady: Promise<void>;
   /** Threads whose shown page came from the cache: their newest page is fetched on opening. */
@@ -72,7 +74,10 @@ export class ChatStore {
     this.names.set(session.user, session.username);
     this.cache = new HistoryCache(session.user);
     this.cacheReady = this.cache.load().then((screen) => this.applyCached(screen));
-    this.client = new ParleyClient({ url: wsUrl(), token: session.token });
+    // The SDK keeps this device's cursor (and its own cache of recent messages) in IndexedDB: a
+    // reload sends hello {since} and only the events after it are replayed.
+    this.persistence = typeof indexedDB === 'undefined' ? undefined : new IndexedDbPersistence({ name: `parley-${session.user}` });
+    this.client = new ParleyClient({ url: wsUrl(), token: session.token, persistence: this.persistence });
     const c = this.client;
     c.on('reset', () => {
       // The server's logs are not the ones the cache saw: drop every copy and start over.
@@ -219,9 +224,10 @@ export class ChatStore {
     forgetSession();
     // Signed out (here or from elsewhere): nothing of the account stays in this browser.
     void this.cache.clear();
+    const persistence = this.persistence;
+    void this.client.close().then(() => persistence?.destroy()).catch(() => undefined);
     removeEventListener('online', this.onOnline);
     removeEventListener('offline', this.onOnline);
-    void this.client.close();
     this.changed();
   }
 
