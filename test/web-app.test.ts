@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { connect, newDevice, startTestServer } from './helpers/server.js';
 import { register } from '../client/index.js';
+import { decodeFrame } from '../protocol/wire.js';
 import { ARTIFACTS, bubble, inboxRow, chatWith, CHROMIUM, ensureWebAppBuilt, launchChromium, say, signIn, signUp, tickIs, type Person } from './helpers/web-app.js';
 
 async function shot(p: Person, name: string): Promise<void> {
@@ -96,6 +97,30 @@ if (!existsSync(CHROMIUM)) {
     await ann.page.locator('.conv-head .presence[data-online="true"]').waitFor();
     t.pass('and online again when he is back');
     await bubble(bob, 'hello bob').waitFor();
+  });
+
+  t.test('a reload resumes from the cursor kept in IndexedDB: only new events are replayed', async (t) => {
+    // Ann's tab closes; bob writes one message; ann opens the app again in a new tab.
+    const ctx = ann.page.context();
+    const url = ann.page.url();
+    await ann.page.close();
+    await say(bob, 'while you were away');
+    await tickIs(bob, 'while you were away', 'sent');
+    ann.page = await ctx.newPage();
+    const frames: { dir: 'in' | 'out'; f: any }[] = [];
+    ann.page.on('websocket', (ws) => {
+      ws.on('framesent', (e) => { if (typeof e.payload !== 'string') frames.push({ dir: 'out', f: decodeFrame(e.payload) }); });
+      ws.on('framereceived', (e) => { if (typeof e.payload !== 'string') frames.push({ dir: 'in', f: decodeFrame(e.payload) }); });
+    });
+    await ann.page.goto(url);
+    await bubble(ann, 'while you were away').waitFor();
+    const hello = frames.find((x) => x.dir === 'out' && x.f.t === 'hello')?.f;
+    t.ok(hello && hello.since > 0 && typeof hello.epoch === 'string', `hello carries the stored cursor: since ${hello?.since}`);
+    const synced = frames.findIndex((x) => x.f.t === 'synced');
+    const replayed = frames.slice(0, synced).filter((x) => x.dir === 'in' && x.f.t !== 'welcome' && typeof x.f.u === 'number');
+    t.same(replayed.map((x) => x.f.t), ['msg'], 'the replay is the one new message (and nothing older)');
+    t.equal(replayed[0]?.f.body, 'while you were away');
+    await tickIs(bob, 'while you were away', 'read');
   });
 
   t.test('a reload keeps the history and the session', async (t) => {
