@@ -287,6 +287,34 @@ if (!existsSync(CHROMIUM)) {
     await shot(bob, '05-channel');
   });
 
+  t.test('accessible: every field has a label, every button a name, on each page; mute is shown in the inbox', async (t) => {
+    const unnamed = () => ann.page.evaluate(() => {
+      const out: string[] = [];
+      for (const el of Array.from(document.querySelectorAll('input, textarea, select'))) {
+        const f = el as HTMLInputElement;
+        if (f.type === 'file' && f.getAttribute('aria-hidden') === 'true') continue; // opened by its labelled button
+        if ((f.labels?.length ?? 0) === 0 && !f.getAttribute('aria-label')) out.push(`field ${f.name || f.id || f.outerHTML.slice(0, 60)}`);
+      }
+      for (const b of Array.from(document.querySelectorAll('button, a'))) {
+        if (!(b.textContent ?? '').trim() && !b.getAttribute('aria-label')) out.push(`control ${b.outerHTML.slice(0, 60)}`);
+      }
+      return out;
+    });
+    for (const hash of ['#/', '#/new', '#/group/new', '#/channels', '#/contacts', '#/devices']) {
+      await ann.page.goto(`${s.base}/${hash}`);
+      await ann.page.locator('.view > *').first().waitFor();
+      t.same(await unnamed(), [], `${hash}: nothing unnamed`);
+    }
+    await inboxRow(ann, 'Bob').getByRole('link').click();
+    await bubble(ann, 'hi ann').waitFor();
+    t.same(await unnamed(), [], 'a conversation: nothing unnamed');
+    await ann.page.getByRole('button', { name: 'Mute', exact: true }).click();
+    await inboxRow(ann, 'Bob').getByLabel('muted').waitFor();
+    t.pass('muted: shown in the inbox');
+    await ann.page.getByRole('button', { name: 'Unmute', exact: true }).click();
+    await ann.page.waitForFunction(() => !document.querySelector('.inbox .muted'));
+  });
+
   t.test('sign out returns to the sign-in form', async (t) => {
     await bob.page.getByRole('button', { name: 'Sign out', exact: true }).first().click();
     await bob.page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
