@@ -43,7 +43,7 @@ if (!existsSync(CHROMIUM)) {
 
     await say(ann, 'written while the server was down');
     await tickIs(ann, 'written while the server was down', 'pending');
-    t.pass('waiting in the outbox: pending (🕓)');
+    t.pass('waiting in the outbox: pending (○)');
     await ann.page.screenshot({ path: join(ARTIFACTS, '10-restart-pending.png') });
 
     server = await startChildServer(dataDir, env);

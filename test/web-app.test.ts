@@ -309,7 +309,7 @@ if (!existsSync(CHROMIUM)) {
     await bubble(ann, 'hi ann').waitFor();
     t.same(await unnamed(), [], 'a conversation: nothing unnamed');
     await ann.page.getByRole('button', { name: 'Mute', exact: true }).click();
-    await inboxRow(ann, 'Bob').getByLabel('muted').waitFor();
+    await inboxRow(ann, 'Bob').locator('.muted', { hasText: 'muted' }).waitFor();
     t.pass('muted: shown in the inbox');
     await ann.page.getByRole('button', { name: 'Unmute', exact: true }).click();
     await ann.page.waitForFunction(() => !document.querySelector('.inbox .muted'));

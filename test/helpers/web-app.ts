@@ -93,5 +93,5 @@ export async function tickIs(p: Person, text: string, tick: string, timeout = 15
 
 /** The inbox row whose title is `title` exactly. */
 export function inboxRow(p: Person, title: string) {
-  return p.page.locator('.inbox li.row').filter({ has: p.page.locator('.title', { hasText: new RegExp(`^${title}( 🔕)?$`) }) });
+  return p.page.locator('.inbox li.row').filter({ has: p.page.locator('.title', { hasText: new RegExp(`^${title}( · muted)?$`) }) });
 }

@@ -8,7 +8,7 @@ import { fullTime, lastSeen, shortTime } from './format.js';
 import { go, useStore } from './use-store.js';
 
 const TICK_TEXT: Record<Tick, [string, string]> = {
-  pending: ['🕓', 'sending'],
+  pending: ['○', 'sending'],
   failed: ['!', 'not sent'],
   sent: ['✓', 'sent'],
   delivered: ['✓✓', 'delivered'],
@@ -151,7 +151,7 @@ function UnsentItem({ store, u }: { store: ChatStore; u: Unsent }) {
       {u.body && <span class="body">{u.body}</span>}
       {u.file && (
         <span class="attachment">
-          📎 {u.file.name}{' '}
+          {u.file.name}{' '}
           {!u.error && <progress max={1} value={u.file.progress} aria-label={`Uploading ${u.file.name}`}>{Math.round(u.file.progress * 100)}%</progress>}
         </span>
       )}
@@ -198,7 +198,7 @@ function Attachment({ store, media }: { store: ChatStore; media: Media }) {
       {image && !url && !error && <span class="hint">Loading image…</span>}
       {error && <span class="error" role="alert">{error}</span>}
       <span class="file">
-        {!image && <>📎 {name} ({sizeText(media.size)}) </>}
+        {!image && <>File: {name} ({sizeText(media.size)}) </>}
         <button type="button" class="link" onClick={() => void download()}>Download{image ? ` ${name}` : ''}</button>
       </span>
     </span>
@@ -258,7 +258,7 @@ export function Composer(props: { store: ChatStore; onSend: (body: string) => Pr
             for (const f of files ? Array.from(files) : []) props.onFile!(f);
             e.currentTarget.value = '';
           }} />
-          <button type="button" aria-label="Attach a file" title="Attach a file" onClick={() => picker.current?.click()}>📎</button>
+          <button type="button" title="Attach a file" onClick={() => picker.current?.click()}>Attach</button>
         </>
       )}
       <button type="submit">Send</button>

@@ -24,12 +24,12 @@ export function InboxView({ store, current }: { store: ChatStore; current?: stri
 function InboxRow({ store, row, current }: { store: ChatStore; row: ThreadRow; current: boolean }) {
   const title = store.titleOf(row);
   const last = row.last;
-  const preview = last ? `${last.from === store.session.user ? 'You: ' : row.kind === 'group' ? `${store.nameOf(last.from)}: ` : ''}${last.deleted ? 'Message deleted' : last.body ?? (last.media ? `📎 ${last.media.name ?? last.media.mime}` : '')}` : row.kind === 'group' ? 'New group' : '';
+  const preview = last ? `${last.from === store.session.user ? 'You: ' : row.kind === 'group' ? `${store.nameOf(last.from)}: ` : ''}${last.deleted ? 'Message deleted' : last.body ?? (last.media ? `File: ${last.media.name ?? last.media.mime}` : '')}` : row.kind === 'group' ? 'New group' : '';
   const typing = store.typingIn(row.thread).length > 0;
   return (
     <li class={`row${current ? ' current' : ''}${row.unread ? ' unread' : ''}`} data-thread={row.thread}>
       <a href={`#/t/${encodeURIComponent(row.thread)}`} aria-current={current ? 'page' : undefined}>
-        <span class="title">{title}{row.muted && <span class="muted" aria-label="muted" title="muted"> 🔕</span>}</span>
+        <span class="title">{title}{row.muted && <span class="muted"> · muted</span>}</span>
         <span class="when">{row.updated ? shortTime(row.updated) : ''}</span>
         <span class="preview">{typing ? 'typing…' : preview}</span>
         {row.unread > 0 && <span class="badge" aria-label={`${row.unread} unread`}>{row.unread}</span>}
