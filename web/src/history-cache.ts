@@ -8,7 +8,7 @@ import type { Msg, ThreadRow } from '../../client/types.js';
 const DB_NAME = 'parley-web';
 const STORE = 'screens';
 /** Bounds: the newest rows and the newest messages of each thread. */
-const MAX_ROWS = 200;
+const MAX_ROWS = 500;
 const MAX_MESSAGES = 50;
 const SAVE_DELAY_MS = 500;
 
