@@ -64,6 +64,7 @@ export class ChatStore {
   private readonly cacheReady: Promise<void>;
   /** Threads whose shown page came from the cache: their newest page is fetched on opening. */
   private readonly stale = new Set<string>();
+  private cacheApplied = false;
   private readonly mediaUrls = new Map<string, Promise<string>>();
   private readonly watched = new Set<string>();
   private typingSent = new Map<string, number>();
@@ -149,7 +150,8 @@ export class ChatStore {
       done = true;
       this.scheduled = false;
       for (const fn of this.listeners) fn();
-      if (this.ended === undefined) this.cache.saveSoon(() => this.snapshot());
+      // Not before the cached screen is applied: a snapshot without it would overwrite it.
+      if (this.ended === undefined && this.cacheApplied) this.cache.saveSoon(() => this.snapshot());
     };
     requestAnimationFrame(flush);
     setTimeout(flush, 100);
@@ -163,6 +165,7 @@ export class ChatStore {
 
   /** What the last session showed, where the network has not answered yet. */
   private applyCached(screen: CachedScreen | undefined): void {
+    this.cacheApplied = true;
     if (!screen || this.ended !== undefined) return;
     for (const row of screen.threads) if (!this.threads.has(row.thread)) this.threads.set(row.thread, row);
     for (const [thread, list] of Object.entries(screen.messages)) {
