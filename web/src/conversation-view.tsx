@@ -1,5 +1,6 @@
 // A conversation: its history (older pages load on scrolling up), live messages with ticks,
 // typing and presence in the header, and the composer (sent through the SDK's outbox).
+import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Media, Msg, ThreadRow } from '../../client/types.js';
 import { describeError } from './describe-error.js';
@@ -120,28 +121,42 @@ function MessageList(props: { store: ChatStore; row: ThreadRow; messages: Msg[];
       {props.loading && <li class="hint">Loading older messages…</li>}
       {!props.loading && props.more && <li class="hint"><button type="button" class="link" onClick={() => void store.loadOlder(row.thread)}>Load older messages</button></li>}
       {!props.more && messages.length === 0 && props.unsent.length === 0 && <li class="hint">No messages yet. Say hello!</li>}
-      {messages.map((m) => <MessageItem key={m.seq} store={store} row={row} m={m} />)}
+      {messages.map((m) => {
+        const mine = m.from === store.session.user;
+        return <MessageItem key={m.seq} store={store} m={m} mine={mine} group={row.kind === 'group'} tick={mine ? store.tickOf(row, m) : undefined} from={mine ? '' : store.nameOf(m.from)} />;
+      })}
       {notes.map((n) => <li key={n.key} class="note">{n.text}</li>)}
       {props.unsent.map((u) => <UnsentItem key={u.cid} store={store} u={u} />)}
     </ol></div>
   );
 }
 
-function MessageItem({ store, row, m }: { store: ChatStore; row: ThreadRow; m: Msg }) {
-  const mine = m.from === store.session.user;
-  const tick = mine ? store.tickOf(row, m) : undefined;
-  return (
-    <li class={`msg ${mine ? 'mine' : 'theirs'}`} data-seq={m.seq} data-tick={tick}>
-      {!mine && row.kind === 'group' && <span class="from">{store.nameOf(m.from)}</span>}
-      <span class="body">{m.deleted ? <em>Message deleted</em> : m.body}</span>
-      {m.media && !m.deleted && <Attachment store={store} media={m.media} />}
-      <span class="meta">
-        <time dateTime={new Date(m.ts).toISOString()} title={fullTime(m.ts)}>{shortTime(m.ts)}</time>
-        {m.edited && <span> · edited</span>}
-        {tick && <span class={`tick ${tick}`} aria-label={TICK_TEXT[tick][1]} title={TICK_TEXT[tick][1]}>{TICK_TEXT[tick][0]}</span>}
-      </span>
-    </li>
-  );
+interface MessageItemProps { store: ChatStore; m: Msg; mine: boolean; group: boolean; tick?: Tick; from: string }
+
+/**
+ * One message. Re-rendered only when its own props change: a thread of thousands of messages
+ * re-renders only what changed (a new page, a tick), not every bubble.
+ */
+class MessageItem extends Component<MessageItemProps> {
+  override shouldComponentUpdate(next: MessageItemProps): boolean {
+    const p = this.props;
+    return next.m !== p.m || next.tick !== p.tick || next.from !== p.from || next.group !== p.group;
+  }
+
+  override render({ store, m, mine, group, tick, from }: MessageItemProps) {
+    return (
+      <li class={`msg ${mine ? 'mine' : 'theirs'}`} data-seq={m.seq} data-tick={tick}>
+        {!mine && group && <span class="from">{from}</span>}
+        <span class="body">{m.deleted ? <em>Message deleted</em> : m.body}</span>
+        {m.media && !m.deleted && <Attachment store={store} media={m.media} />}
+        <span class="meta">
+          <time dateTime={new Date(m.ts).toISOString()} title={fullTime(m.ts)}>{shortTime(m.ts)}</time>
+          {m.edited && <span> · edited</span>}
+          {tick && <span class={`tick ${tick}`} aria-label={TICK_TEXT[tick][1]} title={TICK_TEXT[tick][1]}>{TICK_TEXT[tick][0]}</span>}
+        </span>
+      </li>
+    );
+  }
 }
 
 function UnsentItem({ store, u }: { store: ChatStore; u: Unsent }) {
