@@ -5,6 +5,10 @@ import WebSocket from 'ws';
 import { CloseCode } from '../protocol/codes.js';
 import { connect, newDevice, newUser, startTestServer, until, type TestUser } from './helpers/server.js';
 import { rawSocket } from './helpers/raw-socket.js';
+import { closeFetchPoolAtEnd } from './helpers/shared-server.js';
+
+// Each subtest sets its own limits (per IP, all from 127.0.0.1): no server is shared here.
+closeFetchPoolAtEnd(t);
 
 const HIGH = [{ limit: 1_000_000, windowMs: 60_000 }];
 /** Rate limits on, all high except what a test sets. */
