@@ -104,9 +104,11 @@ t.test('WebSocket connections per IP: concurrent and rate', async (t) => {
   const upgrade = (url: string) => new Promise<{ ws?: WebSocket; status?: number; retryAfter?: string }>((resolve) => {
     const ws = new WebSocket(url);
     ws.once('open', () => resolve({ ws }));
-    ws.once('unexpected-response', (_req, res) => {
+    ws.once('unexpected-response', (req, res) => {
       resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'] as string });
-      res.resume();
+      // With this listener ws leaves the refused request to us: its open socket would keep the
+      // process alive until the server's idle timeout, long after the test.
+      req.destroy();
     });
     ws.once('error', () => undefined);
   });
