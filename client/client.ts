@@ -379,12 +379,12 @@ export class ParleyClient {
 
   // ---- inbox and threads ----
 
-  /** Your threads, the most recently updated first; pass `cursor` as `before` for the next page. */
   /** Messages by their words, newest first (docs/protocol.md "Search"); page on with `before: cursor`. */
   search(p: SearchParams): Promise<SearchResult> {
     return this.command(Command.search, p);
   }
 
+  /** Your threads, the most recently updated first; pass `cursor` as `before` for the next page. */
   inbox(p: InboxParams = {}): Promise<InboxResult> {
     return this.command(Command.inbox, p);
   }

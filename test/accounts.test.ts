@@ -2,13 +2,17 @@
 // revocation closing the device's sockets with 4003, and every body validated.
 import t from 'tap';
 import { listSessions, login, logout, register, revokeSession } from '../client/index.js';
-import { client, connect, newDevice, newUser, startTestServer } from './helpers/server.js';
+import { client, connect, newDevice, newUser } from './helpers/server.js';
+import { sharedServer } from './helpers/shared-server.js';
+
+/** One default-config server for every subtest: each signs up its own usernames. */
+const shared = sharedServer(t);
 
 const post = (base: string, path: string, body: string, headers: Record<string, string> = {}) =>
   fetch(base + path, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
 
 t.test('register: 201 with a user id, 409 when the username is taken', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const first = await register(s.base, { username: 'carol', password: 'long enough', name: 'Carol' });
   t.match(first.user, /^[A-Za-z0-9_:-]{1,40}$/);
   await t.rejects(register(s.base, { username: 'carol', password: 'another one' }), { code: 'conflict', status: 409 });
@@ -18,13 +22,13 @@ t.test('register: 201 with a user id, 409 when the username is taken', async (t)
 });
 
 t.test('register validates every field with a clear 400', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const cases: [string, unknown, RegExp][] = [
     ['username too short', { username: 'ab', password: 'long enough' }, /username/],
     ['username with capitals', { username: 'Carol', password: 'long enough' }, /username/],
-    ['password too short', { username: 'carol', password: 'short' }, /password/],
-    ['password too long', { username: 'carol', password: 'x'.repeat(129) }, /password/],
-    ['missing password', { username: 'carol' }, /password/],
+    ['password too short', { username: 'fiona', password: 'short' }, /password/],
+    ['password too long', { username: 'fiona', password: 'x'.repeat(129) }, /password/],
+    ['missing password', { username: 'fiona' }, /password/],
     ['not an object', [1, 2], /./],
   ];
   for (const [name, body, why] of cases) {
@@ -38,17 +42,17 @@ t.test('register validates every field with a clear 400', async (t) => {
 });
 
 t.test('bodies over 64 KiB get 413', async (t) => {
-  const s = await startTestServer(t);
-  const big = JSON.stringify({ username: 'carol', password: 'long enough', name: 'x'.repeat(70 * 1024) });
+  const s = await shared();
+  const big = JSON.stringify({ username: 'erin', password: 'long enough', name: 'x'.repeat(70 * 1024) });
   const res = await post(s.base, '/v1/users', big);
   t.equal(res.status, 413);
   t.match(await res.json(), { error: 'too_large' });
-  const ok = await post(s.base, '/v1/users', JSON.stringify({ username: 'carol', password: 'long enough' }));
+  const ok = await post(s.base, '/v1/users', JSON.stringify({ username: 'erin', password: 'long enough' }));
   t.equal(ok.status, 201, 'the server is fine afterwards');
 });
 
 t.test('login: 201 with a token; 401 without detail for a wrong password or unknown user', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const u = await newUser(s);
   const session = await login(s.base, { username: u.username, password: u.password, device: 'phone' });
   t.equal(session.user, u.user);
@@ -61,7 +65,7 @@ t.test('login: 201 with a token; 401 without detail for a wrong password or unkn
 });
 
 t.test('sessions: list devices, log one out from another, log out self', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const u = await newUser(s);
   const phone = await newDevice(s, u, 'phone');
   const laptop = await newDevice(s, u, 'laptop');
@@ -86,7 +90,7 @@ t.test('sessions: list devices, log one out from another, log out self', async (
 });
 
 t.test('a revoked token is refused on the WebSocket', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const u = await newUser(s);
   const phone = await newDevice(s, u);
   await logout(s.base, phone.token);
@@ -94,7 +98,7 @@ t.test('a revoked token is refused on the WebSocket', async (t) => {
 });
 
 t.test('protected routes need a valid bearer token', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   for (const auth of [undefined, 'Bearer nope', 'Basic abc']) {
     const res = await fetch(`${s.base}/v1/sessions`, { headers: auth ? { authorization: auth } : {} });
     t.equal(res.status, 401, `authorization: ${auth ?? 'none'}`);
@@ -106,7 +110,7 @@ t.test('protected routes need a valid bearer token', async (t) => {
 });
 
 t.test('health, readiness and metrics', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   t.equal((await fetch(`${s.base}/healthz`)).status, 200);
   t.equal((await fetch(`${s.base}/readyz`)).status, 200);
   const metrics = await (await fetch(`${s.base}/metrics`)).text();

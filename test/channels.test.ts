@@ -6,6 +6,7 @@ import type { ParleyClient } from '../client/index.js';
 import { startChildServer } from './helpers/child-server.js';
 import { rawSocket, type RawSocket } from './helpers/raw-socket.js';
 import { connect, newDevice, newUser, startTestServer, tempDataDir, until, type TestServer } from './helpers/server.js';
+import { sharedServer } from './helpers/shared-server.js';
 
 /** Every cmsg a client gets, in arrival order. */
 function posts(c: ParleyClient): any[] {
@@ -19,10 +20,13 @@ async function person(t: any, s: { base: string; wsUrl: string }, name: string) 
   return { ...u, c: await connect(t, s, await newDevice(s, u)) };
 }
 
+/** The default-config server of the subtests that need nothing else: each uses its own users and channel names. */
+const shared = sharedServer(t);
+
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 t.test('create, get by id and by name, conflict, admins', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await person(t, s, 'ann'), await person(t, s, 'bob')];
   const { channel } = await ann.c.request('channel.create', { name: 'news.daily', title: 'Daily news' });
   t.match(channel, /^c:/);
@@ -46,7 +50,7 @@ t.test('create, get by id and by name, conflict, admins', async (t) => {
 });
 
 t.test('who may post: broadcast (owner and admins) and open (joined users); limits', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await person(t, s, 'ann'), await person(t, s, 'bob')];
   const news = (await ann.c.request('channel.create', { name: 'bcast', title: 'Broadcast' })).channel;
   const chat = (await ann.c.request('channel.create', { name: 'live.chat', title: 'Comments', mode: 'open' })).channel;
@@ -102,7 +106,7 @@ t.test('join with since while another socket posts in a tight loop: exactly the 
 });
 
 t.test('leave stops live posts; history pages like history', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, cat] = [await person(t, s, 'ann'), await person(t, s, 'bob'), await person(t, s, 'cat')];
   const channel = (await ann.c.request('channel.create', { name: 'pages', title: 'Pages' })).channel;
   const [bobGot, catGot] = [posts(bob.c), posts(cat.c)];
@@ -134,7 +138,7 @@ t.test('leave stops live posts; history pages like history', async (t) => {
 });
 
 t.test('epochs: another epoch or a since above the head resets; joining twice is harmless', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await person(t, s, 'ann'), await person(t, s, 'bob')];
   const channel = (await ann.c.request('channel.create', { name: 'epochs', title: 'E' })).channel;
   for (let i = 1; i <= 3; i++) await ann.c.request('channel.post', { channel, cid: `p${i}`, body: 'x' });

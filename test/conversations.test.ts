@@ -2,9 +2,13 @@
 // devices, delivered and read receipts, typing, contacts and presence.
 import t from 'tap';
 import { collect, connect, newDevice, newUser, startTestServer, until } from './helpers/server.js';
+import { sharedServer } from './helpers/shared-server.js';
+
+/** The default-config server of every subtest but presence's (other config, a server-wide gauge): each has its own users. */
+const shared = sharedServer(t);
 
 t.test('inbox: newest first with a cursor, unread counts, mute and nickname across devices', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [me, a, b, c] = [await newUser(s, 'me'), await newUser(s, 'a'), await newUser(s, 'b'), await newUser(s, 'c')];
   const phone = await connect(t, s, await newDevice(s, me, 'phone'));
   const laptop = await connect(t, s, await newDevice(s, me, 'laptop'));
@@ -59,7 +63,7 @@ t.test('inbox: newest first with a cursor, unread counts, mute and nickname acro
 });
 
 t.test('receipts: delivered after the recipient acks, read after it reads, offline recipient included', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobDevice = await newDevice(s, bob);
@@ -88,7 +92,7 @@ t.test('receipts: delivered after the recipient acks, read after it reads, offli
 });
 
 t.test('typing reaches online members only, and is rate limited per socket', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, cat] = [await newUser(s, 'ann'), await newUser(s, 'bob'), await newUser(s, 'cat')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobPhone = await connect(t, s, await newDevice(s, bob));
@@ -120,7 +124,7 @@ t.test('typing reaches online members only, and is rate limited per socket', asy
 });
 
 t.test('contacts: add, list with presence, remove', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [me, a, b] = [await newUser(s, 'me'), await newUser(s, 'a'), await newUser(s, 'b')];
   const phone = await connect(t, s, await newDevice(s, me));
   const aPhone = await connect(t, s, await newDevice(s, a)); // a is online
@@ -201,7 +205,7 @@ t.test('presence: online at once, offline debounced with last, a flap unannounce
 });
 
 t.test('group receipts go to the authors of the covered messages, not to every member', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, cat] = [await newUser(s, 'ann'), await newUser(s, 'bob'), await newUser(s, 'cat')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   await connect(t, s, await newDevice(s, bob)); // online, so its SDK acks

@@ -1,12 +1,16 @@
 // Retries are safe: `group.create` with a cid and `send` with a cid answer their first result
 // instead of acting twice, within the scope each is deduplicated in (creator; sender and thread).
 import t from 'tap';
-import { client, collect, connect, newDevice, newUser, startTestServer, until } from './helpers/server.js';
+import { client, collect, connect, newDevice, newUser, until } from './helpers/server.js';
+import { sharedServer } from './helpers/shared-server.js';
+
+/** One server for every subtest: cids are scoped per creator and sender, and each subtest has its own users. */
+const shared = sharedServer(t);
 
 const createdOf = (events: any[], thread: string) => events.filter((e) => e.t === 'thread' && e.event === 'created' && e.thread === thread);
 
 t.test('group.create with a cid is idempotent for its creator: the same thread, one created event per member', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, cat] = [await newUser(s, 'ann'), await newUser(s, 'bob'), await newUser(s, 'cat')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobPhone = await connect(t, s, await newDevice(s, bob));
@@ -38,7 +42,7 @@ t.test('group.create with a cid is idempotent for its creator: the same thread, 
 });
 
 t.test('group.create with a cid: a retry with other fields still answers the first group, unchanged', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, cat] = [await newUser(s, 'ann'), await newUser(s, 'bob'), await newUser(s, 'cat')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const first = await annPhone.request('group.create', { title: 'one', members: [bob.user], cid: 'same-cid' });
@@ -50,7 +54,7 @@ t.test('group.create with a cid: a retry with other fields still answers the fir
 });
 
 t.test('group.create without a cid makes a new group each time', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobPhone = await connect(t, s, await newDevice(s, bob));
@@ -63,7 +67,7 @@ t.test('group.create without a cid makes a new group each time', async (t) => {
 });
 
 t.test('group.create: the same cid from another user is another group', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobPhone = await connect(t, s, await newDevice(s, bob));
@@ -75,7 +79,7 @@ t.test('group.create: the same cid from another user is another group', async (t
 });
 
 t.test('send: one cid is one message per sender per thread; another thread or another sender is another message', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, cat] = [await newUser(s, 'ann'), await newUser(s, 'bob'), await newUser(s, 'cat')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobPhone = await connect(t, s, await newDevice(s, bob));

@@ -5,6 +5,10 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import type { ParleyClient } from '../client/index.js';
 import { collect, connect, newDevice, newUser, startTestServer, until, type TestServer } from './helpers/server.js';
+import { sharedServer } from './helpers/shared-server.js';
+
+/** The server of every subtest but the rate-limited one: each has its own people, groups and channel. */
+const shared = sharedServer(t);
 
 const CODE_RE = /^[A-Za-z0-9]{12}$/;
 
@@ -29,7 +33,7 @@ async function untilStatus(s: TestServer, code: string, status: number, timeoutM
 }
 
 t.test('group invite: an admin creates it, a stranger joins and gets the group from then on', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, cat] = await Promise.all(['ann', 'bob', 'cat'].map((n) => person(t, s, n)));
   const { thread } = await ann.c.request('group.create', { title: 'Hikers', members: [bob.user] });
   await ann.c.send({ thread, body: 'before cat' });
@@ -78,7 +82,7 @@ t.test('group invite: an admin creates it, a stranger joins and gets the group f
 });
 
 t.test('the page and its JSON say what the invite is for; everything is escaped', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = await Promise.all(['ann', 'bob'].map((n) => person(t, s, n)));
   const title = '<script>alert("x")</script> & co';
   const { thread } = await ann.c.request('group.create', { title, members: [bob.user] });
@@ -111,7 +115,7 @@ t.test('the page and its JSON say what the invite is for; everything is escaped'
 });
 
 t.test('channel invite: owner only; joining follows the channel and counts a use once per user', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [owner, fan, other] = await Promise.all(['own', 'fan', 'oth'].map((n) => person(t, s, n)));
   const { channel } = await owner.c.channelCreate({ name: `news${process.pid % 1000}`, title: 'News' });
   await t.rejects(fan.c.createInvite({ channel }), { code: 'forbidden' }, 'only the owner and admins');
@@ -134,7 +138,7 @@ t.test('channel invite: owner only; joining follows the channel and counts a use
 });
 
 t.test('revoked, used-up and expired codes are not_found', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, cat, dan] = await Promise.all(['ann', 'bob', 'cat', 'dan'].map((n) => person(t, s, n)));
   const { thread } = await ann.c.request('group.create', { title: 'G', members: [bob.user] });
 
@@ -164,7 +168,7 @@ t.test('revoked, used-up and expired codes are not_found', async (t) => {
 });
 
 t.test('two joins of a 1-use code at once: exactly one member is added', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const ann = await person(t, s, 'ann');
   const racers = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((n) => person(t, s, n)));
   const { thread } = await ann.c.request('group.create', { title: 'Race', members: [] });

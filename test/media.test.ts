@@ -1,13 +1,14 @@
 // Media through signed URLs (docs/protocol.md "Media"): upload and download with the real server
 // and SDK over real HTTP, Range / ETag / If-None-Match, size and hash mismatches, tampered and
 // expired signatures, resumable chunks, who may download, and media in send and channel.post.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ParleyError } from '../client/index.js';
 import { UrlSigner } from '../src/media/signed-urls.js';
 import { connect, newDevice, newUser, startTestServer, type TestDevice, type TestServer } from './helpers/server.js';
+import { sharedServer } from './helpers/shared-server.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const bytes = (n: number, seed = 1) => {
@@ -43,15 +44,18 @@ async function downloadUrl(s: TestServer, d: TestDevice, media: string): Promise
   return res.headers.get('location')!;
 }
 
-async function setup(t: Test) {
-  const s = await startTestServer(t);
+/** The default-config server of every subtest but the S3 one: each makes its own users and content. */
+const shared = sharedServer(t);
+
+async function setup() {
+  const s = await shared();
   const ann = await newDevice(s, await newUser(s, 'ann'));
   const bob = await newDevice(s, await newUser(s, 'bob'));
   return { s, ann, bob };
 }
 
 t.test('upload and download round trip through the SDK, in resumable chunks, with progress', async (t) => {
-  const { s, ann } = await setup(t);
+  const { s, ann } = await setup();
   const c = await connect(t, s, ann);
   const data = bytes(300_000);
   const progress: number[] = [];
@@ -69,7 +73,7 @@ t.test('upload and download round trip through the SDK, in resumable chunks, wit
 });
 
 t.test('download: Content-Type, Content-Length, ETag, Range (206, 416) and If-None-Match (304)', async (t) => {
-  const { s, ann } = await setup(t);
+  const { s, ann } = await setup();
   const data = bytes(10_000);
   const m = await createMedia(s, ann, data);
   t.equal((await put(m.upload, data)).status, 204);
@@ -107,7 +111,7 @@ t.test('download: Content-Type, Content-Length, ETag, Range (206, 416) and If-No
 });
 
 t.test('a size or hash mismatch is 400, leaves the media unusable, and the same URL can be retried', async (t) => {
-  const { s, ann, bob } = await setup(t);
+  const { s, ann, bob } = await setup();
   const c = await connect(t, s, ann);
   const data = bytes(5000);
   const m = await createMedia(s, ann, data);
@@ -132,7 +136,7 @@ t.test('a size or hash mismatch is 400, leaves the media unusable, and the same 
 });
 
 t.test('tampered and expired signatures are 403; signatures are per method and media', async (t) => {
-  const { s, ann } = await setup(t);
+  const { s, ann } = await setup();
   const data = bytes(100);
   const m = await createMedia(s, ann, data);
   const u = new URL(m.upload);
@@ -158,7 +162,7 @@ t.test('tampered and expired signatures are 403; signatures are per method and m
 });
 
 t.test('resumable upload: Content-Range chunks, HEAD reports the offset, a wrong start is 409', async (t) => {
-  const { s, ann } = await setup(t);
+  const { s, ann } = await setup();
   const data = bytes(30_000);
   const m = await createMedia(s, ann, data);
   const head = async () => (await fetch(m.upload, { method: 'HEAD' })).headers.get('upload-offset');
@@ -183,7 +187,7 @@ t.test('resumable upload: Content-Range chunks, HEAD reports the offset, a wrong
 });
 
 t.test('send with media: the receiver gets the media object; foreign, pending and missing ids are not_found', async (t) => {
-  const { s, ann, bob } = await setup(t);
+  const { s, ann, bob } = await setup();
   const carol = await newDevice(s, await newUser(s, 'carol'));
   const a = await connect(t, s, ann);
   const b = await connect(t, s, bob);
@@ -215,7 +219,7 @@ t.test('send with media: the receiver gets the media object; foreign, pending an
 });
 
 t.test('channel posts with media: cmsg carries it and any signed-in user may download it', async (t) => {
-  const { s, ann, bob } = await setup(t);
+  const { s, ann, bob } = await setup();
   const a = await connect(t, s, ann);
   const b = await connect(t, s, bob);
   const { channel } = await a.channelCreate({ name: `pics${process.pid}`, title: 'Pics' });
@@ -232,20 +236,25 @@ t.test('channel posts with media: cmsg carries it and any signed-in user may dow
 });
 
 t.test('identical content is stored once', async (t) => {
-  const { s, ann, bob } = await setup(t);
+  const { s, ann, bob } = await setup();
   const data = bytes(4096, 9);
   const a = await connect(t, s, ann);
   const b = await connect(t, s, bob);
+  // The server is shared: count only the blobs these two uploads add.
+  const dir = join(s.dataDir, 'media');
+  const stored = () => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith('.')) : []);
+  const before = new Set(stored());
+  t.notOk(before.has(sha(data)), 'no other subtest stored this content');
   const m1 = await a.upload(data, { mime: 'image/png' });
   const m2 = await b.upload(data, { mime: 'image/gif' });
   t.not(m1, m2, 'two media');
-  const blobs = readdirSync(join(s.dataDir, 'media')).filter((n) => !n.startsWith('.'));
+  const blobs = stored().filter((n) => !before.has(n));
   t.same(blobs, [sha(data)], 'one blob, named by its sha256');
   t.equal((await b.download(m2)).mime, 'image/gif', 'each media keeps its own type');
 });
 
 t.test('POST /v1/media validates its body and the size limit', async (t) => {
-  const { s, ann } = await setup(t);
+  const { s, ann } = await setup();
   const tooBig = await api(s, ann, 'POST', '/v1/media', { mime: 'video/mp4', size: 100 * 1024 * 1024 + 1, sha256: 'a'.repeat(64) });
   t.equal(tooBig.status, 413);
   t.match(tooBig.json, { error: 'too_large', message: /larger than 104857600 bytes/ });

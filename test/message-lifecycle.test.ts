@@ -14,6 +14,7 @@ import { decodeFrame } from '../protocol/wire.js';
 import { startChildServer } from './helpers/child-server.js';
 import { answerOf, shardHarness } from './helpers/shard-harness.js';
 import { client, collect, connect, newDevice, newUser, startTestServer, tempDataDir, until, type TestDevice } from './helpers/server.js';
+import { sharedServer } from './helpers/shared-server.js';
 
 type Ev = Record<string, any>;
 interface Member { user: string; devices: TestDevice[]; clients: ParleyClient[]; events: Ev[][] }
@@ -33,6 +34,9 @@ async function member(t: { teardown(fn: () => unknown): void }, s: { base: strin
   return { user: u.user, devices, clients, events };
 }
 
+/** The default-config server of the subtests below that need nothing else; each makes its own members and threads. */
+const shared = sharedServer(t);
+
 const of = (events: Ev[], type: string, thread: string) => events.filter((e) => e.t === type && e.thread === thread);
 
 /** Waits until every device of every member has logged a msg with this body (a sentinel sent after what is checked). */
@@ -44,7 +48,7 @@ async function sentinel(members: Member[], from: Member, thread: string, body: s
 }
 
 t.test('edit: every device of every member gets one edit event; history has the new body; replay shows msg, then edit', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await member(t, s, 'ann'), await member(t, s, 'bob')];
   const sent = await ann.clients[0].send({ to: bob.user, body: 'helo' });
   const thread = sent.thread;
@@ -74,7 +78,7 @@ t.test('edit: every device of every member gets one edit event; history has the 
 });
 
 t.test('edit errors: not the author, unknown seq, not a member, no such thread, too large', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, carol] = [await member(t, s, 'ann'), await member(t, s, 'bob'), await member(t, s, 'carol')];
   const sent = await ann.clients[0].send({ to: bob.user, body: 'mine' });
   const thread = sent.thread;
@@ -106,7 +110,7 @@ t.test('the window: EDIT_WINDOW 0 closes edit and delete-for-everyone at once; a
 });
 
 t.test('delete for everyone: a tombstone in history, one deleted event per device, the media reference dropped', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await member(t, s, 'ann'), await member(t, s, 'bob')];
   const media = await uploadMedia(s.base, ann.devices[0].token, new TextEncoder().encode('a picture'), { mime: 'image/png' });
   const sent = await ann.clients[0].send({ to: bob.user, body: 'look', media });
@@ -128,7 +132,7 @@ t.test('delete for everyone: a tombstone in history, one deleted event per devic
 });
 
 t.test('delete for me: gone from my history on all my devices, not from anyone else\'s; pages stay full', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await member(t, s, 'ann'), await member(t, s, 'bob')];
   const sent = [];
   for (let i = 1; i <= 6; i++) sent.push(await bob.clients[0].send({ to: ann.user, body: `m${i}` }));
@@ -149,7 +153,7 @@ t.test('delete for me: gone from my history on all my devices, not from anyone e
 });
 
 t.test('reactions: one per user, counts and your own in history, events to every device, emoji validated', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, carol] = [await member(t, s, 'ann'), await member(t, s, 'bob'), await member(t, s, 'carol')];
   const { thread } = await ann.clients[0].request('group.create', { title: 'g', members: [bob.user, carol.user] });
   const sent = await ann.clients[0].send({ thread, body: 'react to me' });
@@ -211,7 +215,7 @@ t.test('reactions coalesce: several changes in one batch give one event per mess
 });
 
 t.test('reply: the seq must be visible to the sender; history quotes the original', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, dan] = [await member(t, s, 'ann'), await member(t, s, 'bob'), await member(t, s, 'dan')];
   const { thread } = await ann.clients[0].request('group.create', { title: 'g', members: [bob.user] });
   const long = 'é'.repeat(150);
@@ -238,7 +242,7 @@ t.test('reply: the seq must be visible to the sender; history quotes the origina
 });
 
 t.test('forward: copies a readable message into another thread, marked forwarded, media carried; errors', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, carol] = [await member(t, s, 'ann'), await member(t, s, 'bob'), await member(t, s, 'carol')];
   const media = await uploadMedia(s.base, bob.devices[0].token, new TextEncoder().encode('bob\'s file'), { mime: 'text/plain', name: 'f.txt' });
   const src = await bob.clients[0].send({ to: ann.user, body: 'pass it on', media });

@@ -4,9 +4,13 @@ import t from 'tap';
 import { ParleyError } from '../client/index.js';
 import { directThreadId } from '../protocol/ids.js';
 import { client, collect, connect, newDevice, newUser, startTestServer, until } from './helpers/server.js';
+import { sharedServer } from './helpers/shared-server.js';
+
+/** The server of every subtest but the last (which counts sockets server-wide): each has its own users. */
+const shared = sharedServer(t);
 
 t.test('live 1:1 delivery reaches both devices of both users, cid only to the sender', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann, 'phone'));
   const annLaptop = await connect(t, s, await newDevice(s, ann, 'laptop'));
@@ -41,7 +45,7 @@ t.test('live 1:1 delivery reaches both devices of both users, cid only to the se
 });
 
 t.test('50 messages to an offline user are replayed exactly once, in order', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobDevice = await newDevice(s, bob);
@@ -62,7 +66,7 @@ t.test('50 messages to an offline user are replayed exactly once, in order', asy
 });
 
 t.test('replay order and uniqueness as the client sees them', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   for (let i = 1; i <= 50; i++) await annPhone.send({ to: bob.user, body: `m${i}` });
@@ -84,7 +88,7 @@ t.test('replay order and uniqueness as the client sees them', async (t) => {
 });
 
 t.test('a second device gets live messages and the server remembers its cursor', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const tablet = await newDevice(s, bob, 'tablet');
@@ -107,7 +111,7 @@ t.test('a second device gets live messages and the server remembers its cursor',
 });
 
 t.test('a resend with the same cid returns the first result and creates nothing', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const bobPhone = await connect(t, s, await newDevice(s, bob));
@@ -129,7 +133,7 @@ t.test('a resend with the same cid returns the first result and creates nothing'
 });
 
 t.test('history pages both ways with cursors', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   let thread = '';
@@ -158,7 +162,7 @@ t.test('history pages both ways with cursors', async (t) => {
 });
 
 t.test('a stranger gets forbidden; unknown users and threads get not_found', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob, eve] = [await newUser(s, 'ann'), await newUser(s, 'bob'), await newUser(s, 'eve')];
   const annPhone = await connect(t, s, await newDevice(s, ann));
   const evePhone = await connect(t, s, await newDevice(s, eve));

@@ -5,9 +5,13 @@ import t from 'tap';
 import { encodeFrame } from '../protocol/wire.js';
 import { newDevice, newUser, startTestServer } from './helpers/server.js';
 import { rawSocket } from './helpers/raw-socket.js';
+import { sharedServer } from './helpers/shared-server.js';
+
+/** The default-config server of the subtests that need nothing else: each uses its own users and sockets. */
+const shared = sharedServer(t);
 
 t.test('garbage, text frames and unknown commands get bad_frame; the socket keeps working', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const d = await newDevice(s, await newUser(s));
   const sock = await rawSocket(t, s.wsUrl);
   sock.send({ t: 'hello', token: d.token });
@@ -27,7 +31,7 @@ t.test('garbage, text frames and unknown commands get bad_frame; the socket keep
 });
 
 t.test('each kind of malformed frame is refused with bad_frame', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const d = await newDevice(s, await newUser(s));
   const cases: [string, Uint8Array | string, RegExp][] = [
     ['text frame', 'hello', /binary/],
@@ -53,7 +57,7 @@ t.test('each kind of malformed frame is refused with bad_frame', async (t) => {
 });
 
 t.test('three bad frames close the socket with 4000', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const sock = await rawSocket(t, s.wsUrl);
   for (let i = 0; i < 3; i++) sock.sendBytes('not binary');
   const { code } = await sock.closed;
@@ -78,7 +82,7 @@ t.test('a frame over the size limit closes with 1009', async (t) => {
 });
 
 t.test('a body over 16 KiB gets too_large', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const d = await newDevice(s, await newUser(s));
   const sock = await rawSocket(t, s.wsUrl);
   sock.send({ t: 'hello', token: d.token });
@@ -90,7 +94,7 @@ t.test('a body over 16 KiB gets too_large', async (t) => {
 });
 
 t.test('commands before hello get unauthorized; a bad token closes with 4001', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const sock = await rawSocket(t, s.wsUrl);
   sock.send({ t: 'send', r: 1, cid: 'c', to: 'u1', body: 'x' });
   t.match(await sock.next((f) => f.r === 1), { t: 'err', code: 'unauthorized' });
@@ -106,7 +110,7 @@ t.test('no hello in time closes with 4001', async (t) => {
 });
 
 t.test('a second hello is a bad frame', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const d = await newDevice(s, await newUser(s));
   const sock = await rawSocket(t, s.wsUrl);
   sock.send({ t: 'hello', token: d.token });
@@ -116,7 +120,7 @@ t.test('a second hello is a bad frame', async (t) => {
 });
 
 t.test('timestamps are msgpack integers on the wire, not floats', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const d = await newDevice(s, await newUser(s));
   const sock = await rawSocket(t, s.wsUrl);
   const raw: Uint8Array[] = [];
@@ -139,7 +143,7 @@ t.test('timestamps are msgpack integers on the wire, not floats', async (t) => {
 });
 
 t.test('a command without r that succeeds gets no answer; a failing one gets err without r', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const [ann, bob] = [await newUser(s), await newUser(s)];
   const d = await newDevice(s, ann);
   const sock = await rawSocket(t, s.wsUrl);

@@ -5,7 +5,8 @@
 import t, { type Test } from 'tap';
 import { connect, newDevice, newUser, startTestServer, tempDataDir, type TestDevice, type TestServer } from './helpers/server.js';
 import { startChildServer, freePort } from './helpers/child-server.js';
-import { startWebhook, type WebhookEndpoint } from './helpers/webhook-endpoint.js';
+import { startWebhook, type WebhookCall, type WebhookEndpoint } from './helpers/webhook-endpoint.js';
+import { closeFetchPoolAtEnd } from './helpers/shared-server.js';
 import { login, logout, register, registerPush as sdkRegisterPush } from '../client/index.js';
 import { metric } from './helpers/metrics.js';
 
@@ -26,19 +27,66 @@ async function registerPush(base: string, d: TestDevice, token: string) {
   return { status: 204 };
 }
 
-async function setup(t: Test, overrides = {}) {
-  const hook = await startWebhook(t, SECRET);
-  const s = await startTestServer(t, { pushWebhookUrl: hook.url, pushWebhookSecret: SECRET, pushCoalesceMs: 200, ...overrides });
+/** A subtest's look at a shared endpoint: only the calls for its own receivers. */
+interface HookView {
+  readonly calls: WebhookCall[];
+  answers: WebhookEndpoint['answers'];
+  until: WebhookEndpoint['until'];
+}
+
+function viewOf(hook: WebhookEndpoint, receivers: string[]): HookView {
+  const mine = (c: WebhookCall) => receivers.includes(c.body?.user);
+  return {
+    get calls() {
+      return hook.calls.filter(mine);
+    },
+    answers: hook.answers,
+    until: (pred, timeoutMs) => hook.until((c) => mine(c) && pred(c), timeoutMs),
+  };
+}
+
+/**
+ * The default-config server and its endpoint, shared by the subtests that need nothing else: each
+ * has its own users and sees only their calls. Answers queued on the endpoint are taken in order by
+ * whatever call comes next, so a subtest starts only when every job before it is done.
+ */
+let sharedSetup: Promise<{ s: TestServer; hook: WebhookEndpoint }> | null = null;
+closeFetchPoolAtEnd(t);
+function shared() {
+  return (sharedSetup ??= (async () => {
+    const hook = await startWebhook(t, SECRET);
+    const s = await startTestServer(t, { pushWebhookUrl: hook.url, pushWebhookSecret: SECRET, pushCoalesceMs: 200 });
+    return { s, hook };
+  })());
+}
+
+/** ann sends; bob receives, on a phone and a tablet. */
+async function people(s: TestServer) {
   const annUser = await newUser(s, 'ann');
   const bobUser = await newUser(s, 'bob');
   const ann = await newDevice(s, annUser);
   const bobPhone = await newDevice(s, bobUser, 'phone');
   const bobTablet = await newDevice(s, bobUser, 'tablet');
-  return { s, hook, annUser, bobUser, ann, bobPhone, bobTablet };
+  return { annUser, bobUser, ann, bobPhone, bobTablet };
+}
+
+/** A server of its own, for a subtest with other config. */
+async function setup(t: Test, overrides = {}) {
+  const hook = await startWebhook(t, SECRET);
+  const s = await startTestServer(t, { pushWebhookUrl: hook.url, pushWebhookSecret: SECRET, pushCoalesceMs: 200, ...overrides });
+  return { s, hook, ...(await people(s)) };
+}
+
+/** The shared server, once every earlier job is done; the endpoint as seen for bob (the receiver). */
+async function setupShared() {
+  const { s, hook } = await shared();
+  await pushIdle(s.base);
+  const u = await people(s);
+  return { s, ...u, hook: viewOf(hook, [u.bobUser.user]) };
 }
 
 t.test('an offline device is notified with a signed payload; an online one is not', async (t) => {
-  const { s, hook, ann, bobPhone, bobTablet } = await setup(t);
+  const { s, hook, ann, bobPhone, bobTablet } = await setupShared();
   t.equal((await registerPush(s.base, bobPhone, 'phone-token')).status, 204);
   t.equal((await registerPush(s.base, bobTablet, 'tablet-token')).status, 204);
   const phone = await connect(t, s, bobPhone); // online: the observer
@@ -67,7 +115,7 @@ t.test('PUSH_PREVIEW=on adds a preview', async (t) => {
 });
 
 t.test('a muted thread is not notified; others are', async (t) => {
-  const { s, hook, ann, bobPhone, bobTablet } = await setup(t);
+  const { s, hook, ann, bobPhone, bobTablet } = await setupShared();
   await registerPush(s.base, bobTablet, 'tablet-token');
   const carol = await newDevice(s, await newUser(s, 'carol'));
   const phone = await connect(t, s, bobPhone);
@@ -87,7 +135,7 @@ t.test('a muted thread is not notified; others are', async (t) => {
 });
 
 t.test('coalescing: messages while a notification is pending replace it; the next carries the unread count', async (t) => {
-  const { s, hook, ann, bobPhone, bobTablet } = await setup(t);
+  const { s, hook, ann, bobPhone, bobTablet } = await setupShared();
   await registerPush(s.base, bobTablet, 'tablet-token');
   const phone = await connect(t, s, bobPhone); // online, not registered: sees when bob's log has a message
   let release!: () => void;
@@ -114,7 +162,9 @@ t.test('coalescing: messages while a notification is pending replace it; the nex
 });
 
 t.test('a 503 is retried with the same id until it succeeds', async (t) => {
-  const { s, hook, ann, bobTablet } = await setup(t);
+  const { s, hook, ann, bobTablet } = await setupShared();
+  const attempts = (outcome: string) => metric(s.base, 'parley_push_attempts_total', `outcome="${outcome}"`);
+  const [retriesBefore, oksBefore] = [await attempts('retry'), await attempts('ok')];
   await registerPush(s.base, bobTablet, 'tablet-token');
   hook.answers.push((_req, res) => void res.writeHead(503).end());
   const a = await connect(t, s, ann);
@@ -122,12 +172,13 @@ t.test('a 503 is retried with the same id until it succeeds', async (t) => {
   await hook.until(() => hook.calls.length >= 2, 30_000);
   t.equal(hook.calls[0].body.id, hook.calls[1].body.id, 'the retry carries the same idempotency key');
   await pushIdle(s.base);
-  t.equal(await metric(s.base, 'parley_push_attempts_total', 'outcome="retry"'), 1);
-  t.equal(await metric(s.base, 'parley_push_attempts_total', 'outcome="ok"'), 1);
+  t.equal(await attempts('retry'), retriesBefore + 1);
+  t.equal(await attempts('ok'), oksBefore + 1);
 });
 
 t.test('a 410 removes the registration: no more notifications for that device', async (t) => {
-  const { s, hook, ann, bobPhone, bobTablet } = await setup(t);
+  const { s, hook, ann, bobPhone, bobTablet } = await setupShared();
+  const goneBefore = await metric(s.base, 'parley_push_attempts_total', 'outcome="gone"');
   await registerPush(s.base, bobPhone, 'phone-token');
   await registerPush(s.base, bobTablet, 'tablet-token');
   hook.answers.push((req, res) => void res.writeHead(410).end());
@@ -136,7 +187,7 @@ t.test('a 410 removes the registration: no more notifications for that device', 
   await hook.until(() => hook.calls.length >= 2); // both devices: one 410, one 200
   const gone = hook.calls[0].body.device;
   await pushIdle(s.base);
-  t.equal(await metric(s.base, 'parley_push_attempts_total', 'outcome="gone"'), 1);
+  t.equal(await metric(s.base, 'parley_push_attempts_total', 'outcome="gone"'), goneBefore + 1);
   const before = hook.calls.length;
   const second = await a.send({ to: bobTablet.user, body: 'second' });
   await hook.until((c) => c.body.u > hook.calls[0].body.u && c.body.thread === second.thread);
@@ -146,7 +197,7 @@ t.test('a 410 removes the registration: no more notifications for that device', 
 });
 
 t.test('logout and DELETE /v1/push remove the registration', async (t) => {
-  const { s, hook, ann, bobUser, bobPhone, bobTablet } = await setup(t);
+  const { s, hook, ann, bobUser, bobPhone, bobTablet } = await setupShared();
   await registerPush(s.base, bobPhone, 'phone-token');
   await registerPush(s.base, bobTablet, 'tablet-token');
   const laptop = await newDevice(s, bobUser, 'laptop');
@@ -161,7 +212,7 @@ t.test('logout and DELETE /v1/push remove the registration', async (t) => {
 });
 
 t.test('bad registration bodies are 400 with a clear message', async (t) => {
-  const { s, bobPhone } = await setup(t);
+  const { s, bobPhone } = await setupShared();
   const cases: [string, unknown, RegExp][] = [
     ['unknown provider', { provider: 'pager', token: 'x' }, /provider/],
     ['provider not configured here', { provider: 'apns', token: 'a'.repeat(64) }, /not configured/],

@@ -5,6 +5,10 @@ import WebSocket from 'ws';
 import { CloseCode } from '../protocol/codes.js';
 import { connect, newDevice, newUser, startTestServer, until, type TestUser } from './helpers/server.js';
 import { rawSocket } from './helpers/raw-socket.js';
+import { closeFetchPoolAtEnd } from './helpers/shared-server.js';
+
+// Each subtest sets its own limits (per IP, all from 127.0.0.1): no server is shared here.
+closeFetchPoolAtEnd(t);
 
 const HIGH = [{ limit: 1_000_000, windowMs: 60_000 }];
 /** Rate limits on, all high except what a test sets. */
@@ -100,9 +104,11 @@ t.test('WebSocket connections per IP: concurrent and rate', async (t) => {
   const upgrade = (url: string) => new Promise<{ ws?: WebSocket; status?: number; retryAfter?: string }>((resolve) => {
     const ws = new WebSocket(url);
     ws.once('open', () => resolve({ ws }));
-    ws.once('unexpected-response', (_req, res) => {
+    ws.once('unexpected-response', (req, res) => {
       resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'] as string });
-      res.resume();
+      // With this listener ws leaves the refused request to us: its open socket would keep the
+      // process alive until the server's idle timeout, long after the test.
+      req.destroy();
     });
     ws.once('error', () => undefined);
   });

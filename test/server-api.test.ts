@@ -5,11 +5,12 @@
 import t from 'tap';
 import WebSocket from 'ws';
 import { login, ParleyClient } from '../client/index.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig, type Config } from '../src/config.js';
 import { AppUsers } from '../src/auth/app-users.js';
 import { openStorage } from '../storage/env.js';
 import { decodeFrame, encodeFrame } from '../protocol/wire.js';
 import { collect, connect, newDevice, newUser, startTestServer, until } from './helpers/server.js';
+import { sharedServer } from './helpers/shared-server.js';
 
 const ADMIN_KEY = 'admin_key_for_the_server_api_tests_0123';
 const USERS_KEY = 'users_key_for_the_server_api_tests_0123';
@@ -30,8 +31,20 @@ function caller(s: { base: string }, key: string) {
   };
 }
 
+const API_KEYS: Config['apiKeys'] = [{ key: ADMIN_KEY, scopes: ['admin'] }, { key: USERS_KEY, scopes: ['users'] }];
+
 async function start(t: Parameters<typeof startTestServer>[0], overrides: Parameters<typeof startTestServer>[1] = {}) {
-  const s = await startTestServer(t, { apiKeys: [{ key: ADMIN_KEY, scopes: ['admin'] }, { key: USERS_KEY, scopes: ['users'] }], ...overrides });
+  const s = await startTestServer(t, { apiKeys: API_KEYS, ...overrides });
+  return { s, admin: caller(s, ADMIN_KEY) };
+}
+
+/**
+ * The server of the subtests that need no other config, no restart and no global state: each uses
+ * app ids, users, threads and Idempotency-Keys of its own.
+ */
+const sharedStart = sharedServer(t, { apiKeys: API_KEYS });
+async function shared() {
+  const s = await sharedStart();
   return { s, admin: caller(s, ADMIN_KEY) };
 }
 
@@ -136,7 +149,7 @@ t.test('keys: scopes, revocation at once, ADMIN_TOKEN, and API keys and session 
 });
 
 t.test('users: create-or-update by app id, read, rename, bad bodies and unknown users', async (t) => {
-  const { s, admin } = await start(t);
+  const { s, admin } = await shared();
   const created = await admin('POST', '/v1/server/users', { id: 'ext-42', name: 'Ann' });
   t.equal(created.status, 201);
   t.match(created.body, { user: /^u/, id: 'ext-42', name: 'Ann', bot: false, created: true });
@@ -169,7 +182,7 @@ t.test('users: create-or-update by app id, read, rename, bad bodies and unknown 
 });
 
 t.test('messages: as a user or a bot, to a user or into a thread; bot: true on the socket and in history', async (t) => {
-  const { s, admin } = await start(t);
+  const { s, admin } = await shared();
   const bobU = await newUser(s, 'bob');
   const bob = await connect(t, s, await newDevice(s, bobU));
   const got = collect(bob, 'msg');
@@ -210,12 +223,12 @@ t.test('messages: as a user or a bot, to a user or into a thread; bot: true on t
 });
 
 t.test('Idempotency-Key: the same send twice is one message with the same seq; another body is a conflict', async (t) => {
-  const { s, admin } = await start(t);
+  const { s, admin } = await shared();
   const bobU = await newUser(s, 'bob');
   const bob = await connect(t, s, await newDevice(s, bobU));
   const got = collect(bob, 'msg');
-  await admin('POST', '/v1/server/users', { id: 'ann' });
-  const body = { as: 'ann', to: bobU.user, body: 'exactly once' };
+  await admin('POST', '/v1/server/users', { id: 'idem-ann' });
+  const body = { as: 'idem-ann', to: bobU.user, body: 'exactly once' };
 
   const first = await admin('POST', '/v1/server/messages', body, { 'idempotency-key': 'order-1001' });
   const second = await admin('POST', '/v1/server/messages', body, { 'idempotency-key': 'order-1001' });
@@ -264,7 +277,7 @@ t.test('Idempotency-Key across a crash: with the stored answer lost, a repeat st
 });
 
 t.test('groups: created once per Idempotency-Key; members added and removed; history; errors', async (t) => {
-  const { s, admin } = await start(t);
+  const { s, admin } = await shared();
   const bobU = await newUser(s, 'bob');
   const bob = await connect(t, s, await newDevice(s, bobU));
   const events = collect(bob, 'event');
@@ -313,7 +326,7 @@ t.test('groups: created once per Idempotency-Key; members added and removed; his
 });
 
 t.test('channels: create and post (once per Idempotency-Key); errors', async (t) => {
-  const { s, admin } = await start(t);
+  const { s, admin } = await shared();
   await admin('POST', '/v1/server/users', { id: 'news-desk' });
   await admin('POST', '/v1/server/users', { id: 'reader' });
   const made = await admin('POST', '/v1/server/channels', { as: 'news-desk', name: 'daily_news', title: 'Daily news' });
@@ -334,7 +347,7 @@ t.test('channels: create and post (once per Idempotency-Key); errors', async (t)
 });
 
 t.test('disconnect closes the user\'s sockets (4002); presence; export', async (t) => {
-  const { s, admin } = await start(t);
+  const { s, admin } = await shared();
   const annU = await newUser(s, 'ann');
   const bobU = await newUser(s, 'bob');
   const phone = await connect(t, s, await newDevice(s, annU, 'phone'));

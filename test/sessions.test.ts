@@ -7,8 +7,12 @@ import { changePassword, deleteAccount, exportAccount, listSessions, login, regi
 import { openStorage } from '../storage/env.js';
 import { decodeFrame, encodeFrame } from '../protocol/wire.js';
 import { connect, client, newDevice, newUser, startTestServer } from './helpers/server.js';
+import { sharedServer } from './helpers/shared-server.js';
 import { startWebhook } from './helpers/webhook-endpoint.js';
 import { SessionClock } from '../src/auth/session-clock.js';
+
+/** The default-config server of the password-change and export subtests: each has its own users. */
+const shared = sharedServer(t);
 
 const me = (base: string, token: string) => fetch(base + '/v1/users/me', { headers: { authorization: `Bearer ${token}` } });
 const untilClock = (at: number) => new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
@@ -61,7 +65,7 @@ t.test('SESSION_TTL: a token unused past it gets 401 and hello 4001; one in use 
 });
 
 t.test('password change: wrong old refused; other devices closed 4003 and 401; caller kept; new password logs in', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const u = await newUser(s);
   const phone = await newDevice(s, u, 'phone');
   const laptop = await newDevice(s, u, 'laptop');
@@ -173,7 +177,7 @@ t.test('account deletion: nothing of theirs stays, the username is free, groups 
 });
 
 t.test('export: profile, devices, contacts, blocks, privacy, threads and the messages they sent', async (t) => {
-  const s = await startTestServer(t);
+  const s = await shared();
   const annU = await newUser(s, 'ann');
   const bobU = await newUser(s, 'bob');
   const ann = await newDevice(s, annU, 'phone');
