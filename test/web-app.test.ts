@@ -315,6 +315,27 @@ if (!existsSync(CHROMIUM)) {
     await ann.page.waitForFunction(() => !document.querySelector('.inbox .muted'));
   });
 
+  t.test('search: the messages holding every word, the words marked, a result opens its chat', async (t) => {
+    await ann.page.getByRole('link', { name: 'Search', exact: true }).click();
+    const box = ann.page.getByLabel('Words to find');
+    await box.fill('HELLO Bob');
+    await ann.page.getByRole('button', { name: 'Search', exact: true }).click();
+    const found = ann.page.getByRole('list', { name: 'Messages found' }).locator('li.result', { hasText: 'hello bob' });
+    await found.first().waitFor();
+    t.same(await found.first().locator('mark').allTextContents(), ['hello', 'bob'], 'both words marked, whatever their case in the query');
+    await shot(ann, '20-ann-search');
+    await box.fill('hello zebra');
+    await ann.page.getByRole('button', { name: 'Search', exact: true }).click();
+    await ann.page.getByRole('status').filter({ hasText: 'No messages hold all of these words.' }).waitFor();
+    t.pass('a word no message has: no results, said so');
+    await box.fill('hello bob');
+    await ann.page.getByRole('button', { name: 'Search', exact: true }).click();
+    await found.first().getByRole('link').click();
+    await ann.page.waitForURL(/#\/t\//);
+    await bubble(ann, 'hello bob', 'mine').waitFor();
+    t.pass('the result opens its conversation');
+  });
+
   t.test('sign out returns to the sign-in form', async (t) => {
     await bob.page.getByRole('button', { name: 'Sign out', exact: true }).first().click();
     await bob.page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();

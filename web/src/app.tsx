@@ -8,6 +8,7 @@ import { ConversationView, NewChatView, ToUserView } from './conversation-view.j
 import { GroupInfoView, NewGroupView } from './group-views.js';
 import { InboxView } from './inbox-view.js';
 import { ContactsView, DevicesView } from './people-views.js';
+import { SearchView } from './search-view.js';
 import { loadSession, type Session } from './session.js';
 import { go, useRoute, useStore } from './use-store.js';
 
@@ -37,6 +38,7 @@ function SignedIn(props: { session: Session; onEnded: (why: string) => void }) {
         <nav aria-label="Main">
           <a href="#/new">New chat</a>
           <a href="#/group/new">New group</a>
+          <a href="#/search">Search</a>
           <a href="#/channels">Channels</a>
           <a href="#/contacts">Contacts</a>
           <a href="#/devices">Devices</a>
@@ -63,6 +65,7 @@ function Routed({ store, route }: { store: ChatStore; route: string[] }) {
   if (a === 'to' && b) return <ToUserView key={b} store={store} user={b} />;
   if (a === 'new') return <NewChatView store={store} />;
   if (a === 'group' && b === 'new') return <NewGroupView store={store} />;
+  if (a === 'search') return <SearchView store={store} />;
   if (a === 'channels') return <ChannelsView store={store} />;
   if (a === 'c' && b) return <ChannelView key={b} store={store} channel={b} />;
   if (a === 'contacts') return <ContactsView store={store} />;
