@@ -74,8 +74,9 @@ export function searchMessages(storage: StorageEnv, user: string, f: SearchQuery
     for (const seq of postings(storage, thread, driver, below)) {
       if (seq <= floor) break;
       units--;
+      let msg: StoredMessage | undefined;
       if (others.every((t) => hasPosting(storage, thread, t, seq))) {
-        const msg = storage.db.threadLog.get([thread, seq]);
+        msg = storage.db.threadLog.get([thread, seq]);
         // The index may hold words a message no longer has (it was edited while SEARCH was off): the body decides.
         // Older than the page's oldest so far: so is the rest of this thread.
         if (msg && hits.length > limit && msg.id < hits[limit].msg.id) break;
@@ -86,7 +87,7 @@ export function searchMessages(storage: StorageEnv, user: string, f: SearchQuery
         }
       }
       if (units <= 0) {
-        const id = storage.db.threadLog.get([thread, seq])?.id;
+        const id = (msg ?? storage.db.threadLog.get([thread, seq]))?.id;
         if (id !== undefined) complete = maxId(complete, id);
         break;
       }

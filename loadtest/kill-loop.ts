@@ -12,6 +12,7 @@ import { login, register } from '../client/index.js';
 import { directThreadId } from '../protocol/ids.js';
 import { openSession, readWholeThread, sendWindowed, type Ack, type Outgoing, type Session } from '../test/helpers/cid-sender.js';
 import { startChildServer, type ChildServer } from '../test/helpers/child-server.js';
+import { Rng } from '../test/helpers/fuzz-frames.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,16 +32,9 @@ const WINDOW = Number(values.window);
 const START_TIMEOUT_MS = 60_000;
 const DEADLINE = Date.now() + Number(values['max-minutes']) * 60_000;
 
-/** mulberry32: a seeded PRNG, so a failing run can be repeated. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = prng(Number(values.seed));
+/** Seeded (the fuzzer's mulberry32), so a failing run can be repeated. */
+const rng = new Rng(Number(values.seed));
+const random = () => rng.next();
 
 interface Pair { sender: string; token: string; recipient: string; recipientToken: string; thread: string; next: number; pending: Outgoing[] }
 

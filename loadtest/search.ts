@@ -25,6 +25,7 @@ import { MessageIdGenerator } from '../protocol/ids.js';
 import { openStorage, type StorageEnv, type StoredMessage } from '../storage/env.js';
 import { indexMessage, type PostingWriter } from '../storage/search-index.js';
 import { searchMessages, type SearchQuery } from '../actors/message-search.js';
+import { Rng } from '../test/helpers/fuzz-frames.js';
 import { Abort, killEverythingSync, removeDir, stopProcess } from './bench/children.js';
 import { round } from './bench/proc.js';
 import { startServer, type Server } from './bench/server.js';
@@ -40,14 +41,10 @@ const QUERIES = Number(values.queries);
 const VOCABULARY = 20_000;
 const BATCH = 20_000;
 
-/** A small deterministic generator (mulberry32): the same bodies on every pass and every run. */
+/** The fuzzer's seeded generator (mulberry32): the same bodies on every pass and every run. */
 function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /** Pronounceable words of 3–10 letters, word k the k-th most frequent. */
