@@ -1,0 +1,37 @@
+// The command line: a subcommand name first, or none (serve). Each answers its exit code
+// (undefined: the server runs on).
+import { ConfigError } from '../config.js';
+import { reportConfigError, usage, UsageError } from './usage.js';
+import { versionLine } from './version.js';
+
+export async function runCli(argv: string[]): Promise<number | undefined> {
+  const [first, ...rest] = argv;
+  try {
+    switch (first) {
+      case 'help': case '--help': case '-h':
+        process.stdout.write(usage() + '\n');
+        return 0;
+      case 'version': case '--version': case '-v':
+        process.stdout.write(versionLine() + '\n');
+        return 0;
+      case 'backup':
+        return await (await import('./backup.js')).backupCommand(rest);
+      case 'check':
+        return await (await import('./check.js')).checkCommand(rest);
+      default:
+        if (argv.includes('--help') || argv.includes('-h')) {
+          process.stdout.write(usage() + '\n');
+          return 0;
+        }
+        if (first !== undefined && !first.startsWith('-')) throw new UsageError(`unknown command "${first}"`);
+        return await (await import('./serve.js')).serve(argv);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) return reportConfigError(err);
+    if (err instanceof UsageError) {
+      process.stderr.write(`parley: ${err.message}\nRun parley help for the commands.\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
