@@ -8,6 +8,10 @@
 //     worker scripts from memory.
 //   - lmdb's and msgpackr-extract's loaders (node-gyp-build-optional-packages, which searches
 //     node_modules) are replaced by src/sea/native-addons.ts (process.dlopen of the extracted file).
+//   - ordered-binary (lmdb's key encoding) is taken in its CommonJS build: its ES module reads
+//     strings with a direct eval that names a module variable, which the bundler renames when it
+//     joins modules into one scope (the eval then reads another module's `position` and lmdb's
+//     key reads never end). Inside a CommonJS wrapper its variables keep their names.
 //   - piscina's optional @napi-rs/nice addon is left out.
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
@@ -28,6 +32,11 @@ export function seaPlugin(root) {
   return {
     name: 'parley-sea',
     setup(b) {
+      b.onResolve({ filter: /^ordered-binary$/ }, async (args) => {
+        if (args.pluginData === 'cjs') return undefined;
+        const found = await b.resolve('ordered-binary', { kind: 'require-call', resolveDir: args.resolveDir, pluginData: 'cjs' });
+        return { path: found.path };
+      });
       b.onResolve({ filter: /^(node:)?worker_threads$/ }, (args) => (args.importer === workers ? undefined : { path: workers }));
       b.onResolve({ filter: /^node-gyp-build-optional-packages$/ }, (args) => {
         if (!args.importer.includes(`${sep}lmdb${sep}`)) throw new Error(`unexpected native loader user ${args.importer}: teach packaging/sea-plugin.mjs its addon`);

@@ -33,7 +33,8 @@ export async function backupDataDir(dataDir: string, dest: string): Promise<{ di
   try {
     const storage = openStorage(dataDir, 'relaxed', { readOnly: true });
     try {
-      await storage.root.backup(join(partial, 'data.mdb'), true);
+      // LMDB writes data.mdb into the (empty) directory it is given.
+      await storage.root.backup(partial, true);
     } finally {
       await storage.close();
     }
