@@ -1,6 +1,7 @@
 // The command line: a subcommand name first, or none (serve). Each answers its exit code
 // (undefined: the server runs on).
 import { ConfigError } from '../config.js';
+import { BinaryRefusal } from '../sea/refusal.js';
 import { reportConfigError, usage, UsageError } from './usage.js';
 import { versionLine } from './version.js';
 
@@ -28,6 +29,10 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
     }
   } catch (err) {
     if (err instanceof ConfigError) return reportConfigError(err);
+    if (err instanceof BinaryRefusal) {
+      process.stderr.write(`parley: ${err.message}\n`);
+      return 1;
+    }
     if (err instanceof UsageError) {
       process.stderr.write(`parley: ${err.message}\nRun parley help for the commands.\n`);
       return 2;

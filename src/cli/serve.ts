@@ -3,6 +3,7 @@
 // never load the native addons.
 import { ConfigError, loadConfig, printableConfig } from '../config.js';
 import { createLogger } from '../../actors/log.js';
+import { BinaryRefusal } from '../sea/refusal.js';
 import { reportConfigError } from './usage.js';
 
 export async function serve(argv: string[]): Promise<number | undefined> {
@@ -22,6 +23,7 @@ export async function serve(argv: string[]): Promise<number | undefined> {
   } catch (err) {
     // Options that parse but cannot be used (a half-configured push provider, an unreadable key file).
     if (err instanceof ConfigError) return reportConfigError(err);
+    if (err instanceof BinaryRefusal) throw err;
     process.stderr.write(`parley: failed to start: ${(err as Error)?.stack ?? String(err)}\n`);
     return 1;
   }

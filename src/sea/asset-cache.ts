@@ -8,8 +8,9 @@ import { homedir, tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { getAsset } from 'node:sea';
 import type { EmbeddedFile, EmbeddedManifest } from './manifest.js';
+import { BinaryRefusal } from './refusal.js';
 
-export class CacheUnsafe extends Error {
+export class CacheUnsafe extends BinaryRefusal {
   override name = 'CacheUnsafe';
 }
 

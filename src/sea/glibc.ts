@@ -1,7 +1,9 @@
 // The native addons are linked against glibc: on an older one they fail to load with a cryptic
 // "version `GLIBC_2.xx' not found". The binary checks first and refuses with a plain message.
 
-export class GlibcTooOld extends Error {
+import { BinaryRefusal } from './refusal.js';
+
+export class GlibcTooOld extends BinaryRefusal {
   override name = 'GlibcTooOld';
 }
 
