@@ -51,6 +51,7 @@ export async function buildBinary({ out = join(root, 'dist', 'parley'), web = jo
     });
 
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    const addonSources = files.filter((f) => f.path.endsWith('.node')).map((f) => f.source);
     const manifest = {
       version: pkg.version,
       commit: gitCommit(),
@@ -58,7 +59,8 @@ export async function buildBinary({ out = join(root, 'dist', 'parley'), web = jo
       files: files.map(({ asset, path, sha256, size }) => ({ asset, path, sha256, size })),
       addons,
       workers,
-      glibc: newestGlibc([...files.filter((f) => f.path.endsWith('.node')).map((f) => f.source)]),
+      glibc: newestVersion('GLIBC', addonSources, '2.17'),
+      glibcxx: newestVersion('GLIBCXX', addonSources, ''),
       node: process.version,
     };
     writeFileSync(join(work, 'manifest.json'), JSON.stringify(manifest));
@@ -82,7 +84,7 @@ export async function buildBinary({ out = join(root, 'dist', 'parley'), web = jo
     copyFileSync(exe, temp);
     chmodSync(temp, 0o755);
     renameSync(temp, out);
-    log(`built ${relative(process.cwd(), out) || out}: ${(statSync(out).size / 2 ** 20).toFixed(1)} MiB, node ${process.version}, needs glibc ≥ ${manifest.glibc}`);
+    log(`built ${relative(process.cwd(), out) || out}: ${(statSync(out).size / 2 ** 20).toFixed(1)} MiB, node ${process.version}, needs glibc ≥ ${manifest.glibc}${manifest.glibcxx ? `, GLIBCXX_${manifest.glibcxx}` : ''}`);
     return { out, manifest };
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -147,13 +149,17 @@ function webFiles(web) {
   return out;
 }
 
-/** The newest GLIBC_x.y symbol version the files reference. */
-function newestGlibc(paths) {
-  let best = [2, 17];
+/** The newest `<prefix>_x.y[.z]` symbol version the files reference (GLIBC_2.34, GLIBCXX_3.4.29). */
+function newestVersion(prefix, paths, floor) {
+  let best = floor === '' ? [] : floor.split('.').map(Number);
+  const newer = (a, b) => {
+    for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+    return false;
+  };
   for (const p of paths) {
-    for (const m of readFileSync(p).toString('latin1').matchAll(/GLIBC_(\d+)\.(\d+)/g)) {
-      const v = [Number(m[1]), Number(m[2])];
-      if (v[0] > best[0] || (v[0] === best[0] && v[1] > best[1])) best = v;
+    for (const m of readFileSync(p).toString('latin1').matchAll(new RegExp(`${prefix}_(\\d+(?:\\.\\d+)+)\\0`, 'g'))) {
+      const v = m[1].split('.').map(Number);
+      if (newer(v, best)) best = v;
     }
   }
   return best.join('.');

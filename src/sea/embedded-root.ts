@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { extractFiles } from './asset-cache.js';
-import { requireGlibc } from './glibc.js';
+import { requireSystemLibraries } from './glibc.js';
 import { embeddedManifest, type EmbeddedManifest } from './manifest.js';
 
 let root: string | undefined;
@@ -18,12 +18,12 @@ function manifestOrThrow(): EmbeddedManifest {
 
 /**
  * The extracted tree: extracted on the first call of the process (after checking that the
- * system's glibc suits the addons), then reused.
+ * system's glibc and libstdc++ suit the addons), then reused.
  */
 export function embeddedRoot(): string {
   if (root === undefined) {
     const manifest = manifestOrThrow();
-    requireGlibc(manifest.glibc);
+    requireSystemLibraries(manifest);
     root = extractFiles(manifest);
   }
   return root;

@@ -27,6 +27,8 @@ export interface EmbeddedManifest {
   workers: Record<string, string>;
   /** the newest GLIBC_x.y symbol version any addon needs */
   glibc: string;
+  /** the newest GLIBCXX_x.y.z (libstdc++) symbol version any addon needs ('' = none) */
+  glibcxx: string;
   /** the Node version the binary carries */
   node: string;
 }
