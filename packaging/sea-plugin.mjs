@@ -37,7 +37,8 @@ export function seaPlugin(root) {
         const found = await b.resolve('ordered-binary', { kind: 'require-call', resolveDir: args.resolveDir, pluginData: 'cjs' });
         return { path: found.path };
       });
-      b.onResolve({ filter: /^(node:)?worker_threads$/ }, (args) => (args.importer === workers ? undefined : { path: workers }));
+      // src/sea/ itself (the substitute among them) keeps the real module.
+      b.onResolve({ filter: /^(node:)?worker_threads$/ }, (args) => (args.importer.startsWith(sea + sep) ? undefined : { path: workers }));
       b.onResolve({ filter: /^node-gyp-build-optional-packages$/ }, (args) => {
         if (!args.importer.includes(`${sep}lmdb${sep}`)) throw new Error(`unexpected native loader user ${args.importer}: teach packaging/sea-plugin.mjs its addon`);
         return { path: 'lmdb', namespace: 'parley-addon' };

@@ -2,7 +2,8 @@
 // empty directory with nothing else (no node_modules, no dist, a bare PATH and HOME), it serves
 // with ./data, two users exchange a message with the SDK, SIGTERM ends it with 0; its files are
 // extracted once into the cache and reused, repaired when damaged, and two instances extracting
-// at once both work; --help and --version answer without starting anything.
+// at once both work; --help, --version and config answer without starting anything; health asks
+// a running server's /readyz.
 import t from 'tap';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,8 +59,15 @@ t.test('from an empty directory: serves with ./data, two users exchange a messag
   await annPhone.close();
   await bobPhone.close();
 
+  const health = await run('./parley', ['health', '--port', String(first.port), '--host', '127.0.0.1'], { cwd: dir, env: bareEnv(dir) });
+  t.equal(health.code, 0, 'parley health: ready');
+  t.match(health.stdout, `http://127.0.0.1:${first.port}/readyz ready`);
+
   first.proc.kill('SIGTERM');
   t.same(await first.exited, { code: 0, signal: null }, 'SIGTERM: exit 0');
+  const down = await run('./parley', ['health', '--port', String(first.port)], { cwd: dir, env: bareEnv(dir) });
+  t.equal(down.code, 1, 'parley health of a stopped server: 1');
+  t.match(down.stderr, /unreachable/);
 
   // The cache: ~/.cache/parley/<version>-<hash>, private; a second start finds it and writes nothing.
   const base = join(dir, '.cache', 'parley');
@@ -90,20 +98,23 @@ t.test('--help lists every option with its flag and env var; --version and versi
   const help = await run(binary, ['--help'], { cwd: dir, env: bareEnv(dir) });
   t.equal(help.code, 0);
   for (const line of configHelp().split('\n').filter((l) => l.startsWith('  --'))) t.ok(help.stdout.includes(line), `help has ${line.trim().split(/\s+/).slice(0, 2).join(' ')}`);
-  for (const command of ['backup <dir>', 'check [dir]', 'version']) t.ok(help.stdout.includes(`parley ${command}`), `help names parley ${command}`);
+  for (const command of ['backup <dir>', 'check [dir]', 'config', 'health', 'version']) t.ok(help.stdout.includes(`parley ${command}`), `help names parley ${command}`);
   const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   for (const arg of ['--version', 'version', '-v']) {
     const v = await run(binary, [arg], { cwd: dir, env: bareEnv(dir) });
     t.equal(v.code, 0);
     t.match(v.stdout, new RegExp(`^parley ${version.replaceAll('.', '\\.')} .*single binary, node ${process.version}`), `${arg}: ${v.stdout.trim()}`);
   }
-  t.same(readdirSync(dir), [], 'help and version extract nothing and write no data');
+  const config = await run(binary, ['config', '--port', '1234'], { cwd: dir, env: { ...bareEnv(dir), ADMIN_TOKEN: 'a'.repeat(40) } });
+  t.equal(config.code, 0);
+  t.match(JSON.parse(config.stdout), { port: 1234, dataDir: './data', adminToken: '***' }, 'parley config: the effective options, secrets masked');
   const bad = await run(binary, ['frobnicate'], { cwd: dir, env: bareEnv(dir) });
   t.equal(bad.code, 2);
   t.match(bad.stderr, /unknown command "frobnicate"/);
   const badFlag = await run(binary, ['--port', 'eighty'], { cwd: dir, env: bareEnv(dir) });
   t.equal(badFlag.code, 2);
   t.match(badFlag.stderr, /invalid --port/);
+  t.same(readdirSync(dir), [], 'help, version, config and refusals extract nothing and write no data');
 });
 
 t.test('the cache: two instances extracting at once both work; a damaged file is replaced; a cache others may write is refused', async (t) => {

@@ -19,6 +19,10 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
         return await (await import('./backup.js')).backupCommand(rest);
       case 'check':
         return await (await import('./check.js')).checkCommand(rest);
+      case 'config':
+        return (await import('./config-command.js')).configCommand(rest);
+      case 'health':
+        return await (await import('./health.js')).healthCommand(rest);
       default:
         if (argv.includes('--help') || argv.includes('-h')) {
           process.stdout.write(usage() + '\n');
