@@ -70,7 +70,7 @@ export async function buildBinary({ out = join(root, 'dist', 'parley'), web = jo
       'worker/password-pool.js': join(bundles, 'password-pool.js'),
       ...Object.fromEntries(files.map((f) => [f.asset, f.source])),
     };
-    writeFileSync(join(work, 'sea-config.json'), JSON.stringify({ main: join(bundles, 'main.js'), output: join(work, 'sea.blob'), disableExperimentalSEAWarning: true, useCodeCache: false, assets }));
+    writeFileSync(join(work, 'sea-config.json'), JSON.stringify({ main: join(bundles, 'main.js'), output: join(work, 'sea.blob'), disableExperimentalSEAWarning: true, useCodeCache: true, assets }));
     execFileSync(process.execPath, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: 'pipe' });
 
     // The carrier: a copy of this Node, the blob injected (postject from devDependencies).
