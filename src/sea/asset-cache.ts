@@ -3,10 +3,10 @@
 // start at once: every file is written under a temporary name and renamed into place, so a
 // reader sees either no file or a whole one.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir, userInfo } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { getAsset } from 'node:sea';
 import type { EmbeddedFile, EmbeddedManifest } from './manifest.js';
 import { BinaryRefusal } from './refusal.js';
@@ -17,7 +17,7 @@ export class CacheUnsafe extends BinaryRefusal {
 
 /** PARLEY_CACHE_DIR, else $XDG_CACHE_HOME/parley, else ~/.cache/parley, else a per-user dir in the temp dir. */
 export function cacheBase(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.PARLEY_CACHE_DIR) return env.PARLEY_CACHE_DIR;
+  if (env.PARLEY_CACHE_DIR) return resolve(env.PARLEY_CACHE_DIR);
   if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'parley');
   let home = '';
   try {
@@ -52,7 +52,7 @@ export function extractFiles(manifest: EmbeddedManifest, dir = cacheDir(manifest
     try {
       const fd = openSync(temp, 'wx', 0o600);
       try {
-        writeSync(fd, new Uint8Array(getAsset(file.asset)));
+        writeFileSync(fd, new Uint8Array(getAsset(file.asset)));
         fsyncSync(fd);
       } finally {
         closeSync(fd);
@@ -78,9 +78,10 @@ function intact(path: string, file: EmbeddedFile): boolean {
   }
 }
 
+/** `dir` (followed, if a link) belongs to this user and nobody else may write it. */
 function assertPrivate(dir: string): void {
   const uid = process.getuid?.();
-  const stat = lstatSync(dir);
+  const stat = statSync(dir);
   if (!stat.isDirectory()) throw new CacheUnsafe(`cache directory ${dir} is not a directory`);
   if (uid !== undefined && stat.uid !== uid) throw new CacheUnsafe(`cache directory ${dir} belongs to uid ${stat.uid}, not to this user (${uid}); set PARLEY_CACHE_DIR to a directory of your own`);
   if ((stat.mode & 0o022) !== 0) throw new CacheUnsafe(`cache directory ${dir} is writable by others (mode ${(stat.mode & 0o777).toString(8)}); set PARLEY_CACHE_DIR to a private directory`);
