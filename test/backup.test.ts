@@ -44,7 +44,7 @@ t.test('a hot backup during sends is consistent and serves the acknowledged mess
   t.equal((await copy.exited).code, 0);
 });
 
-t.test('backup refuses a destination that is not empty and a directory without data', async (t) => {
+t.test('backup refuses a destination that is not empty or inside the data, and a directory without data', async (t) => {
   const s = await startTestServer(t);
   const dir = tempDataDir(t);
   const full = join(dir, 'full');
@@ -56,6 +56,9 @@ t.test('backup refuses a destination that is not empty and a directory without d
   const noData = await runMain(['backup', join(dir, 'copy'), '--data-dir', join(dir, 'nothing')]);
   t.equal(noData.code, 2);
   t.match(noData.stderr, /no data directory at .*nothing \(it has no data\.mdb\)/);
+  const inside = await runMain(['backup', join(s.dataDir, 'backup'), '--data-dir', s.dataDir]);
+  t.equal(inside.code, 2);
+  t.match(inside.stderr, /is inside the data directory/);
   const noDest = await runMain(['backup']);
   t.equal(noDest.code, 2);
   t.match(noDest.stderr, /backup needs a destination/);

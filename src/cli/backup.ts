@@ -6,7 +6,7 @@
 // record in it finds its blob (a blob is stored before its record commits). The copy is built
 // under <dir>.partial-<pid> and renamed to <dir> at the end: a <dir> that exists is complete.
 import { cpSync, existsSync, fsyncSync, mkdirSync, openSync, closeSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, resolve, sep } from 'node:path';
 import { loadConfig } from '../config.js';
 import { openStorage } from '../../storage/env.js';
 import { UsageError } from './usage.js';
@@ -24,8 +24,10 @@ export async function backupCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** `dataDir` and `dest` are absolute. */
 export async function backupDataDir(dataDir: string, dest: string): Promise<{ dir: string; dataBytes: number; files: number }> {
   if (!existsSync(join(dataDir, 'data.mdb'))) throw new UsageError(`no data directory at ${dataDir} (it has no data.mdb)`);
+  if (dest === dataDir || dest.startsWith(dataDir + sep)) throw new UsageError(`${dest} is inside the data directory ${dataDir}: a backup goes elsewhere`);
   if (existsSync(dest) && (!statSync(dest).isDirectory() || readdirSync(dest).length > 0)) throw new UsageError(`${dest} exists and is not an empty directory: a backup goes to a new one`);
   const partial = join(resolve(dest, '..'), `${basename(dest)}.partial-${process.pid}`);
   rmSync(partial, { recursive: true, force: true });
