@@ -1,9 +1,10 @@
 // `parley backup <dir>` (src/cli/backup.ts) while the server runs and takes sends: the copy is
-// consistent (parley check passes), holds the secrets, and a server started on it serves every
-// message acknowledged before the backup began, seq from 1 without a gap.
+// consistent (parley check passes), holds the secrets and media, and a server started on it serves
+// every message acknowledged before the backup began, seq from 1 without a gap, and the media.
 import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { downloadMedia, uploadMedia } from '../client/index.js';
 import { runMain } from './helpers/binary.js';
 import { startChildServer } from './helpers/child-server.js';
 import { connect, newDevice, newUser, startTestServer, tempDataDir } from './helpers/server.js';
@@ -15,6 +16,9 @@ t.test('a hot backup during sends is consistent and serves the acknowledged mess
   const annPhone = await connect(t, s, annDevice);
   const BEFORE = 30;
   for (let i = 1; i <= BEFORE; i++) await annPhone.send({ to: bob.user, body: `before ${i}` });
+  const picture = new TextEncoder().encode('a picture in the backup');
+  const media = await uploadMedia(s.base, annDevice.token, picture, { mime: 'image/png' });
+  await annPhone.send({ to: bob.user, body: 'with a picture', media });
 
   // 60 sends in flight (within the per-socket limit) while LMDB copies the environment.
   const dest = join(tempDataDir(t), 'copy');
@@ -35,10 +39,13 @@ t.test('a hot backup during sends is consistent and serves the acknowledged mess
   const annAgain = await connect(t, copy, annDevice);
   const page = await annAgain.history({ thread: acks[0].thread, limit: 100 });
   const seqs = page.messages.map((m) => m.seq).sort((a, b) => a - b);
-  t.ok(seqs.length >= BEFORE && seqs.length <= BEFORE + 60, `the copy holds ${seqs.length} messages`);
+  t.ok(seqs.length >= BEFORE + 1 && seqs.length <= BEFORE + 61, `the copy holds ${seqs.length} messages`);
   t.same(seqs, seqs.map((_, i) => i + 1), 'seq from 1 without a gap');
   const bodies = new Map(page.messages.map((m) => [m.seq, m.body]));
   t.same(Array.from({ length: BEFORE }, (_, i) => bodies.get(i + 1)), Array.from({ length: BEFORE }, (_, i) => `before ${i + 1}`), 'every message acknowledged before the backup is in it');
+  t.equal(bodies.get(BEFORE + 1), 'with a picture');
+  const downloaded = await downloadMedia(copy.base, annDevice.token, media);
+  t.same(Buffer.from(downloaded.data), Buffer.from(picture), 'the media blob is in the copy and served from it');
   await annAgain.close();
   copy.proc.kill('SIGTERM');
   t.equal((await copy.exited).code, 0);
