@@ -8,10 +8,12 @@ import { versionLine } from './version.js';
 export async function runCli(argv: string[]): Promise<number | undefined> {
   const [first, ...rest] = argv;
   try {
+    // Asked anywhere (parley backup --help too): the help, and nothing else.
+    if (first === 'help' || argv.includes('--help') || argv.includes('-h')) {
+      process.stdout.write(usage() + '\n');
+      return 0;
+    }
     switch (first) {
-      case 'help': case '--help': case '-h':
-        process.stdout.write(usage() + '\n');
-        return 0;
       case 'version': case '--version': case '-v':
         process.stdout.write(versionLine() + '\n');
         return 0;
@@ -24,10 +26,6 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
       case 'health':
         return await (await import('./health.js')).healthCommand(rest);
       default:
-        if (argv.includes('--help') || argv.includes('-h')) {
-          process.stdout.write(usage() + '\n');
-          return 0;
-        }
         if (first !== undefined && !first.startsWith('-')) throw new UsageError(`unknown command "${first}"`);
         return await (await import('./serve.js')).serve(argv);
     }
