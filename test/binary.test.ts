@@ -6,6 +6,8 @@
 // a running server's /readyz.
 import t from 'tap';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configHelp } from '../src/config.js';
@@ -65,9 +67,14 @@ t.test('from an empty directory: serves with ./data, two users exchange a messag
 
   first.proc.kill('SIGTERM');
   t.same(await first.exited, { code: 0, signal: null }, 'SIGTERM: exit 0');
-  const down = await run('./parley', ['health', '--port', String(first.port)], { cwd: dir, env: bareEnv(dir) });
-  t.equal(down.code, 1, 'parley health of a stopped server: 1');
-  t.match(down.stderr, /unreachable/);
+  // A server that is not ready (here a stand-in answering 503, on a port this test holds).
+  const draining = createServer((_req, res) => res.writeHead(503).end('draining'));
+  await new Promise<void>((resolve) => draining.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => draining.close());
+  const drainingPort = (draining.address() as AddressInfo).port;
+  const down = await run('./parley', ['health', '--port', String(drainingPort), '--host', '127.0.0.1'], { cwd: dir, env: bareEnv(dir) });
+  t.equal(down.code, 1, 'parley health of a server that is not ready: 1');
+  t.match(down.stderr, `http://127.0.0.1:${drainingPort}/readyz answered 503 draining`);
 
   // The cache: ~/.cache/parley/<version>-<hash>, private; a second start finds it and writes nothing.
   const base = join(dir, '.cache', 'parley');

@@ -16,7 +16,34 @@ export async function serve(argv: string[]): Promise<number | undefined> {
   }
   const log = createLogger(config.logLevel);
   log.info({ config: printableConfig(config) }, 'starting parley');
-  let server;
+
+  // Listening before the start: a SIGTERM that comes while the server starts (a supervisor
+  // changing its mind, or one that saw `ready` logged) stops it cleanly once it is up.
+  let server: { stop(): Promise<void> } | undefined;
+  let signalled = false;
+  const stop = () => {
+    server!.stop().then(
+      () => process.exit(process.exitCode ?? 0),
+      (err: unknown) => {
+        log.fatal({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  const shutdown = (signal: string) => {
+    if (signalled) return;
+    signalled = true;
+    log.info({ signal }, 'shutting down');
+    // Refuse to hang: a stuck start or drain still ends the process.
+    setTimeout(() => {
+      log.fatal('shutdown took longer than 10 s; exiting');
+      process.exit(1);
+    }, 10_000).unref();
+    if (server) stop();
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+
   try {
     const { startServer } = await import('../server.js');
     server = await startServer(config, log);
@@ -27,23 +54,6 @@ export async function serve(argv: string[]): Promise<number | undefined> {
     process.stderr.write(`parley: failed to start: ${(err as Error)?.stack ?? String(err)}\n`);
     return 1;
   }
-  const running = server;
-  const shutdown = (signal: string) => {
-    log.info({ signal }, 'shutting down');
-    // Refuse to hang: a stuck drain still ends the process.
-    setTimeout(() => {
-      log.fatal('shutdown took longer than 10 s; exiting');
-      process.exit(1);
-    }, 10_000).unref();
-    running.stop().then(
-      () => process.exit(process.exitCode ?? 0),
-      (err: unknown) => {
-        log.fatal({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  if (signalled) stop();
   return undefined;
 }
