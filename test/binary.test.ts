@@ -81,6 +81,9 @@ t.test('from an empty directory: serves with ./data, two users exchange a messag
   const [entry] = readdirSync(base);
   t.match(entry, /^\d+\.\d+\.\d+-[0-9a-f]{16}$/, 'one content-hashed cache directory');
   t.equal(statSync(join(base, entry)).mode & 0o077, 0, 'private to the user');
+  // Only addons, the web app and package files: no server code, no worker script (they run from memory).
+  t.same(readdirSync(join(base, entry)).sort(), ['addons', 'node_modules', 'web']);
+  t.same(readdirSync(join(base, entry, 'node_modules')).sort(), ['lmdb', 'uWebSockets.js', 'uplot']);
   const addonDir = join(base, entry, 'addons', 'lmdb');
   const addon = join(addonDir, readdirSync(addonDir)[0]);
   const before = statSync(addon);
