@@ -270,9 +270,11 @@ export interface StorageEnv {
   close(): Promise<void>;
 }
 
-export function openStorage(dataDir: string, durability: Durability): StorageEnv {
-  mkdirSync(dataDir, { recursive: true });
+/** `readOnly`: for the operator's tools (src/cli/): nothing is created or written. */
+export function openStorage(dataDir: string, durability: Durability, options: { readOnly?: boolean } = {}): StorageEnv {
+  if (!options.readOnly) mkdirSync(dataDir, { recursive: true });
   const root = open({
+    readOnly: options.readOnly ?? false,
     path: dataDir,
     // DATA_DIR is always a directory: lmdb-js would take "/tmp/tmp.AbC" for a file name.
     noSubdir: false,
