@@ -1,11 +1,11 @@
 // Building a thread's search blocks (storage/search-blocks.ts) from its log, all at once: the
-// upgrade from the per-term index of earlier versions, and bulk loads (loadtest/search.ts).
+// upgrade from the per-term index of earlier versions, `parley reindex`, bulk loads (loadtest/search.ts).
 // Runs where no thread actor writes (before the shards start, or in a tool of its own).
 import { BlockBuilder, MAX_INDEXED_SEQ, messageTerms } from './search-blocks.js';
 import type { StorageEnv } from './env.js';
 import { logFloor } from './retention.js';
 
-/** Writes `thread`'s blocks for every message its log holds (replacing those of the same first seqs); returns how many. */
+/** Replaces `thread`'s blocks with blocks of every message its log holds; returns how many. */
 export function reindexThread(storage: StorageEnv, thread: string): number {
   const { threadLog, searchBlocks } = storage.db;
   let block: BlockBuilder | null = null;
@@ -15,6 +15,8 @@ export function reindexThread(storage: StorageEnv, thread: string): number {
     blocks++;
   };
   storage.root.transactionSync(() => {
+    const old = [...searchBlocks.getKeys({ start: [thread, 0], end: [thread, MAX_INDEXED_SEQ + 1] })];
+    for (const key of old) searchBlocks.removeSync(key as [string, number]);
     const start: [string, number] = [thread, logFloor(storage, 'thread', thread) + 1];
     for (const { key, value } of threadLog.getRange({ start, end: [thread, MAX_INDEXED_SEQ + 1] })) {
       const seq = (key as [string, number])[1];

@@ -21,6 +21,8 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
         return await (await import('./backup.js')).backupCommand(rest);
       case 'check':
         return await (await import('./check.js')).checkCommand(rest);
+      case 'reindex':
+        return await (await import('./reindex.js')).reindexCommand(rest);
       case 'config':
         return (await import('./config-command.js')).configCommand(rest);
       case 'health':

@@ -5,6 +5,7 @@ export const SUBCOMMANDS: readonly [string, string][] = [
   ['parley [options]', 'serve HTTP and WebSocket (the options below, or their environment variables)'],
   ['parley backup <dir> [options]', 'copy the data directory (DATA_DIR / --data-dir) to <dir> while the server runs: a consistent, compacted LMDB copy plus media and secrets'],
   ['parley check [dir] [options]', 'open a data directory read-only and verify its invariants (gap-free logs, resolvable pending fan-outs); exit 1 on a problem'],
+  ['parley reindex [dir] [options]', 'with the server stopped: rebuild every thread\'s search index from its messages (what was sent while SEARCH was off becomes findable)'],
   ['parley config [options]', 'print the configuration the options and environment give (validated, secrets masked) without starting'],
   ['parley health [options]', 'exit 0 if the server on PORT/HOST answers GET /readyz with 200, else 1 (a container health check without curl)'],
   ['parley version', 'print the version (also --version, -v)'],
