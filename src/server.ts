@@ -138,8 +138,12 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     events: { storage, apiKeys },
   });
 
-  // SIGHUP (TLS only): read TLS_CERT/TLS_KEY again; new connections get the new certificate, open ones stay.
+  // SIGHUP: read TLS_CERT/TLS_KEY again; new connections get the new certificate, open ones stay.
   function reloadCertificate(): void {
+    if (!tls) {
+      log.info('SIGHUP: nothing to reload (no TLS_CERT/TLS_KEY)');
+      return;
+    }
     try {
       log.info({ certificate: tls!.reload() }, 'tls certificate reloaded');
     } catch (err) {
@@ -155,10 +159,8 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       limits.stop();
       idempotency.stop();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
-      if (tls) {
-        process.off('SIGHUP', reloadCertificate);
-        tls.close();
-      }
+      process.off('SIGHUP', reloadCertificate);
+      tls?.close();
       if (adminListenSocket) uws.us_listen_socket_close(adminListenSocket as never);
       clearInterval(shardPoll);
       await history.stop();
@@ -182,13 +184,14 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   if (tls) {
     port = tls.listen(config.host, config.port);
     log.info({ certificate: tls.info }, 'https and wss on this port');
-    process.on('SIGHUP', reloadCertificate);
   } else {
     listenSocket = await new Promise<unknown>((resolve, reject) => {
       app.listen(config.host, config.port, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
     });
     port = uws.us_socket_local_port(listenSocket as never);
   }
+  // Handled with or without TLS: a `systemctl reload` must never end the process.
+  process.on('SIGHUP', reloadCertificate);
   if (config.adminPort !== 0) {
     adminListenSocket = await new Promise<unknown>((resolve, reject) => {
       adminApp(metrics, history).listen(config.adminHost, config.adminPort, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on the admin port ${config.adminHost}:${config.adminPort}`))));

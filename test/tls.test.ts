@@ -229,3 +229,16 @@ function writeKey(dir: string, key: string): string {
   writeFileSync(file, key, { mode: 0o600 });
   return file;
 }
+
+t.test('without TLS, SIGHUP is logged and changes nothing (systemctl reload must not stop the server)', async (t) => {
+  const server = await startChildServer(join(tempDataDir(t), 'data'));
+  t.teardown(() => {
+    server.proc.kill('SIGKILL');
+  });
+  const noted = nextLog(server, 'SIGHUP: nothing to reload (no TLS_CERT/TLS_KEY)');
+  server.proc.kill('SIGHUP');
+  await noted;
+  t.equal((await fetch(`${server.base}/readyz`)).status, 200, 'still serving plain HTTP');
+  server.proc.kill('SIGTERM');
+  t.same(await server.exited, { code: 0, signal: null }, 'SIGTERM exits 0');
+});
