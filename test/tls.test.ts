@@ -116,6 +116,8 @@ t.test('https and wss on the main port; SIGHUP swaps the certificate for new con
 
   const ready = await httpsJson(port, first.cert, 'GET', '/readyz');
   t.equal(ready.status, 200, 'GET /readyz over https');
+  const health = await runMain(['health', '--port', String(port), '--host', '127.0.0.1'], { TLS_CERT: files.certFile, TLS_KEY: files.keyFile });
+  t.match(health, { code: 0, stdout: /https:\/\/127\.0\.0\.1:\d+\/readyz ready/ }, 'parley health speaks https when TLS_CERT is set');
   t.equal(await peerFingerprint(port), first.fingerprint, 'the first certificate is served');
 
   const ann = await signIn(port, first.cert, `ann${process.pid % 1000}`);
@@ -217,11 +219,18 @@ t.test('a bad TLS_CERT or TLS_KEY refuses to start with a clear message', async 
 
 /** Runs the server process with these options and waits for it to exit (it must refuse to start). */
 function startExpectingRefusal(dataDir: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return runMain([], { PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, SHARDS: '1', ...env });
+}
+
+/** `node dist/src/main.js ARGS` (a subcommand, or a start that must end) until it exits. */
+function runMain(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const main = fileURLToPath(new URL('../src/main.js', import.meta.url));
-  const proc = spawn(process.execPath, [main], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, SHARDS: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(process.execPath, [main, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
   let stderr = '';
+  proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => proc.once('exit', (code) => resolve({ code, stderr })));
+  return new Promise((resolve) => proc.once('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
 function writeKey(dir: string, key: string): string {
