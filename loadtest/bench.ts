@@ -66,6 +66,7 @@ import { Abort, Gen, alive, closeGenerators, killEverythingSync } from './bench/
 import { SOCKETS_PER_GENERATOR, idlePhase, type IdleResult } from './bench/idle.js';
 import type { BenchUser, FromGen, ToGen, TargetKind } from './bench/ipc.js';
 import { summarizeAll } from './bench/latency.js';
+import { ensureBaselineInstall } from './baselines/install.js';
 import { parseOptions, type Options } from './bench/options.js';
 import { allProcTicks, cmdlineOf, cpuBetween, CLK_TCK, dirSizeKiB, memKiB, round, sleep, snap, threadTicks, waitQuiet, type Snap } from './bench/proc.js';
 import { idleReport, limitedBy, problemsOf, report, type TargetResult } from './bench/report.js';
@@ -396,6 +397,9 @@ async function main(): Promise<void> {
   const opts = parseOptions();
   const startedAt = new Date();
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  // The socketio target's packages are an install of their own (baselines/install.ts), made once,
+  // before --max-minutes starts counting; if it fails, that target fails and the others run.
+  const baselineProblem = opts.targets.includes('socketio') ? ensureBaselineInstall(log) : undefined;
   const run: Run = { opts, deadline: Date.now() + opts.maxMinutes * 60_000, profileDir: path.join(resultsDir, 'profiles', `bench-${stamp}`) };
   let finishing = false;
   const bail = (why: string, code: number) => {
@@ -432,6 +436,11 @@ async function main(): Promise<void> {
     if (finishing) break;
     if (Date.now() > run.deadline - 20_000) {
       results.push({ target: kind, label: label(kind, opts), ok: false, error: 'skipped: not enough time left before --max-minutes' });
+      continue;
+    }
+    if (kind === 'socketio' && baselineProblem) {
+      log(`[socketio] FAILED: ${baselineProblem}`);
+      results.push({ target: kind, label: label(kind, opts), ok: false, error: `the baseline's install (loadtest/baselines): ${baselineProblem}` });
       continue;
     }
     results.push(await runTarget(kind, run));

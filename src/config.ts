@@ -166,6 +166,11 @@ export interface Config {
   sendHookFail: 'open' | 'closed';
   /** hook calls in flight or waiting, across the gateway; beyond, sends get unavailable */
   sendHookConcurrency: number;
+  // ---- TLS without a proxy (issue 16, src/gateway/tls-apps.ts): on when both files are set.
+  /** PEM file: the server's certificate, then its chain ('' = plain HTTP and WebSocket) */
+  tlsCert: string;
+  /** PEM file: the certificate's private key, unencrypted */
+  tlsKey: string;
 }
 
 /** One API_KEYS entry: the secret and what it may do (docs/operator-guide.md). */
@@ -568,6 +573,10 @@ const fields: { [K in keyof Config]: Field<K> } = {
   sendHookFail: { key: 'sendHookFail', env: 'SEND_HOOK_FAIL', flag: 'send-hook-fail', help: 'a hook timeout or bad answer: closed refuses the message (unavailable, retry), open stores it unchanged', parse: oneOf<'open' | 'closed'>('open', 'closed'), default: () => 'closed' },
   sendHookConcurrency: { key: 'sendHookConcurrency', env: 'SEND_HOOK_CONCURRENCY', flag: 'send-hook-concurrency', help: 'hook calls in flight or waiting at once; beyond, sends get unavailable with retry', parse: int(1, 100_000), default: () => 256 },
   rlStrikes: { key: 'rlStrikes', env: 'RL_STRIKES', flag: 'rl-strikes', help: 'rate_limited answers a socket may run into while still told to wait; then it is closed with 4008', parse: int(1, 1_000_000), default: () => 10 },
+  // ---- TLS without a proxy: both files are read and checked at start-up (a clear refusal on a
+  // missing or unreadable file, a key that does not match the certificate), again on SIGHUP.
+  tlsCert: { key: 'tlsCert', env: 'TLS_CERT', flag: 'tls-cert', help: 'serve https and wss on PORT with this PEM certificate (chain after it); needs TLS_KEY; SIGHUP reloads both files', parse: nonEmpty, default: () => '' },
+  tlsKey: { key: 'tlsKey', env: 'TLS_KEY', flag: 'tls-key', help: 'the PEM private key (unencrypted) of TLS_CERT', parse: nonEmpty, default: () => '' },
 };
 
 export function configHelp(): string {
@@ -607,6 +616,7 @@ export function loadConfig(argv: string[] = [], env: NodeJS.ProcessEnv = {}, ove
   if (result.blobStore === 's3' && result.s3Bucket === '') throw new ConfigError('BLOB_STORE=s3 needs S3_BUCKET');
   if (result.authJwksUrl !== '' && result.authJwtPublicKey !== '') throw new ConfigError('AUTH_JWKS_URL and AUTH_JWT_PUBLIC_KEY: set one of them');
   if (result.webhookUrl !== '' && result.webhookSecret === '') throw new ConfigError('WEBHOOK_URL needs WEBHOOK_SECRET');
+  if ((result.tlsCert === '') !== (result.tlsKey === '')) throw new ConfigError(result.tlsCert === '' ? 'TLS_KEY needs TLS_CERT' : 'TLS_CERT needs TLS_KEY');
   if (result.sendHookUrl !== '' && result.sendHookSecret === '' && result.webhookSecret === '') throw new ConfigError('SEND_HOOK_URL needs SEND_HOOK_SECRET (or WEBHOOK_SECRET)');
   return result;
 }

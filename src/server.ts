@@ -18,6 +18,7 @@ import { adminApp } from './gateway/admin-app.js';
 import { mountRoutes } from './gateway/routes.js';
 import { SocketGateway } from './gateway/sockets.js';
 import { uws } from './gateway/uws.js';
+import { TlsApps } from './gateway/tls-apps.js';
 import { EdgeLimits } from './limits/edge-limits.js';
 import { Metrics } from './metrics.js';
 import { gatewaySource, MetricsHistory } from './metrics-history.js';
@@ -73,6 +74,8 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const pushProviders = openPushProviders(config);
   // Likewise an unreadable AUTH_JWT_PUBLIC_KEY.
   const jwtVerifier = new JwtVerifier(jwtKeyOptions(config));
+  // TLS_CERT/TLS_KEY: a missing file or a key of another certificate stops start-up here.
+  const tls = config.tlsCert !== '' ? new TlsApps({ certFile: config.tlsCert, keyFile: config.tlsKey }, log) : null;
   const storage = openStorage(config.dataDir, config.durability);
   // Before any shard writes: a data directory of an earlier version gets its search blocks.
   const upgraded = upgradeSearchIndex(storage);
@@ -129,7 +132,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const idempotency = new IdempotencyStore(storage, config.idempotencyTtlMs, log);
   const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits, jwt, sendHook);
 
-  const app = uws.App();
+  const app = tls ? tls.app : uws.App();
   app.ws('/v1/ws', sockets.behavior());
   sockets.attachApp(app);
   mountRoutes(app, { config, accounts, cluster, metrics, log, isReady: () => state === 'ready', channels: sockets.channels, limits, history, jwt,
@@ -139,6 +142,19 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     events: { storage, apiKeys },
   });
 
+  // SIGHUP: read TLS_CERT/TLS_KEY again; new connections get the new certificate, open ones stay.
+  function reloadCertificate(): void {
+    if (!tls) {
+      log.info('SIGHUP: nothing to reload (no TLS_CERT/TLS_KEY)');
+      return;
+    }
+    try {
+      log.info({ certificate: tls!.reload() }, 'tls certificate reloaded');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'tls certificate not reloaded; the previous one stays in use');
+    }
+  }
+
   const stop = () =>
     (stopping ??= (async () => {
       state = 'draining';
@@ -147,6 +163,8 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       limits.stop();
       idempotency.stop();
       if (listenSocket) uws.us_listen_socket_close(listenSocket as never);
+      process.off('SIGHUP', reloadCertificate);
+      tls?.close();
       if (adminListenSocket) uws.us_listen_socket_close(adminListenSocket as never);
       clearInterval(shardPoll);
       await history.stop();
@@ -166,10 +184,18 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     })());
 
   // Listen first: /healthz answers and /readyz says 503 while the shards start and recover.
-  listenSocket = await new Promise<unknown>((resolve, reject) => {
-    app.listen(config.host, config.port, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
-  });
-  const port = uws.us_socket_local_port(listenSocket as never);
+  let port: number;
+  if (tls) {
+    port = tls.listen(config.host, config.port);
+    log.info({ certificate: tls.info }, 'https and wss on this port');
+  } else {
+    listenSocket = await new Promise<unknown>((resolve, reject) => {
+      app.listen(config.host, config.port, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
+    });
+    port = uws.us_socket_local_port(listenSocket as never);
+  }
+  // Handled with or without TLS: a `systemctl reload` must never end the process.
+  process.on('SIGHUP', reloadCertificate);
   if (config.adminPort !== 0) {
     adminListenSocket = await new Promise<unknown>((resolve, reject) => {
       adminApp(metrics, history).listen(config.adminHost, config.adminPort, (ls) => (ls ? resolve(ls) : reject(new Error(`cannot listen on the admin port ${config.adminHost}:${config.adminPort}`))));

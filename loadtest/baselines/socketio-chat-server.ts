@@ -22,14 +22,29 @@
 // it also exits when its stdin closes (the benchmark that started it went away).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Server } from 'socket.io';
+import { baselineRequire } from './install.js';
 
-// better-sqlite3 ships no TypeScript types here (no @types/better-sqlite3): the few calls we use.
+// socket.io and better-sqlite3 come from the baseline's own install (loadtest/baselines/
+// node_modules, see install.ts), so the server's tree has neither them nor their types: the few
+// calls we use.
+interface IoSocket {
+  handshake: { auth: unknown };
+  data: Record<string, unknown>;
+  join(room: string): void | Promise<void>;
+  on(event: 'disconnect', fn: () => void): void;
+  on(event: 'send', fn: (msg: SendArgs, ack: unknown) => void): void;
+}
+interface IoServer {
+  use(fn: (socket: IoSocket, next: (err?: Error) => void) => void): void;
+  on(event: 'connection', fn: (socket: IoSocket) => void): void;
+  to(room: string): { emit(event: string, payload: unknown): void };
+  close(fn: () => void): void;
+}
+const { Server } = baselineRequire('socket.io') as { Server: new (http: import('node:http').Server, opts: { serveClient: boolean }) => IoServer };
 interface RunResult {
   changes: number;
   lastInsertRowid: number | bigint;
@@ -45,7 +60,7 @@ interface Database {
   transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R;
   close(): void;
 }
-const SQLite = createRequire(import.meta.url)('better-sqlite3') as new (file: string) => Database;
+const SQLite = baselineRequire('better-sqlite3') as new (file: string) => Database;
 
 const { values: args } = parseArgs({
   options: {

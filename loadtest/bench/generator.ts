@@ -11,13 +11,13 @@
 // number in the body (lost / duplicated / out of order).
 // Or, for the idle phase (Parley): raw sockets that only say hello, wait for synced and ping.
 // Every wait is bounded; the process exits when the parent goes away or after its own deadline.
-import { io as ioClient, type Socket as IoSocket } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import { ParleyClient } from '../../client/index.js';
 import { decodeFrame, encodeFrame } from '../../protocol/wire.js';
 import { LogHistogram } from '../k6/histogram.js';
 import type { BenchUser, FromGen, GenStats, IdleStats, OpenLoad, ParleyClientKind, TargetKind, ToGen } from './ipc.js';
 import { now, pool, withTimeout } from '../k6/helpers.js';
+import { baselineRequire } from '../baselines/install.js';
 
 const MAX_LIFETIME_MS = Number(process.env.BENCH_GENERATOR_MAX_MS ?? 5 * 60_000);
 const sleep = (ms: number) => new Promise<void>((res) => setTimeout(res, ms));
@@ -382,6 +382,23 @@ class ParleySdkConn extends BaseConn {
 }
 
 // ------------------------------------------------------------------ Socket.IO
+
+// socket.io-client comes from the baseline's own install (loadtest/baselines/node_modules, see
+// baselines/install.ts; bench.ts installs it before a socketio run), loaded only for that target:
+// the calls we use.
+interface IoSocket {
+  readonly connected: boolean;
+  on(event: 'connect', fn: () => void): void;
+  on(event: 'connect_error', fn: (err: Error) => void): void;
+  on(event: 'disconnect', fn: (reason: string) => void): void;
+  on(event: 'msg', fn: (m: { from?: string; body?: unknown }) => void): void;
+  once(event: 'disconnect', fn: () => void): void;
+  emit(event: string, payload: unknown, ack: (answer: { error?: string } | undefined) => void): void;
+  disconnect(): void;
+}
+type IoConnect = (url: string, opts: { transports: string[]; auth: unknown; forceNew: boolean; reconnection: boolean; timeout: number }) => IoSocket;
+let ioConnect: IoConnect | undefined;
+const ioClient: IoConnect = (url, opts) => (ioConnect ??= (baselineRequire('socket.io-client') as { io: IoConnect }).io)(url, opts);
 
 class SocketIoConn extends BaseConn {
   private socket?: IoSocket;
