@@ -7,6 +7,7 @@ import { logout } from '../../client/http.js';
 import { IndexedDbPersistence } from '../../client/indexeddb-persistence.js';
 import type { CmsgEvent, ContactRow, Msg, MsgEvent, ReceiptEvent, ThreadEvent, ThreadRow } from '../../client/types.js';
 import { describeError } from './describe-error.js';
+import { DesktopNotifications } from './desktop-notifications.js';
 import { HistoryCache, type CachedScreen } from './history-cache.js';
 import { apiBase, forgetSession, wsUrl, type Session } from './session.js';
 
@@ -56,6 +57,8 @@ export class ChatStore {
   channelPosts = new Map<string, CmsgEvent[]>();
   /** Set when the session ended for good (revoked, expired): the app goes back to sign-in. */
   ended?: string;
+  /** Desktop notifications of this device (Web Push). */
+  readonly push: DesktopNotifications;
 
   private readonly listeners = new Set<() => void>();
   private readonly cache: HistoryCache;
@@ -74,6 +77,7 @@ export class ChatStore {
   constructor(readonly session: Session) {
     this.names.set(session.user, session.username);
     this.cache = new HistoryCache(session.user);
+    this.push = new DesktopNotifications(session, () => this.changed());
     this.cacheReady = this.cache.load().then((screen) => this.applyCached(screen));
     // The SDK keeps this device's cursor (and its own cache of recent messages) in IndexedDB: a
     // reload sends hello {since} and only the events after it are replayed.
@@ -200,6 +204,7 @@ export class ChatStore {
   // ---- life ----
 
   async start(): Promise<void> {
+    void this.push.init();
     await this.cacheReady;
     try {
       await this.client.connect();
@@ -212,6 +217,8 @@ export class ChatStore {
   }
 
   async logout(): Promise<void> {
+    // While the token still works: no more notifications for this device.
+    await this.push.signOut();
     try {
       await logout(apiBase(), this.session.token);
     } catch (err) {
@@ -227,6 +234,7 @@ export class ChatStore {
     forgetSession();
     // Signed out (here or from elsewhere): nothing of the account stays in this browser.
     void this.cache.clear();
+    void this.push.signOut(true);
     const persistence = this.persistence;
     void this.client.close().then(() => persistence?.destroy()).catch(() => undefined);
     removeEventListener('online', this.onOnline);
