@@ -17,6 +17,8 @@ export type Tick = 'pending' | 'failed' | 'sent' | 'delivered' | 'read';
 /** A message the server has not answered yet (or refused). */
 export interface Unsent {
   cid: string; thread?: string; to?: string; body: string; ts: number; error?: string;
+  /** why it waits and for how long, while the SDK sends it again by itself (rate limited, …) */
+  waiting?: string;
   /** an attachment being uploaded: its name and the share of bytes the server has (0..1) */
   file?: { name: string; progress: number; blob: Blob };
 }
@@ -125,6 +127,14 @@ export class ChatStore {
       this.changed();
     });
     c.on('error', (err) => this.notify(describeError(err)));
+    c.on('sendRetry', (e) => {
+      const u = this.unsent.get(e.cid);
+      if (!u) return;
+      const s = Math.max(1, Math.ceil(e.delay / 1000));
+      const why = e.error.code === 'rate_limited' ? 'Too many messages at once' : 'The server could not take it';
+      this.unsent.set(e.cid, { ...u, waiting: `${why} — sending again in ${s} s.` });
+      this.changed();
+    });
     addEventListener('online', this.onOnline);
     addEventListener('offline', this.onOnline);
   }

@@ -174,6 +174,7 @@ function UnsentItem({ store, u }: { store: ChatStore; u: Unsent }) {
         <time dateTime={new Date(u.ts).toISOString()}>{shortTime(u.ts)}</time>
         <span class={`tick ${tick}`} aria-label={TICK_TEXT[tick][1]} title={TICK_TEXT[tick][1]}>{TICK_TEXT[tick][0]}</span>
       </span>
+      {u.waiting && !u.error && <span class="waiting" role="status">{u.waiting}</span>}
       {u.error && (
         <span class="error" role="alert">
           {u.error} <button type="button" onClick={() => store.retry(u.cid)}>Retry</button>
