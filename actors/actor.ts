@@ -17,8 +17,7 @@ export interface ActorContext {
   readonly log: Logger;
   /** Queue a write in this tick's transaction; outputs emitted after it wait for its commit. */
   put<V, K extends Key>(db: Database<V, K>, key: K, value: V): void;
-  /** `value`: only for a dupSort table (the search index) — which of the key's values goes. */
-  remove<V, K extends Key>(db: Database<V, K>, key: K, value?: V): void;
+  remove<V, K extends Key>(db: Database<V, K>, key: K): void;
   /** Fire and forget to another actor (released after this tick's commit). */
   tell(to: string, msg: ActorMessage): void;
   /** The same message to many actors: it crosses to each shard once (fan-out). Read-only for them. */

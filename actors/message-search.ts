@@ -1,20 +1,22 @@
 // `search` (docs/protocol.md "Search"): the caller's messages holding every word of a query,
-// newest first, with highlights — run by the caller's user actor over the committed index
-// (storage/search-index.ts) of the threads in its inbox, or of one thread.
+// newest first, with highlights — run by the caller's user actor over the committed search blocks
+// (storage/search-blocks.ts) of the threads in its inbox, or of one thread.
 //
-// Per thread, the postings of the query's longest term (likely its rarest) are walked newest
-// first and each seq is checked against the other terms' postings; only a full match reads the
-// message. Threads are visited newest activity first, so once the page is full a thread whose last
+// Per thread, blocks are visited newest first; a block whose Bloom filter lacks any word of the
+// query is skipped, and in the others only the messages whose signature has every word are read,
+// their bodies deciding.
+// Threads are visited newest activity first, so once the page is full a thread whose last
 // activity is older than the page's oldest result is never opened. A query does at most
-// MAX_SEARCH_SCAN units of work (threads visited, postings checked); when it stops early, the reply
-// holds only results it has proven to be the newest (see `complete`), and `more` with a cursor to
-// go on from — so a page is never out of order and nothing is skipped, however large the inbox.
+// MAX_SEARCH_SCAN units of work (threads visited, blocks tested, messages read); when it stops
+// early, the reply holds only results it has proven to be the newest (see `complete`), and `more`
+// with a cursor to go on from — so a page is never out of order and nothing is skipped, however
+// large the inbox.
 import { ErrorCode } from '../protocol/codes.js';
 import { fail } from '../protocol/errors.js';
 import { highlights, queryTerms, wordsOf } from '../protocol/search-words.js';
 import type { StorageEnv, StoredMessage } from '../storage/env.js';
 import { logFloor } from '../storage/retention.js';
-import { hasPosting, postings } from '../storage/search-index.js';
+import { blocksBelow, mayHoldAll, messageMayHold, signatureOf, termProbes } from '../storage/search-blocks.js';
 import { threadLogHead } from '../storage/thread-log.js';
 import { messageView } from './message-view.js';
 
@@ -26,8 +28,9 @@ export interface SearchReply {
   cursor?: string;
 }
 
-/** Work units one query may spend (a thread visited, a posting checked). */
-export const MAX_SEARCH_SCAN = 20_000;
+/** Work units one query may spend: a thread visited or a block tested is one, a message read READ_UNITS. */
+export const MAX_SEARCH_SCAN = 25_000;
+const READ_UNITS = 4;
 const DEFAULT_LIMIT = 20;
 const MAX = Number.MAX_SAFE_INTEGER;
 
@@ -40,8 +43,8 @@ export function searchMessages(storage: StorageEnv, user: string, f: SearchQuery
   const terms = queryTerms(f.q);
   if (terms.length === 0) fail(ErrorCode.bad_frame, 'search: q: no words to search for (letters or digits)');
   const wanted = new Set(terms);
-  const driver = terms.reduce((a, b) => (b.length > a.length ? b : a));
-  const others = terms.filter((t) => t !== driver);
+  const probes = terms.map(termProbes);
+  const signature = signatureOf(probes);
   const limit = f.limit ?? DEFAULT_LIMIT;
   let units = MAX_SEARCH_SCAN;
   /** Results with an id at or above this are proven complete (every thread was searched down to it). */
@@ -64,34 +67,35 @@ export function searchMessages(storage: StorageEnv, user: string, f: SearchQuery
       continue;
     }
     const floor = meta.joined[user] ?? 0;
-    let below = MAX;
-    if (f.before !== undefined) {
-      const newest = first(postings(storage, thread, driver, MAX));
-      if (newest === undefined || newest <= floor) continue;
-      below = firstSeqAtOrAfter(storage, thread, f.before, floor);
-    }
+    const below = f.before !== undefined ? firstSeqAtOrAfter(storage, thread, f.before, floor) : MAX;
     let found = 0;
-    for (const seq of postings(storage, thread, driver, below)) {
-      if (seq <= floor) break;
+    /** Every seq of this thread from here up was searched. */
+    let searchedDownTo = below;
+    blocks: for (const block of blocksBelow(storage, thread, below)) {
+      if (block.lastSeq <= floor) break;
       units--;
-      let msg: StoredMessage | undefined;
-      if (others.every((t) => hasPosting(storage, thread, t, seq))) {
-        msg = storage.db.threadLog.get([thread, seq]);
-        // The index may hold words a message no longer has (it was edited while SEARCH was off): the body decides.
-        // Older than the page's oldest so far: so is the rest of this thread.
-        if (msg && hits.length > limit && msg.id < hits[limit].msg.id) break;
-        if (msg && msg.deleted === undefined && !msg.hiddenFor?.includes(user) && holdsAll(msg.body, wanted)) {
-          hits.push({ thread, msg });
-          // This thread's older matches cannot be among the page's newest.
-          if (++found > limit) break;
+      if (mayHoldAll(block, probes)) {
+        for (let seq = Math.min(block.lastSeq, below - 1); seq >= block.firstSeq && seq > floor; seq--) {
+          searchedDownTo = seq;
+          // The message's own signature lacks a word: certainly not it, and not read.
+          if (!messageMayHold(block, seq, signature)) continue;
+          units -= READ_UNITS;
+          const msg = storage.db.threadLog.get([thread, seq]);
+          // Older than the page's oldest so far: so is the rest of this thread.
+          if (msg && hits.length > limit && msg.id < hits[limit].msg.id) break blocks;
+          // The body decides (a filter only says "maybe"): deleted, hidden or not every word: no.
+          if (msg && msg.deleted === undefined && !msg.hiddenFor?.includes(user) && holdsAll(msg.body, wanted)) {
+            hits.push({ thread, msg });
+            // This thread's older matches cannot be among the page's newest.
+            if (++found > limit) break blocks;
+          }
+          if (units <= 0) break blocks;
         }
       }
-      if (units <= 0) {
-        const id = (msg ?? storage.db.threadLog.get([thread, seq]))?.id;
-        if (id !== undefined) complete = maxId(complete, id);
-        break;
-      }
+      searchedDownTo = Math.min(searchedDownTo, block.firstSeq);
+      if (units <= 0) break;
     }
+    if (units <= 0) complete = maxId(complete, idAtOrAfter(storage, thread, searchedDownTo) ?? idAtMs(lastActivity + 1));
     hits.sort((a, b) => (a.msg.id < b.msg.id ? 1 : a.msg.id > b.msg.id ? -1 : 0));
     if (hits.length > limit + 1) hits = hits.slice(0, limit + 1);
     if (units <= 0) {
@@ -138,8 +142,9 @@ function firstSeqAtOrAfter(storage: StorageEnv, thread: string, id: string, floo
   return lo;
 }
 
-function first<T>(xs: Iterable<T>): T | undefined {
-  for (const x of xs) return x;
+/** The id of the thread's first message at or after `seq`: where a search of it stopped. */
+function idAtOrAfter(storage: StorageEnv, thread: string, seq: number): string | undefined {
+  for (const { value } of storage.db.threadLog.getRange({ start: [thread, seq], end: [thread, MAX], limit: 1 })) return value.id;
   return undefined;
 }
 

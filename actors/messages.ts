@@ -116,7 +116,7 @@ export interface Page { op: 'page'; after: number; [f: string]: unknown }
 /** History for readers without an account (HTTP); answered with { messages, more }. */
 export interface ReadPosts { op: 'read-posts'; before?: number; after?: number; limit: number; [f: string]: unknown }
 
-/** Retention deleted the channel's posts up to floor (sent by the shard's sweeper to an active actor). */
+/** Retention deleted a log's entries up to floor: a channel's posts (to an active actor), a thread's messages (its search blocks go). */
 export interface Trimmed { op: 'trimmed'; floor: number; [f: string]: unknown }
 
 /** A deleted account leaves the group (a `left` event); nothing for a 1:1 thread. */
@@ -149,4 +149,4 @@ export type ChannelActorMessage = ClientCommand | Follow | Unfollow | Page | Rea
 
 export type UserActorMessage =
   | ClientCommand | Attach | Replay | Detach | Ack | Login | Revoke | Deliver | EventDeliver | Receipt | Typing | Watch | PresenceFlush | Expire | PushRegister | PushUnregister | Touch | SessionExpired | ChangePassword | DeleteAccount | Ban | Disconnect | PresenceQuery | AppDevice;
-export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover | Forget | InviteOp;
+export type ThreadActorMessage = ClientCommand | Logged | DeliveredTo | Recover | Forget | InviteOp | Trimmed;

@@ -1,6 +1,6 @@
 // The retention sweeper (docs/architecture.md, Retention): every shard deletes the expired entries
 // of the logs its own actors own — thread logs and thread events, user logs, channel logs, and the
-// cid dedupe, media-ref and search-index keys of what it deletes — in slices of a bounded number of reads and
+// cid dedupe and media-ref keys of what it deletes (thread actors drop their emptied search blocks) — in slices of a bounded number of reads and
 // deletes, each slice one write batch, with the event loop free between slices. So a pass never
 // holds up a shard's turns for longer than one slice, however much has expired.
 //
@@ -20,7 +20,6 @@ import type { Database, Key } from 'lmdb';
 import type { Logger } from 'pino';
 import { decodeFrame } from '../protocol/wire.js';
 import type { ChannelPostResult, RetainedLog, RetentionRecord, StorageEnv, StoredMessage, ThreadEvent } from '../storage/env.js';
-import { unindexMessage, type PostingWriter } from '../storage/search-index.js';
 import { userLogHead } from '../storage/user-log.js';
 import { channelAddress, threadAddress, userAddress } from './router.js';
 
@@ -30,8 +29,8 @@ const MARK_SLICES = 32;
 /** Ids read from a table at a time. */
 const ID_PAGE = 256;
 
-export type SweptKind = 'thread' | 'events' | 'user' | 'channel' | 'dedupe' | 'channelDedupe' | 'mediaRefs' | 'search';
-export const SWEPT_KINDS: readonly SweptKind[] = ['thread', 'events', 'user', 'channel', 'dedupe', 'channelDedupe', 'mediaRefs', 'search'];
+export type SweptKind = 'thread' | 'events' | 'user' | 'channel' | 'dedupe' | 'channelDedupe' | 'mediaRefs';
+export const SWEPT_KINDS: readonly SweptKind[] = ['thread', 'events', 'user', 'channel', 'dedupe', 'channelDedupe', 'mediaRefs'];
 
 export interface RetentionStats {
   /** completed passes */
@@ -189,8 +188,6 @@ export class RetentionSweeper {
       // cid dedupe lasts as long as the message it names (docs/protocol.md §4).
       if (m.cid !== undefined) this.remove(db.dedupe, [thread, m.from, m.cid], 'dedupe');
       this.removeMediaRef(m.media, thread, seq);
-      // A tombstone's words were unindexed when it was deleted.
-      if (m.deleted === undefined) unindexMessage(this.postings, this.storage, thread, seq, m.body);
     });
     yield* this.sweepLog('events', thread, threadAddress(thread), db.threadEvents, cutoff, (e: ThreadEvent) => e.ts);
   }
@@ -306,14 +303,8 @@ export class RetentionSweeper {
     if (typeof id === 'string') this.remove(this.storage.db.mediaRefs, [id, owner, seq], 'mediaRefs');
   }
 
-  /** Search postings of the messages swept (storage/search-index.ts): a value of a dupSort key each. */
-  private readonly postings: PostingWriter = {
-    put: () => { throw new Error('the sweeper only deletes'); },
-    remove: (table, key, seq) => this.remove(table, key, 'search', seq),
-  };
-
-  private remove<V, K extends Key>(table: Database<V, K>, key: K, kind: SweptKind, dupValue?: V): void {
-    this.watch(dupValue === undefined ? table.remove(key) : table.remove(key, dupValue));
+  private remove<V, K extends Key>(table: Database<V, K>, key: K, kind: SweptKind): void {
+    this.watch(table.remove(key));
     this.units--;
     this.stats.swept[kind]++;
     if (this.passSwept) this.passSwept[kind]++;

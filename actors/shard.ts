@@ -162,6 +162,8 @@ export class Shard {
       trimmed: (address, log, floor, cutoff) => {
         if (log === 'user') this.tellLocal(address, { op: 'expire', cutoff });
         else if (log === 'channel' && this.activations.has(address)) this.tellLocal(address, { op: 'trimmed', floor });
+        // The thread actor drops the search blocks left without messages (it is their only writer).
+        else if (log === 'thread') this.tellLocal(address, { op: 'trimmed', floor });
       },
       onFatal: (err) => this.fatal(err, 'retention sweep write failed'),
     });
@@ -489,9 +491,8 @@ export class Shard {
         watch(db.put(key, value));
         wrote();
       },
-      remove<V, K extends Key>(db: Database<V, K>, key: K, value?: V) {
-        // lmdb-js reads a second argument as the value of a dupSort table (else as a version).
-        watch(value === undefined ? db.remove(key) : db.remove(key, value));
+      remove<V, K extends Key>(db: Database<V, K>, key: K) {
+        watch(db.remove(key));
         wrote();
       },
       tell(to, msg) {

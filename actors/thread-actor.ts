@@ -5,7 +5,7 @@
 // every member's log has it, so a crash between the two commits is repaired on restart.
 // Edits, deletes and reactions rewrite the message in place and go out as thread events of their
 // own kinds (edit, deleted, reaction), so the same fan-out and recovery carry them. The search
-// index (storage/search-index.ts) follows every write of a body in the same transaction.
+// index (actors/thread-search-index.ts) follows every write of a body in the same transaction.
 import { Command, ErrorCode } from '../protocol/codes.js';
 import { ProtocolError, fail } from '../protocol/errors.js';
 import { directMembers, MessageIdGenerator } from '../protocol/ids.js';
@@ -13,7 +13,6 @@ import { MAX_GROUP_MEMBERS } from '../protocol/validate.js';
 import { wireTime } from '../protocol/wire.js';
 import type { DedupeRecord, MediaObject, MessageEventKind, StoredMessage, ThreadEvent, ThreadEventKind, ThreadMeta, Watermarks } from '../storage/env.js';
 import { logFloor } from '../storage/retention.js';
-import { indexMessage, reindexMessage, unindexMessage } from '../storage/search-index.js';
 import { readThreadLog, threadLogHead } from '../storage/thread-log.js';
 import { threadEventsHead } from '../storage/thread-events.js';
 import type { Actor, ActorContext } from './actor.js';
@@ -21,6 +20,7 @@ import type { ActorMessage } from './envelope.js';
 import { liveUser } from './account-deletion.js';
 import type { Caller, ClientCommand, DeliveredTo, InviteOp, Logged, Recover, ThreadActorMessage } from './messages.js';
 import { InviteBook } from './invite-book.js';
+import { ThreadSearchIndex } from './thread-search-index.js';
 import { threadAddress, userAddress } from './router.js';
 import { messageView, quoteOf } from './message-view.js';
 import { GROUP_EVENT_TYPES, groupEventData, MESSAGE_EVENT_TYPES, messageData, messageEventData, type EventOutbox } from '../src/webhooks/events.js';
@@ -60,6 +60,8 @@ export class ThreadActor implements Actor {
   private readonly unsaved = new Map<number, StoredMessage>();
   /** Reaction changes of this batch, by seq + user, with the reaction before it: one event each at its end. */
   private readonly reactionsDue = new Map<string, { seq: number; user: string; before: string | null }>();
+  /** The thread's search blocks (kept up to date on edits, deletes and retention even while SEARCH=off). */
+  private readonly search: ThreadSearchIndex;
 
   /**
    * @param outbox webhook events (null: WEBHOOK_URL unset)
@@ -76,6 +78,7 @@ export class ThreadActor implements Actor {
     this.mark = ctx.storage.db.fanout.get(thread) ?? null;
     this.pending = this.mark ? { ...this.mark } : { seq: 0, eseq: 0 };
     this.authorsFrom = this.lastSeq + 1;
+    this.search = new ThreadSearchIndex(thread, ctx, (seq) => this.stored(seq));
   }
 
   canPassivate(): boolean {
@@ -97,6 +100,7 @@ export class ThreadActor implements Actor {
       case 'recover': return this.recover(msg);
       case 'forget': return this.forget(msg.user);
       case 'invite': return this.invite(msg);
+      case 'trimmed': return this.search.trimmed(msg.floor);
       default: throw new ProtocolError(ErrorCode.bad_frame, `thread actor: unknown op ${(msg as ActorMessage).op}`);
     }
   }
@@ -157,7 +161,7 @@ export class ThreadActor implements Actor {
 
     const { db } = this.ctx.storage;
     this.ctx.put(db.threadLog, [this.thread, msg.seq], msg);
-    if (this.indexed) indexMessage(this.ctx, this.ctx.storage, this.thread, msg.seq, msg.body);
+    if (this.indexed) this.search.added(msg.seq, msg.body);
     this.ctx.put(db.dedupe, [this.thread, caller.user, cid], result);
     // Who may download the media: the thread's members (src/media/media-library.ts, readable).
     if (msg.media !== undefined) this.ctx.put(db.mediaRefs, [msg.media.id, this.thread, msg.seq], null);
@@ -241,7 +245,7 @@ export class ThreadActor implements Actor {
     this.requireWithinWindow(m, windowMs, 'edit this message');
     const edited = Date.now();
     this.rewrite({ ...m, body, edited });
-    if (this.indexed) reindexMessage(this.ctx, this.ctx.storage, this.thread, seq, m.body, body);
+    this.search.changed(seq);
     this.emitMessageEvent('edit', caller.user, seq, edited, { body });
     return { edited: wireTime(edited) };
   }
@@ -265,7 +269,7 @@ export class ThreadActor implements Actor {
     if (m.cid !== undefined) tombstone.cid = m.cid;
     if (m.hiddenFor) tombstone.hiddenFor = m.hiddenFor;
     this.rewrite(tombstone);
-    if (this.indexed) unindexMessage(this.ctx, this.ctx.storage, this.thread, seq, m.body);
+    this.search.changed(seq);
     // No message carries the media any more: the media sweeper treats it as unreferenced.
     if (m.media !== undefined) this.ctx.remove(this.ctx.storage.db.mediaRefs, [m.media.id, this.thread, m.seq]);
     this.emitMessageEvent('deleted', caller.user, seq, now, {});

@@ -3,9 +3,10 @@
 //
 // One searcher is in THREADS groups (default 100) of MESSAGES messages each (default 10,000:
 // 1,000,000 in all). The groups are made through the server; the messages are then written into
-// its data directory with the server stopped, by the same function the thread actor indexes with
-// (storage/search-index.ts) — a million sends through the server would take minutes of these two
-// cores and measure sending, which `bench.js` with SEARCH on and off does. Bodies are 4–16 words
+// its data directory with the server stopped, and their search blocks built from the logs by
+// storage/search-reindex.ts (the blocks the thread actor would have written, message by message)
+// — a million sends through the server would take minutes of these two cores and measure
+// sending, which `bench.js` with SEARCH on and off does. Bodies are 4–16 words
 // drawn from a 20,000-word vocabulary with Zipf-like frequencies (word k about as frequent as
 // 1/k), so there are common words, rare words, and everything in between.
 //
@@ -23,7 +24,7 @@ import WebSocket from 'ws';
 import { login, ParleyClient, register } from '../client/index.js';
 import { MessageIdGenerator } from '../protocol/ids.js';
 import { openStorage, type StorageEnv, type StoredMessage } from '../storage/env.js';
-import { indexMessage, type PostingWriter } from '../storage/search-index.js';
+import { reindexThread } from '../storage/search-reindex.js';
 import { searchMessages, type SearchQuery } from '../actors/message-search.js';
 import { Rng } from '../test/helpers/fuzz-frames.js';
 import { Abort, killEverythingSync, removeDir, stopProcess } from './bench/children.js';
@@ -96,17 +97,13 @@ function* messages(threads: string[], from: string): Generator<{ thread: string;
   }
 }
 
-async function populate(storage: StorageEnv, threads: string[], from: string, withIndex: boolean): Promise<void> {
-  const writer: PostingWriter = { put: (db, key, seq) => void db.put(key, seq), remove: (db, key, seq) => void db.remove(key, seq) };
+async function populate(storage: StorageEnv, threads: string[], from: string): Promise<void> {
   let batch: { thread: string; msg: StoredMessage }[] = [];
   const flush = async () => {
     const items = batch;
     batch = [];
     await storage.writeBatch(() => {
-      for (const { thread, msg } of items) {
-        if (withIndex) indexMessage(writer, storage, thread, msg.seq, msg.body);
-        else void storage.db.threadLog.put([thread, msg.seq], msg);
-      }
+      for (const { thread, msg } of items) void storage.db.threadLog.put([thread, msg.seq], msg);
     });
   };
   for (const item of messages(threads, from)) {
@@ -152,11 +149,11 @@ async function main(): Promise<void> {
   // The messages, then their index, each pass measured by a compacted copy.
   const storage = openStorage(dataDir, 'relaxed');
   let t0 = performance.now();
-  await populate(storage, threads, users[0], false);
+  await populate(storage, threads, users[0]);
   const messagesMs = performance.now() - t0;
   const withoutIndex = await compactedBytes(storage);
   t0 = performance.now();
-  await populate(storage, threads, users[0], true);
+  for (const thread of threads) reindexThread(storage, thread);
   const indexMs = performance.now() - t0;
   const withIndex = await compactedBytes(storage);
   // The searcher's inbox rows: last activity at the newest message (as delivery would have left them).

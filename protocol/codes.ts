@@ -27,6 +27,8 @@ export const Command = {
   presenceUnsub: 'presence.unsub',
   /** username → account (docs/protocol.md §4) */
   userFind: 'user.find',
+  /** user ids → their usernames and names (docs/protocol.md §4) */
+  usersGet: 'users.get',
   privacySet: 'privacy.set',
   block: 'block',
   unblock: 'unblock',

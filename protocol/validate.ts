@@ -31,6 +31,8 @@ export const MAX_SEARCH_LIMIT = 50;
 export const MAX_GROUP_MEMBERS = 1024;
 /** Users one socket may watch with presence.sub (docs/protocol.md §4). */
 export const MAX_PRESENCE_SUBS = 1000;
+/** Ids in one users.get (a group of 1024 members is looked up in 11 frames). */
+export const MAX_USERS_GET = 100;
 /** Push providers a device may register with (docs/protocol.md §8.5). */
 export const PUSH_PROVIDER_NAMES = ['webhook', 'webpush', 'apns', 'fcm'] as const;
 /** Usernames, as registered and as looked up (docs/protocol.md §11, §8.8). */
@@ -127,6 +129,7 @@ export const Frames = {
   [Command.presenceSub]: frame(Command.presenceSub, { users: Users(MAX_PRESENCE_SUBS) }),
   [Command.presenceUnsub]: frame(Command.presenceUnsub, { users: Users(MAX_PRESENCE_SUBS) }),
   [Command.userFind]: frame(Command.userFind, { username: Username }),
+  [Command.usersGet]: frame(Command.usersGet, { users: Users(MAX_USERS_GET) }),
   [Command.channelCreate]: frame(Command.channelCreate, {
     name: ChannelName,
     title: Title,

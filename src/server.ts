@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ShardCluster } from '../actors/cluster.js';
 import { openStorage } from '../storage/env.js';
+import { upgradeSearchIndex } from '../storage/search-reindex.js';
 import { ensureEpoch } from '../storage/epoch.js';
 import { Accounts } from './auth/accounts.js';
 import { AppUsers } from './auth/app-users.js';
@@ -73,6 +74,9 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   // Likewise an unreadable AUTH_JWT_PUBLIC_KEY.
   const jwtVerifier = new JwtVerifier(jwtKeyOptions(config));
   const storage = openStorage(config.dataDir, config.durability);
+  // Before any shard writes: a data directory of an earlier version gets its search blocks.
+  const upgraded = upgradeSearchIndex(storage);
+  if (upgraded > 0) log.info({ threads: upgraded }, 'search index upgraded to blocks');
   const passwords = new PasswordHasher(config.passwordCost);
   const accounts = new Accounts(storage, passwords);
   // The application's users (JWT sub, server API ids) bound to Parley users: one instance for all.

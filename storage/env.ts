@@ -2,7 +2,6 @@
 // per log or table. Also owns the commit barrier that output commit waits on.
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { postingEncoder } from './search-index.js';
 
 /** fsync: a commit is flushed to disk before outputs go; relaxed: committed only (OS page cache). */
 export type Durability = 'fsync' | 'relaxed';
@@ -28,11 +27,11 @@ export interface Databases {
   /** [thread, seq] → StoredMessage */
   threadLog: Database<StoredMessage, [string, number]>;
   /**
-   * [thread, term] → seq, many per key (dupSort + dupFixed, 4 bytes each): the search index
-   * (storage/search-index.ts; written by the thread actor, and by the retention sweeper with the
-   * messages it deletes). Empty when SEARCH=off.
+   * [thread, first seq] → a block of the search index: the last seq and a Bloom filter of the
+   * terms of the messages first…last (binary; storage/search-blocks.ts; written by the thread
+   * actor only). Empty when SEARCH=off.
    */
-  searchIndex: Database<number, [string, string]>;
+  searchBlocks: Database<Buffer, [string, number]>;
   /** thread → ThreadMeta */
   threads: Database<ThreadMeta, string>;
   /** [thread, user, cid] → SendResult: client-id dedupe, per sender per thread (written by the thread actor only) */
@@ -271,9 +270,11 @@ export interface StorageEnv {
   close(): Promise<void>;
 }
 
-export function openStorage(dataDir: string, durability: Durability): StorageEnv {
-  mkdirSync(dataDir, { recursive: true });
+/** `readOnly`: for the operator's tools (src/cli/): nothing is created or written. */
+export function openStorage(dataDir: string, durability: Durability, options: { readOnly?: boolean } = {}): StorageEnv {
+  if (!options.readOnly) mkdirSync(dataDir, { recursive: true });
   const root = open({
+    readOnly: options.readOnly ?? false,
     path: dataDir,
     // DATA_DIR is always a directory: lmdb-js would take "/tmp/tmp.AbC" for a file name.
     noSubdir: false,
@@ -296,9 +297,7 @@ export function openStorage(dataDir: string, durability: Durability): StorageEnv
     cursors: sub('cursors'),
     userLog: sub('user-log', 'binary'),
     threadLog: sub('thread-log'),
-    // dupFixed (MDB_DUPFIXED) packs a key's equal-sized values without a header each; lmdb-js takes it
-    // and a custom encoder untyped.
-    searchIndex: root.openDB<number, [string, string]>({ name: 'search-index', dupSort: true, ...({ dupFixed: true, encoder: postingEncoder } as object) }),
+    searchBlocks: sub('search-blocks', 'binary'),
     threads: sub('threads'),
     dedupe: sub('dedupe'),
     fanout: sub('fanout'),

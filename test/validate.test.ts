@@ -98,6 +98,14 @@ const cases: Record<string, [string, Record<string, unknown>, boolean][]> = {
   [Command.blocksList]: [['bare', {}, true]],
   [Command.presenceSub]: [['users', { users: ['u1'] }, true], ['users over the limit', { users: ids(MAX_PRESENCE_SUBS + 1) }, false], ['missing users', {}, false]],
   [Command.presenceUnsub]: [['users', { users: ['u1'] }, true], ['empty', { users: [] }, false]],
+  [Command.usersGet]: [
+    ['one id', { users: ['u1'] }, true],
+    ['100 ids', { users: Array.from({ length: 100 }, (_, i) => `u${i}`) }, true],
+    ['101 ids', { users: Array.from({ length: 101 }, (_, i) => `u${i}`) }, false],
+    ['none', { users: [] }, false],
+    ['missing users', {}, false],
+    ['not an id', { users: ['no spaces allowed'] }, false],
+  ],
   [Command.userFind]: [
     ['a username', { username: 'ann.b_9' }, true],
     ['missing username', {}, false],

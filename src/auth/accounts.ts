@@ -71,6 +71,19 @@ export class Accounts {
     return record ? publicUser(record) : undefined;
   }
 
+  /**
+   * users.get: the accounts of these ids, in the order asked, each once; a deleted account as
+   * `{user, deleted: true}` (its name is gone with it), an id no account ever had left out.
+   */
+  lookup(users: readonly string[]): (PublicUser | { user: string; deleted: true })[] {
+    const out: (PublicUser | { user: string; deleted: true })[] = [];
+    for (const user of new Set(users)) {
+      const record = this.storage.db.users.get(user);
+      if (record) out.push(record.deleted === undefined ? publicUser(record) : { user, deleted: true });
+    }
+    return out;
+  }
+
   /** The caller's own account (GET /v1/users/me). */
   me(user: string): PublicUser {
     const record = this.storage.db.users.get(user);

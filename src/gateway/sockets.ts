@@ -394,6 +394,7 @@ export class SocketGateway {
         return this.command(ws, conn, userAddress(conn.user), frame as ClientCommand['frame'], r);
       }
       case Command.userFind: return this.findUser(ws, (frame as FrameOf<'user.find'>).username, r);
+      case Command.usersGet: return this.getUsers(ws, (frame as FrameOf<'users.get'>).users, r);
       case Command.presenceSub: return this.presenceSub(ws, conn, (frame as FrameOf<'presence.sub'>).users, r);
       case Command.presenceUnsub: return this.presenceUnsub(ws, conn, (frame as FrameOf<'presence.unsub'>).users, r);
       case Command.channelCreate:
@@ -478,6 +479,11 @@ export class SocketGateway {
     const found = this.accounts.find(username);
     if (!found) return this.error(ws, r, ErrorCode.not_found, 'no such user');
     if (r !== undefined) this.send(ws, { t: ServerFrame.ok, r, ...found });
+  }
+
+  /** users.get (docs/protocol.md §4): names for ids (a group's members, a message's sender), from the accounts table. */
+  private getUsers(ws: Socket, users: string[], r: number | undefined): void {
+    if (r !== undefined) this.send(ws, { t: ServerFrame.ok, r, users: this.accounts.lookup(users) });
   }
 
   /** Current presence of each user, then presence events on change until unsub or disconnect. */
@@ -937,6 +943,6 @@ export class SocketGateway {
 }
 
 /** Commands that cost a read of many records, limited per user (RL_COSTLY_PER_USER). */
-const COSTLY_COMMANDS: ReadonlySet<string> = new Set([Command.presenceSub, Command.history, Command.inbox, Command.userFind, Command.search]);
+const COSTLY_COMMANDS: ReadonlySet<string> = new Set([Command.presenceSub, Command.history, Command.inbox, Command.userFind, Command.usersGet, Command.search]);
 
 const deviceKey = (user: string, device: string) => `${user}\u0000${device}`;

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 
-const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+export const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
 /** A port free right now (for a server that must come back on the same port after a restart). */
 export function freePort(): Promise<number> {
@@ -28,10 +28,23 @@ export interface ChildServer {
   stderr: string[];
 }
 
-/** `timeoutMs` is a safety net only: a start on a loaded 2-core machine was seen to take 12 s. */
-export function startChildServer(dataDir: string, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ChildServer> {
-  const proc = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, PASSWORD_COST: '10', SHARDS: '2', LOG_LEVEL: 'info', RATE_LIMITS: 'off', ...env },
+/** What to run instead of `node dist/src/main.js` (test/binary.test.ts: the single binary). */
+export interface Launch {
+  command: string;
+  args?: string[];
+  cwd?: string;
+  /** the environment the test's variables are added to (default process.env) */
+  baseEnv?: NodeJS.ProcessEnv;
+}
+
+/**
+ * `timeoutMs` is a safety net only: a start on a loaded 2-core machine was seen to take 12 s.
+ * `dataDir` '' leaves DATA_DIR unset (the server's default, ./data).
+ */
+export function startChildServer(dataDir: string, env: Record<string, string> = {}, timeoutMs = 60_000, launch: Launch = { command: process.execPath, args: [MAIN] }): Promise<ChildServer> {
+  const proc = spawn(launch.command, launch.args ?? [], {
+    cwd: launch.cwd,
+    env: { ...(launch.baseEnv ?? process.env), PORT: '0', HOST: '127.0.0.1', ...(dataDir === '' ? {} : { DATA_DIR: dataDir }), PASSWORD_COST: '10', SHARDS: '2', LOG_LEVEL: 'info', RATE_LIMITS: 'off', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];

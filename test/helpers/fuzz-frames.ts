@@ -188,6 +188,7 @@ function template(rng: Rng, ctx: FuzzContext): Record<string, unknown> {
     [Command.blocksList]: {},
     [Command.presenceSub]: { users: some(5) },
     [Command.presenceUnsub]: { users: some(5) },
+    [Command.usersGet]: { users: some(5) },
     [Command.userFind]: { username: ctx.usernames.length && rng.chance(0.7) ? rng.pick(ctx.usernames) : 'nobody_here' },
     [Command.channelCreate]: { name: 'fuzzchan', title: 'x' },
     [Command.channelGet]: rng.chance(0.5) ? { channel: id() } : { name: 'fuzzchan' },
