@@ -63,6 +63,8 @@ export class DesktopNotifications {
   state: PushState = 'checking';
   /** Why the last attempt failed, in words (shown beside the toggle). */
   problem = '';
+  /** the server's VAPID public key, once asked */
+  private key?: string;
 
   constructor(private readonly session: Session, private readonly changed: () => void) {}
 
@@ -75,8 +77,10 @@ export class DesktopNotifications {
   /** Finds the state; when on, registers the subscription again (the browser may have renewed it). */
   async init(): Promise<void> {
     if (!supported()) return this.set('unsupported');
-    if (Notification.permission === 'denied') return this.set('blocked');
     const sub = localStorage.getItem(flagKey(this.session.device)) ? await this.subscription() : null;
+    // The settings may have found out meanwhile that the server has no Web Push.
+    if (this.state === 'unconfigured') return;
+    if (Notification.permission === 'denied') return this.set('blocked');
     if (!sub || Notification.permission !== 'granted') return this.set('off');
     this.set('on');
     try {
@@ -91,18 +95,37 @@ export class DesktopNotifications {
     return reg ? reg.pushManager.getSubscription() : null;
   }
 
+  /**
+   * The server's VAPID key, asked when the settings are shown (not at every start: a server
+   * without Web Push answers 404). Known before the switch is clicked, so that asking for the
+   * permission is the first thing the click does (browsers want it right in the gesture).
+   */
+  async prepare(): Promise<void> {
+    if (this.key !== undefined || !supported()) return;
+    try {
+      this.key = await vapidKey(apiBase());
+    } catch (err) {
+      if (err instanceof ParleyError && err.code === 'not_found') this.set('unconfigured');
+      // Otherwise (offline): asked again when the switch is clicked.
+    }
+  }
+
   /** Permission, subscription, registration; the state says how far it got. */
   async enable(): Promise<void> {
     if (!supported()) return this.set('unsupported');
     this.set('working');
+    const permission = this.key !== undefined ? await Notification.requestPermission() : undefined;
     let key: string;
     try {
-      key = await vapidKey(apiBase());
+      key = this.key ??= await vapidKey(apiBase());
     } catch (err) {
       if (err instanceof ParleyError && err.code === 'not_found') return this.set('unconfigured');
       return this.set('off', describeError(err, 'Asking the server for its push key'));
     }
-    const permission = await Notification.requestPermission();
+    return this.subscribe(key, permission ?? (await Notification.requestPermission()));
+  }
+
+  private async subscribe(key: string, permission: NotificationPermission): Promise<void> {
     if (permission !== 'granted') {
       return this.set(permission === 'denied' ? 'blocked' : 'off', permission === 'denied' ? '' : 'Notifications were not allowed: the browser asked and got no answer.');
     }

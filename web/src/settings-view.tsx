@@ -1,4 +1,5 @@
 // This device's settings: desktop notifications (Web Push through the service worker).
+import { useEffect } from 'preact/hooks';
 import type { ChatStore } from './chat-store.js';
 import type { PushState } from './desktop-notifications.js';
 import { useStore } from './use-store.js';
@@ -16,6 +17,9 @@ const STATE_TEXT: Record<PushState, string> = {
 export function SettingsView({ store }: { store: ChatStore }) {
   useStore(store);
   const push = store.push;
+  useEffect(() => {
+    void push.prepare();
+  }, []);
   const on = push.state === 'on';
   const usable = push.state === 'on' || push.state === 'off' || push.state === 'blocked';
   return (
