@@ -1165,7 +1165,22 @@ export class ParleyClient {
 
   private flush(): void {
     if (!this.ready || this.queue.length === 0) return;
-    for (const p of this.queue.splice(0)) this.writePending(p);
+    // Sends keep their order: none is written while an earlier one waits out a retry (the
+    // server's `retry` differs per refusal, so independent timers would let a later one overtake).
+    const held = this.firstRetryWaiting();
+    const keep: Pending[] = [];
+    for (const p of this.queue.splice(0)) {
+      if (p.kind === 'send' && p.seq > held) keep.push(p);
+      else this.writePending(p);
+    }
+    this.queue.push(...keep);
+  }
+
+  /** The seq of the oldest send waiting on its retry timer (Infinity: none). */
+  private firstRetryWaiting(): number {
+    let first = Infinity;
+    for (const p of this.outbox.entries()) if (p.retryTimer !== undefined && p.seq < first) first = p.seq;
+    return first;
   }
 
   private writePending(p: Pending): void {
@@ -1188,6 +1203,8 @@ export class ParleyClient {
     p.written = false;
     const delay = err.retry ?? backoffDelay(p.attempts, this.backoff ?? DEFAULT_BACKOFF);
     p.attempts++;
+    // Said, so an app can show why the message waits ("try again in N s") instead of a silent clock.
+    if (p.cid !== undefined) this.em.emit('sendRetry', { cid: p.cid, t: p.t, error: err, delay, attempt: p.attempts });
     p.retryTimer = setTimeout(() => {
       p.retryTimer = undefined;
       if (!p.done) this.enqueue(p, true);
@@ -1242,7 +1259,8 @@ export class ParleyClient {
     if (p.done) return;
     p.done = true;
     this.clearPendingTimer(p);
-    if (p.retryTimer !== undefined) clearTimeout(p.retryTimer);
+    const wasWaiting = p.retryTimer !== undefined;
+    if (wasWaiting) clearTimeout(p.retryTimer);
     p.retryTimer = undefined;
     if (p.r !== undefined) {
       this.inflight.delete(p.r);
@@ -1257,6 +1275,7 @@ export class ParleyClient {
       if (i >= 0) this.pings[i] = null; // keep the slot: pongs match pings by position
     }
     this.outbox.remove(p);
+    if (wasWaiting) this.flush(); // the sends held behind it may go
     if (err) p.reject(err);
     else p.resolve(value);
   }

@@ -270,12 +270,21 @@ export interface ClientEvents {
   /** `state` changed (idle → connecting → syncing → live; connecting again while reconnecting; closed) */
   state: ClientState;
   error: ParleyError;
+  /** A `send` (or `forward`) the server refused for now is sent again after `delay` ms, by itself. */
+  sendRetry: SendRetryEvent;
   event: AnyServerEvent;
   /** The application JWT expires at `exp` (ms): answer with refreshToken(jwt) — done for you with `getToken`. */
   refresh: RefreshEvent;
 }
 
 export interface RefreshEvent { t: 'refresh'; exp: number }
+
+/**
+ * The server answered a send with an error after which it is tried again (`rate_limited`,
+ * `unavailable`, `internal`): the same `cid` goes out again in `delay` ms — for `rate_limited`
+ * the server's `retry`, else the client's backoff. `attempt` counts the retries of this send (1, 2, …).
+ */
+export interface SendRetryEvent { cid: string; t: string; error: ParleyError; delay: number; attempt: number }
 export type ClientEventName = keyof ClientEvents;
 
 // ---- command parameters and results (§4) ----

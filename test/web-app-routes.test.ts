@@ -1,5 +1,5 @@
 // GET / serves the built web app (src/gateway/web-app-routes.ts): content types, cache headers
-// (hashed assets immutable, index.html revalidated with its ETag), HEAD, 404 for unknown files
+// (hashed assets immutable, index.html and the service worker revalidated with their ETags), HEAD, 404 for unknown files
 // and traversal attempts, the API's routes untouched, and WEB_APP=off.
 import { request } from 'node:http';
 import t from 'tap';
@@ -43,6 +43,17 @@ t.test('the app, its assets and the API side by side', async (t) => {
   const sheet = await get(s.base, css!);
   t.equal(sheet.headers['content-type'], 'text/css; charset=utf-8');
 
+  // The service worker: at the root (its scope is the app), revalidated like index.html, and
+  // naming exactly the shell index.html loads, which it caches for starting offline.
+  const worker = await get(s.base, '/sw.js');
+  t.equal(worker.status, 200);
+  t.equal(worker.headers['content-type'], 'text/javascript; charset=utf-8');
+  t.equal(worker.headers['cache-control'], 'no-cache', 'a new build reaches browsers at once');
+  t.match(worker.headers['content-security-policy'], /default-src 'self'/, 'the worker is under the same policy');
+  const shell = /\["\/",("\/assets\/[^"]+",?)+\]/.exec(worker.body)?.[0];
+  t.same(shell && (JSON.parse(shell) as string[]).sort(), ['/', js, css].sort(), 'sw.js caches index.html and the assets it names');
+  t.match(worker.body, /parley-shell-[\w-]{16}/, 'a cache name of this build');
+
   const etag = index.headers.etag as string;
   t.match(etag, /^"[\w-]+"$/);
   const again = await get(s.base, '/', { 'if-none-match': etag });
@@ -67,5 +78,6 @@ t.test('the app, its assets and the API side by side', async (t) => {
 t.test('WEB_APP=off: / is not served', async (t) => {
   const s = await startTestServer(t, { webApp: 'off' });
   t.equal((await get(s.base, '/')).status, 404);
+  t.equal((await get(s.base, '/sw.js')).status, 404, 'nor its service worker');
   t.equal((await get(s.base, '/healthz')).status, 200);
 });

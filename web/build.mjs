@@ -1,8 +1,11 @@
 // Builds the web chat app (README "Web app") into static files: `node web/build.mjs [outDir]`
 // (default dist/web, next to the compiled server, which serves it: src/gateway/web-app-routes.ts).
 // esbuild bundles web/src/main.tsx (Preact, the SDK in client/, msgpackr) and web/style.css into
-// content-hashed files under assets/, and writes index.html naming them. Type-checking is
+// content-hashed files under assets/, and writes index.html naming them; then the service worker
+// (web/src/service-worker.ts) into sw.js, at the root so that its scope is the whole app, with the
+// list of the shell's files it caches and a cache name that changes with them. Type-checking is
 // `tsc -p web/tsconfig.json`, run by `npm run build` before this.
+import { createHash } from 'node:crypto';
 import { build } from 'esbuild';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -37,7 +40,25 @@ export async function buildWebApp(outDir = resolve(here, '..', 'dist', 'web')) {
     .replace('%APP_JS%', `/assets/${find('main.tsx')}`)
     .replace('%STYLE_CSS%', `/assets/${find('style.css')}`);
   writeFileSync(join(outDir, 'index.html'), html);
+  await buildServiceWorker(outDir, ['/', ...outputs.map((o) => `/assets/${basename(o.path)}`)], html);
   return outDir;
+}
+
+/** sw.js: a classic script (every browser with service workers runs those), not hashed (its URL is its identity). */
+async function buildServiceWorker(outDir, shell, html) {
+  const version = createHash('sha256').update(html).digest('base64url').slice(0, 16);
+  await build({
+    entryPoints: [join(here, 'src', 'service-worker.ts')],
+    outfile: join(outDir, 'sw.js'),
+    bundle: true,
+    minify: true,
+    format: 'iife',
+    platform: 'browser',
+    target: 'es2022',
+    define: { APP_SHELL: JSON.stringify(shell), SHELL_CACHE: JSON.stringify(`parley-shell-${version}`) },
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -1,6 +1,6 @@
 // Numbers of issue 15 for the web app, measured in headless Chromium against a real server:
 // first-load bytes and time to interactive, a render with an inbox of 500 threads, and the
-// memory of a page holding a 10,000-message thread.
+// memory and DOM of a page holding a 10,000-message thread (and the time to scroll through it).
 //   npx tsc -p tsconfig.json --outDir dist-test && node web/build.mjs dist-test/web && node web/measure.mjs dist-test
 // (default build dir: dist). Other work on the machine shares its cores: run it on a quiet one.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -61,10 +61,12 @@ for (let i = 0; i < 10_000; i += 200) await Promise.all(Array.from({ length: 200
 await page.goto(`${s.base}/#/t/${thread}`);
 await page.locator('.messages li.msg').first().waitFor();
 const t1 = Date.now();
-while ((await page.locator('.messages li.msg').count()) < 10_000) {
-  const n = await page.locator('.messages li.msg').count();
+// Messages loaded: the list's data-count (a long thread renders only the rows near the viewport).
+const loadedCount = () => page.locator('.messages').evaluate((el) => Number(el.getAttribute('data-count')));
+while ((await loadedCount()) < 10_000) {
+  const n = await loadedCount();
   await page.locator('.messages').evaluate((el) => { el.scrollTop = 0; });
-  await page.waitForFunction((n) => document.querySelectorAll('.messages li.msg').length > n, n, { timeout: 60_000 });
+  await page.waitForFunction((n) => Number(document.querySelector('.messages')?.getAttribute('data-count')) > n, n, { timeout: 60_000 });
 }
 out.load10kByScrollMs = Date.now() - t1;
 const cdp = await page.context().newCDPSession(page);
@@ -75,6 +77,18 @@ const m2 = (await cdp.send('Performance.getMetrics')).metrics;
 const get = (name) => (m2.find((m) => m.name === name) ?? metrics.find((m) => m.name === name))?.value;
 out.heap10kMiB = Math.round((get('JSHeapUsedSize') / 1024 / 1024) * 10) / 10;
 out.domNodes10k = get('Nodes');
+out.messageRows10k = await page.locator('.messages li.msg').count();
+// Scrolling the whole loaded thread from top to bottom in viewport steps, each step to its next frame.
+out.scrollThrough10kMs = await page.locator('.messages').evaluate(async (el) => {
+  const start = performance.now();
+  for (el.scrollTop = 0; el.scrollTop + el.clientHeight < el.scrollHeight - 1;) {
+    const before = el.scrollTop;
+    el.scrollTop += el.clientHeight;
+    await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    if (el.scrollTop === before) break;
+  }
+  return Math.round(performance.now() - start);
+});
 console.log(JSON.stringify(out, null, 2));
 await browser.close();
 for (const fn of teardown.reverse()) await fn();

@@ -1,8 +1,10 @@
 // The web chat app (docs/protocol.md §8.7, README "Web app"): the static files `npm run build`
-// wrote (web/build.mjs → dist/web) served at `GET /` and `GET /assets/:file`. The files are read
-// once at start-up into memory (they are small); a request can only name a file of that set, so
-// no path ever reaches the file system (no traversal). Assets have content hashes in their names:
-// cached for a year; index.html is revalidated on every load (no-cache + ETag).
+// wrote (web/build.mjs → dist/web) served at `GET /`, `GET /assets/:file` and `GET /sw.js` (the
+// service worker: at the root, so its scope is the whole app). The files are read once at
+// start-up into memory (they are small); a request can only name a file of that set, so no path
+// ever reaches the file system (no traversal). Assets have content hashes in their names:
+// cached for a year; index.html and sw.js are revalidated on every load (no-cache + ETag), so a
+// new build reaches browsers at once.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
@@ -31,10 +33,10 @@ interface StaticFile { body: Buffer; type: string; etag: string; cache: string }
 export interface WebAppRequest { ifNoneMatch: string; param: string }
 type On<R> = (method: 'GET' | 'HEAD', pattern: string, handler: (reply: Reply, req: R) => void) => void;
 
-/** Mounts `/` and `/assets/:file` unless `mode` is off. A missing build answers 404 saying how to build it. */
+/** Mounts `/`, `/sw.js` and `/assets/:file` unless `mode` is off. A missing build answers 404 saying how to build it. */
 export function mountWebAppRoutes<R extends WebAppRequest>(on: On<R>, mode: 'on' | 'off', dir = DEFAULT_WEB_DIR): void {
   if (mode === 'off') return;
-  const { index, assets } = loadWebApp(dir);
+  const { index, worker, assets } = loadWebApp(dir);
   const missing = () => {
     throw new ProtocolError(ErrorCode.not_found, `the web app is not built (no ${join(dir, 'index.html')}): run npm run build`);
   };
@@ -44,16 +46,19 @@ export function mountWebAppRoutes<R extends WebAppRequest>(on: On<R>, mode: 'on'
   };
   for (const [method, head] of [['GET', false], ['HEAD', true]] as const) {
     on(method, '/', (reply, req) => (index ? serve(head)(reply, req, index) : missing()));
+    on(method, '/sw.js', (reply, req) => serve(head)(reply, req, worker));
     on(method, '/assets/:file', (reply, req) => serve(head)(reply, req, assets.get(req.param)));
   }
 }
 
-/** index.html and every file of assets/, or nothing when the app was not built. */
-export function loadWebApp(dir: string): { index?: StaticFile; assets: Map<string, StaticFile> } {
+/** index.html, sw.js and every file of assets/, or nothing when the app was not built. */
+export function loadWebApp(dir: string): { index?: StaticFile; worker?: StaticFile; assets: Map<string, StaticFile> } {
   const assets = new Map<string, StaticFile>();
   const indexPath = join(dir, 'index.html');
   if (!existsSync(indexPath)) return { assets };
   const index = staticFile(readFileSync(indexPath), '.html', 'no-cache');
+  const workerPath = join(dir, 'sw.js');
+  const worker = existsSync(workerPath) ? staticFile(readFileSync(workerPath), '.js', 'no-cache') : undefined;
   const assetDir = join(dir, 'assets');
   if (existsSync(assetDir)) {
     for (const entry of readdirSync(assetDir, { withFileTypes: true })) {
@@ -63,7 +68,7 @@ export function loadWebApp(dir: string): { index?: StaticFile; assets: Map<strin
       assets.set(entry.name, staticFile(readFileSync(join(assetDir, entry.name)), type, 'public, max-age=31536000, immutable'));
     }
   }
-  return { index, assets };
+  return { index, worker, assets };
 }
 
 function staticFile(body: Buffer, ext: string, cache: string): StaticFile {

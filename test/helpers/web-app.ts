@@ -1,15 +1,30 @@
 // The built web app for tests: `npm test` builds it with `npm run build` (into dist/web); a
 // build into another outDir (dist-test/) gets it built here, once, before any server starts.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The web app's files next to the compiled server: what src/gateway/web-app-routes.ts serves. */
 export const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
 const BUILD_SCRIPT = fileURLToPath(new URL('../../../web/build.mjs', import.meta.url));
+const WEB_SOURCES = fileURLToPath(new URL('../../../web/', import.meta.url));
+const SDK_SOURCES = fileURLToPath(new URL('../../../client/', import.meta.url));
 
+/** The newest modification time of a source tree (web/ and client/: what the bundle is made of). */
+function newest(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    n = Math.max(n, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return n;
+}
+
+/** Builds the app when it is missing or older than its sources (a stale build would test old code). */
 export function ensureWebAppBuilt(): string {
-  if (!existsSync(`${WEB_DIR}index.html`)) {
+  const index = `${WEB_DIR}index.html`;
+  if (!existsSync(index) || statSync(index).mtimeMs < Math.max(newest(WEB_SOURCES), newest(SDK_SOURCES))) {
     const r = spawnSync(process.execPath, [BUILD_SCRIPT, WEB_DIR], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`building the web app failed: ${r.stderr || r.stdout}`);
   }
@@ -29,9 +44,15 @@ type Page = Awaited<ReturnType<Browser['newPage']>>;
 
 export interface Person { page: Page; username: string; password: string; name: string; problems: string[] }
 
-/** A person in a browser context of their own, signed up and signed in through the app's forms. */
-export async function signUp(browser: Browser, base: string, username: string, name: string, device = 'Test browser'): Promise<Person> {
+type Context = Awaited<ReturnType<Browser['newContext']>>;
+
+/**
+ * A person in a browser context of their own, signed up and signed in through the app's forms.
+ * `prepare` runs on the context before its first page loads (permissions, init scripts).
+ */
+export async function signUp(browser: Browser, base: string, username: string, name: string, device = 'Test browser', prepare?: (context: Context) => Promise<void>): Promise<Person> {
   const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  await prepare?.(context);
   const page = await context.newPage();
   const problems = watchProblems(page);
   await page.goto(base);

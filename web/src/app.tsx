@@ -9,6 +9,8 @@ import { GroupInfoView, NewGroupView } from './group-views.js';
 import { InboxView } from './inbox-view.js';
 import { ContactsView, DevicesView } from './people-views.js';
 import { SearchView } from './search-view.js';
+import { SettingsView } from './settings-view.js';
+import { onNotificationOpen } from './desktop-notifications.js';
 import { loadSession, type Session } from './session.js';
 import { go, useRoute, useStore } from './use-store.js';
 
@@ -29,6 +31,8 @@ function SignedIn(props: { session: Session; onEnded: (why: string) => void }) {
   useEffect(() => {
     if (store.ended !== undefined) props.onEnded(store.ended);
   }, [store.ended]);
+  // A clicked notification (the service worker) shows its conversation here.
+  useEffect(() => onNotificationOpen((thread) => go('t', thread)), []);
   const route = useRoute();
 
   return (
@@ -42,6 +46,7 @@ function SignedIn(props: { session: Session; onEnded: (why: string) => void }) {
           <a href="#/channels">Channels</a>
           <a href="#/contacts">Contacts</a>
           <a href="#/devices">Devices</a>
+          <a href="#/settings">Settings</a>
         </nav>
         <span class="me" aria-label="Signed in as">{props.session.username}</span>
         <button type="button" onClick={() => void store.logout()}>Sign out</button>
@@ -70,6 +75,7 @@ function Routed({ store, route }: { store: ChatStore; route: string[] }) {
   if (a === 'c' && b) return <ChannelView key={b} store={store} channel={b} />;
   if (a === 'contacts') return <ContactsView store={store} />;
   if (a === 'devices') return <DevicesView store={store} />;
+  if (a === 'settings') return <SettingsView store={store} />;
   return (
     <section class="empty" aria-label="Welcome">
       <p>Pick a conversation, or <a href="#/new">start a new chat</a>.</p>

@@ -7,6 +7,7 @@ import { logout } from '../../client/http.js';
 import { IndexedDbPersistence } from '../../client/indexeddb-persistence.js';
 import type { CmsgEvent, ContactRow, Msg, MsgEvent, ReceiptEvent, ThreadEvent, ThreadRow } from '../../client/types.js';
 import { describeError } from './describe-error.js';
+import { DesktopNotifications } from './desktop-notifications.js';
 import { HistoryCache, type CachedScreen } from './history-cache.js';
 import { apiBase, forgetSession, wsUrl, type Session } from './session.js';
 
@@ -16,6 +17,8 @@ export type Tick = 'pending' | 'failed' | 'sent' | 'delivered' | 'read';
 /** A message the server has not answered yet (or refused). */
 export interface Unsent {
   cid: string; thread?: string; to?: string; body: string; ts: number; error?: string;
+  /** why it waits and for how long, while the SDK sends it again by itself (rate limited, …) */
+  waiting?: string;
   /** an attachment being uploaded: its name and the share of bytes the server has (0..1) */
   file?: { name: string; progress: number; blob: Blob };
 }
@@ -56,6 +59,8 @@ export class ChatStore {
   channelPosts = new Map<string, CmsgEvent[]>();
   /** Set when the session ended for good (revoked, expired): the app goes back to sign-in. */
   ended?: string;
+  /** Desktop notifications of this device (Web Push). */
+  readonly push: DesktopNotifications;
 
   private readonly listeners = new Set<() => void>();
   private readonly cache: HistoryCache;
@@ -74,6 +79,7 @@ export class ChatStore {
   constructor(readonly session: Session) {
     this.names.set(session.user, session.username);
     this.cache = new HistoryCache(session.user);
+    this.push = new DesktopNotifications(session, () => this.changed());
     this.cacheReady = this.cache.load().then((screen) => this.applyCached(screen));
     // The SDK keeps this device's cursor (and its own cache of recent messages) in IndexedDB: a
     // reload sends hello {since} and only the events after it are replayed.
@@ -121,6 +127,14 @@ export class ChatStore {
       this.changed();
     });
     c.on('error', (err) => this.notify(describeError(err)));
+    c.on('sendRetry', (e) => {
+      const u = this.unsent.get(e.cid);
+      if (!u) return;
+      const s = Math.max(1, Math.ceil(e.delay / 1000));
+      const why = e.error.code === 'rate_limited' ? 'Too many messages at once' : 'The server could not take it';
+      this.unsent.set(e.cid, { ...u, waiting: `${why} — sending again in ${s} s.` });
+      this.changed();
+    });
     addEventListener('online', this.onOnline);
     addEventListener('offline', this.onOnline);
   }
@@ -200,6 +214,7 @@ export class ChatStore {
   // ---- life ----
 
   async start(): Promise<void> {
+    void this.push.init();
     await this.cacheReady;
     try {
       await this.client.connect();
@@ -212,6 +227,8 @@ export class ChatStore {
   }
 
   async logout(): Promise<void> {
+    // While the token still works: no more notifications for this device.
+    await this.push.signOut();
     try {
       await logout(apiBase(), this.session.token);
     } catch (err) {
@@ -227,6 +244,7 @@ export class ChatStore {
     forgetSession();
     // Signed out (here or from elsewhere): nothing of the account stays in this browser.
     void this.cache.clear();
+    void this.push.signOut(true);
     const persistence = this.persistence;
     void this.client.close().then(() => persistence?.destroy()).catch(() => undefined);
     removeEventListener('online', this.onOnline);

@@ -6,6 +6,7 @@ import type { Media, Msg, ThreadRow } from '../../client/types.js';
 import { describeError } from './describe-error.js';
 import type { ChatStore, Tick, Unsent } from './chat-store.js';
 import { fullTime, lastSeen, shortTime } from './format.js';
+import { ESTIMATED_ROW_PX, rowWindow, WINDOW_FROM } from './message-window.js';
 import { go, useStore } from './use-store.js';
 
 const TICK_TEXT: Record<Tick, [string, string]> = {
@@ -95,40 +96,85 @@ function MessageList(props: { store: ChatStore; row: ThreadRow; messages: Msg[];
   const { store, row, messages } = props;
   const ref = useRef<HTMLDivElement>(null);
   const anchor = useRef({ first: 0, height: 0, atBottom: true });
+  /** seq → measured height of its row (with the gap after it), for the spacers of a long thread */
+  const heights = useRef(new Map<number, number>());
+  const [view, setView] = useState({ top: 0, height: 800 });
   const notes = store.notes.get(row.thread) ?? [];
 
-  // Keep the view where the reader is: at the bottom as messages arrive, in place as older ones load above.
+  const heightOf = (i: number) => heights.current.get(messages[i]!.seq) ?? ESTIMATED_ROW_PX;
+  // Where the viewport will be once the layout effect below has run: at the bottom, or moved down
+  // by the rows just loaded above (so this render already has the rows the reader will see).
+  const a = anchor.current;
+  let top = view.top;
+  if (!a.atBottom && a.first !== 0 && messages.length > 0 && messages[0]!.seq < a.first) {
+    for (let i = 0; i < messages.length && messages[i]!.seq < a.first; i++) top += heightOf(i);
+  }
+  const win = rowWindow(messages.length, heightOf, a.atBottom ? totalHeight(messages.length, heightOf) - view.height : top, view.height);
+
+  // Keep the view where the reader is: at the bottom as messages arrive, in place as older ones
+  // load above or rows above change from their estimated to their measured height.
   useLayoutEffect(() => {
     const el = ref.current;
     if (!el) return;
+    // Every rendered row is measured (also in a short thread, so that the first windowed render
+    // knows the rows it turns into spacers). Only a windowed list had rows at their assumed height
+    // (in a spacer) that are now real: their difference above the viewport is made up.
+    const windowed = messages.length >= WINDOW_FROM;
+    let shift = 0;
+    const gap = rowGap(el);
+    for (const li of el.querySelectorAll<HTMLLIElement>('li.msg[data-seq]')) {
+      const seq = Number(li.dataset.seq);
+      const measured = li.offsetHeight + gap;
+      const assumed = heights.current.get(seq) ?? ESTIMATED_ROW_PX;
+      if (measured === assumed) continue;
+      heights.current.set(seq, measured);
+      if (windowed && li.offsetTop + li.offsetHeight <= el.scrollTop) shift += measured - assumed;
+    }
     const first = messages[0]?.seq ?? 0;
-    const a = anchor.current;
-    if (a.first !== 0 && first < a.first && !a.atBottom) el.scrollTop += el.scrollHeight - a.height;
-    else if (a.atBottom) el.scrollTop = el.scrollHeight;
-    a.first = first;
-    a.height = el.scrollHeight;
+    const an = anchor.current;
+    if (an.atBottom) el.scrollTop = el.scrollHeight;
+    else if (an.first !== 0 && first < an.first) el.scrollTop += el.scrollHeight - an.height;
+    else if (shift !== 0) el.scrollTop += shift;
+    an.first = first;
+    an.height = el.scrollHeight;
+    if (windowed && (Math.abs(view.top - el.scrollTop) > 1 || view.height !== el.clientHeight)) setView({ top: el.scrollTop, height: el.clientHeight });
   });
 
   const onScroll = () => {
     const el = ref.current!;
     anchor.current.atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
     anchor.current.height = el.scrollHeight;
+    if (messages.length >= WINDOW_FROM) setView({ top: el.scrollTop, height: el.clientHeight });
     if (el.scrollTop < 80 && props.more && !props.loading) void store.loadOlder(row.thread);
   };
 
   return (
-    <div class="messages" ref={ref} onScroll={onScroll} role="log" aria-label="Messages" aria-busy={props.loading} tabIndex={0}><ol>
+    <div class="messages" ref={ref} onScroll={onScroll} role="log" aria-label="Messages" aria-busy={props.loading} tabIndex={0} data-count={messages.length}><ol>
       {props.loading && <li class="hint">Loading older messages…</li>}
       {!props.loading && props.more && <li class="hint"><button type="button" class="link" onClick={() => void store.loadOlder(row.thread)}>Load older messages</button></li>}
       {!props.more && messages.length === 0 && props.unsent.length === 0 && <li class="hint">No messages yet. Say hello!</li>}
-      {messages.map((m) => {
+      {win.before > 0 && <li class="spacer" aria-hidden="true" style={{ height: `${win.before}px` }} />}
+      {messages.slice(win.start, win.end).map((m) => {
         const mine = m.from === store.session.user;
         return <MessageItem key={m.seq} store={store} m={m} mine={mine} group={row.kind === 'group'} tick={mine ? store.tickOf(row, m) : undefined} from={mine ? '' : store.nameOf(m.from)} />;
       })}
+      {win.after > 0 && <li class="spacer" aria-hidden="true" style={{ height: `${win.after}px` }} />}
       {notes.map((n) => <li key={n.key} class="note">{n.text}</li>)}
       {props.unsent.map((u) => <UnsentItem key={u.cid} store={store} u={u} />)}
     </ol></div>
   );
+}
+
+function totalHeight(count: number, heightOf: (i: number) => number): number {
+  let y = 0;
+  for (let i = 0; i < count; i++) y += heightOf(i);
+  return y;
+}
+
+/** The list's gap between rows (px): part of each row's share of the height. */
+function rowGap(el: HTMLElement): number {
+  const ol = el.firstElementChild as HTMLElement | null;
+  return ol ? parseFloat(getComputedStyle(ol).rowGap) || 0 : 0;
 }
 
 interface MessageItemProps { store: ChatStore; m: Msg; mine: boolean; group: boolean; tick?: Tick; from: string }
@@ -174,6 +220,7 @@ function UnsentItem({ store, u }: { store: ChatStore; u: Unsent }) {
         <time dateTime={new Date(u.ts).toISOString()}>{shortTime(u.ts)}</time>
         <span class={`tick ${tick}`} aria-label={TICK_TEXT[tick][1]} title={TICK_TEXT[tick][1]}>{TICK_TEXT[tick][0]}</span>
       </span>
+      {u.waiting && !u.error && <span class="waiting" role="status">{u.waiting}</span>}
       {u.error && (
         <span class="error" role="alert">
           {u.error} <button type="button" onClick={() => store.retry(u.cid)}>Retry</button>
