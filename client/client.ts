@@ -1,12 +1,12 @@
 // ParleyClient: one device's WebSocket session — hello/welcome/replay/synced, exactly-once durable
 // events by `u`, acks, heartbeat, request/answer matching, the send outbox and reconnection.
-import { CloseCode, Command, ErrorCode, ServerFrame } from '../protocol/codes.js';
+import { CloseCode, Command, ErrorCode, MAX_USERS_GET, ServerFrame } from '../protocol/codes.js';
 import { decodeFrame, encodeFrame } from '../protocol/wire.js';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, ParleyError, errorFromFrame } from './errors.js';
 import { randomId } from './ids.js';
-import type { CommandName, CommandParams, CommandResult, GroupCreateParams, GroupMembers, GroupMembersParams, GroupTitleParams, InboxParams, LastSeenVisibility, ReadParams, SearchParams, SearchResult, ThreadSetParams, UserInfo } from './commands.js';
+import type { CommandName, CommandParams, CommandResult, GroupCreateParams, GroupMembers, GroupMembersParams, GroupTitleParams, InboxParams, LastSeenVisibility, ReadParams, SearchParams, SearchResult, ThreadSetParams, UserInfo, UserLookup } from './commands.js';
 import { getMe, listSessions, logout as logoutSession, revokeSession, updateMe } from './http.js';
 import { downloadMedia, uploadMedia, type Downloaded, type UploadData, type UploadOptions } from './media.js';
 import type { Persistence } from './persistence.js';
@@ -494,6 +494,18 @@ export class ParleyClient {
   /** The account with this username (not_found otherwise). */
   userFind(username: string): Promise<UserInfo> {
     return this.command(Command.userFind, { username });
+  }
+
+  /**
+   * Usernames and names for ids (a group's members, senders): in the order asked, once each;
+   * deleted accounts as `{user, deleted: true}`, unknown ids left out. Any number of ids: asked
+   * 100 (MAX_USERS_GET) per frame.
+   */
+  async usersGet(users: readonly string[]): Promise<UserLookup[]> {
+    const ids = [...new Set(users)];
+    const pages: Promise<{ users: UserLookup[] }>[] = [];
+    for (let i = 0; i < ids.length; i += MAX_USERS_GET) pages.push(this.command(Command.usersGet, { users: ids.slice(i, i + MAX_USERS_GET) }));
+    return (await Promise.all(pages)).flatMap((p) => p.users);
   }
 
   // ---- this account over HTTP (docs/protocol.md §11), with the client's token ----

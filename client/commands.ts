@@ -37,6 +37,9 @@ export interface UserInfo {
   name: string;
 }
 
+/** `users.get`: an account as `UserInfo`, or a deleted one (its name went with it). */
+export type UserLookup = UserInfo | { user: string; deleted: true };
+
 export interface ReadParams { thread: string; seq: number }
 export interface InboxParams {
   /** the `cursor` of the previous page */
@@ -111,6 +114,7 @@ export interface Commands {
   [Command.presenceSub]: { params: UsersOnly; result: { presence: PresenceRow[] } };
   [Command.presenceUnsub]: { params: UsersOnly; result: Empty };
   [Command.userFind]: { params: { username: string }; result: UserInfo };
+  [Command.usersGet]: { params: { users: string[] }; result: { users: UserLookup[] } };
   [Command.refresh]: { params: { jwt: string }; result: { exp: number } };
   [Command.channelCreate]: { params: ChannelCreateParams; result: { channel: string } };
   [Command.channelGet]: { params: ChannelGetParams; result: ChannelInfo };

@@ -60,6 +60,9 @@ export const Command = {
   /** the caller's messages by their words (docs/protocol.md "Search") */
   search: 'search',
 } as const;
+
+/** Ids in one users.get (a group of 1024 members is looked up in 11 frames; the SDK pages for you). */
+export const MAX_USERS_GET = 100;
 export type Command = (typeof Command)[keyof typeof Command];
 
 /** Frames the server sends (`t` of a server frame). */

@@ -4,7 +4,7 @@
 // new object, so nothing unvalidated travels further than the gateway.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { Command } from './codes.js';
+import { Command, MAX_USERS_GET } from './codes.js';
 import { ID_PATTERN } from './ids.js';
 import { queryTerms } from './search-words.js';
 
@@ -31,8 +31,6 @@ export const MAX_SEARCH_LIMIT = 50;
 export const MAX_GROUP_MEMBERS = 1024;
 /** Users one socket may watch with presence.sub (docs/protocol.md §4). */
 export const MAX_PRESENCE_SUBS = 1000;
-/** Ids in one users.get (a group of 1024 members is looked up in 11 frames). */
-export const MAX_USERS_GET = 100;
 /** Push providers a device may register with (docs/protocol.md §8.5). */
 export const PUSH_PROVIDER_NAMES = ['webhook', 'webpush', 'apns', 'fcm'] as const;
 /** Usernames, as registered and as looked up (docs/protocol.md §11, §8.8). */

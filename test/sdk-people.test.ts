@@ -1,4 +1,4 @@
-// The SDK's methods about people (docs/sdk.md "People"): user.find, contacts, privacy, blocks,
+// The SDK's methods about people (docs/sdk.md "People"): user.find, users.get, contacts, privacy, blocks,
 // presence (kept across reconnects), and the account over HTTP (me, name, devices, logout).
 import t from 'tap';
 import { findUser, login } from '../client/index.js';
@@ -7,6 +7,17 @@ import { client, connect, newDevice, newUser } from './helpers/server.js';
 
 const s = await startSdkTestServer(t);
 const FAST_RECONNECT = { reconnect: { minMs: 10, maxMs: 50 } };
+
+t.test('usersGet names any number of ids (100 per frame), in order, once each', async (t) => {
+  const [annU, bobU] = [await newUser(s, 'ann'), await newUser(s, 'bob')];
+  const a = await connect(t, s, await newDevice(s, annU));
+  const ids = [bobU.user, ...Array.from({ length: 150 }, (_, i) => `u_nobody${i}`), annU.user, bobU.user];
+  t.same(await a.usersGet(ids), [
+    { user: bobU.user, username: bobU.username, name: bobU.username },
+    { user: annU.user, username: annU.username, name: annU.username },
+  ], 'two pages of ids, unknown ones left out, bob once');
+  t.same(await a.usersGet([]), [], 'no ids: no frame');
+});
 
 t.test('userFind and findUser (HTTP) find an account by username', async (t) => {
   const [ann, bob] = [await newUser(s, 'ann'), await newUser(s, 'bob')];

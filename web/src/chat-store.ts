@@ -260,7 +260,29 @@ export class ChatStore {
   // ---- names ----
 
   nameOf(user: string): string {
-    return this.names.get(user) ?? `user ${user.slice(-6)}`;
+    const name = this.names.get(user);
+    if (name !== undefined) return name;
+    if (user !== '' && !this.namesAsked.has(user)) {
+      this.nameless.add(user);
+      if (this.nameless.size === 1) setTimeout(() => void this.lookUpNames(), 0);
+    }
+    return `user ${user.slice(-6)}`;
+  }
+
+  /** Ids shown without a name since the last lookup, and those asked for already (once each). */
+  private readonly nameless = new Set<string>();
+  private readonly namesAsked = new Set<string>();
+
+  /** One users.get for every id shown without a name (a group's members, senders). */
+  private async lookUpNames(): Promise<void> {
+    const ids = [...this.nameless];
+    this.nameless.clear();
+    for (const id of ids) this.namesAsked.add(id);
+    try {
+      for (const u of await this.client.usersGet(ids)) this.learnName(u.user, 'deleted' in u ? 'Deleted account' : u.name || u.username || undefined);
+    } catch {
+      for (const id of ids) this.namesAsked.delete(id); // offline: asked again when shown again
+    }
   }
 
   learnName(user: string, name: string | undefined): void {
