@@ -128,6 +128,9 @@ if (!existsSync(CHROMIUM)) {
     await bubble(ann, 'hi ann').waitFor();
     await bubble(ann, 'hello bob', 'mine').waitFor();
     t.pass('the conversation is there after a reload');
+    // Bob's read receipt came before the reload, and the reload replays only what is newer.
+    await tickIs(ann, 'hello bob', 'read');
+    t.pass('an older message keeps its read tick across the reload');
     t.equal(await ann.page.getByRole('button', { name: 'Sign out', exact: true }).count(), 1, 'still signed in');
 
     // The cached history shows at once, before any answer: here the WebSocket never answers at all.

@@ -8,7 +8,7 @@ import { IndexedDbPersistence } from '../../client/indexeddb-persistence.js';
 import type { CmsgEvent, ContactRow, Msg, MsgEvent, ReceiptEvent, ThreadEvent, ThreadRow } from '../../client/types.js';
 import { describeError } from './describe-error.js';
 import { DesktopNotifications } from './desktop-notifications.js';
-import { HistoryCache, type CachedScreen } from './history-cache.js';
+import { HistoryCache, type CachedScreen, type Watermarks } from './history-cache.js';
 import { apiBase, forgetSession, wsUrl, type Session } from './session.js';
 
 export type Conn = 'connecting' | 'live' | 'reconnecting' | 'closed';
@@ -174,7 +174,8 @@ export class ChatStore {
   private snapshot(): CachedScreen {
     const messages: Record<string, Msg[]> = {};
     for (const [thread, l] of this.loaded) if (l.list.length > 0) messages[thread] = l.list;
-    return { threads: [...this.threads.values()], messages, names: [...this.names] };
+    const receipts = [...this.receipts].map(([thread, marks]) => [thread, [...marks]] as [string, [string, Watermarks][]]);
+    return { threads: [...this.threads.values()], messages, names: [...this.names], receipts };
   }
 
   /** What the last session showed, where the network has not answered yet. */
@@ -188,6 +189,10 @@ export class ChatStore {
       this.stale.add(thread);
     }
     for (const [user, name] of screen.names) if (!this.names.has(user)) this.names.set(user, name);
+    // Receipts that arrived meanwhile are newer or equal: watermarks only grow, so keep the larger.
+    for (const [thread, marks] of screen.receipts ?? []) {
+      for (const [user, w] of marks) this.raiseMarks(thread, user, w.delivered, w.read);
+    }
     this.changed();
   }
 
@@ -377,11 +382,16 @@ export class ChatStore {
       }
       return;
     }
-    let m = this.receipts.get(r.thread);
-    if (!m) this.receipts.set(r.thread, (m = new Map()));
-    const w = m.get(r.user) ?? { delivered: 0, read: 0 };
-    m.set(r.user, { delivered: Math.max(w.delivered, r.delivered ?? 0, r.read ?? 0), read: Math.max(w.read, r.read ?? 0) });
+    this.raiseMarks(r.thread, r.user, r.delivered ?? 0, r.read ?? 0);
     this.changed();
+  }
+
+  /** A member's watermarks in a thread move up to these (reading implies delivery; neither goes back). */
+  private raiseMarks(thread: string, user: string, delivered: number, read: number): void {
+    let m = this.receipts.get(thread);
+    if (!m) this.receipts.set(thread, (m = new Map()));
+    const w = m.get(user) ?? { delivered: 0, read: 0 };
+    m.set(user, { delivered: Math.max(w.delivered, delivered, read), read: Math.max(w.read, read) });
   }
 
   private onThreadEvent(e: ThreadEvent): void {

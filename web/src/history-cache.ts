@@ -16,7 +16,14 @@ export interface CachedScreen {
   threads: ThreadRow[];
   messages: Record<string, Msg[]>;
   names: [string, string][];
+  /**
+   * thread → the other members' receipt watermarks: a reload replays only newer events, so the
+   * ticks of older messages come from here (absent in caches of earlier versions).
+   */
+  receipts?: [string, [string, Watermarks][]][];
 }
+
+export interface Watermarks { delivered: number; read: number }
 
 function openDb(): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
@@ -82,5 +89,5 @@ function bounded(s: CachedScreen): CachedScreen {
   const keep = new Set(threads.map((r) => r.thread));
   const messages: Record<string, Msg[]> = {};
   for (const [thread, list] of Object.entries(s.messages)) if (keep.has(thread)) messages[thread] = list.slice(-MAX_MESSAGES);
-  return { threads, messages, names: s.names };
+  return { threads, messages, names: s.names, receipts: s.receipts?.filter(([thread]) => keep.has(thread)) };
 }
