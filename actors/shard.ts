@@ -100,6 +100,8 @@ interface Activation {
   lastActive: number;
   /** the output-commit group of its newest write (0: never wrote); droppable once released */
   wroteIn: number;
+  /** work it deferred to the end of this batch, not yet run: it may write (an inbox row, a block) */
+  deferred: number;
 }
 
 export class Shard {
@@ -283,6 +285,7 @@ export class Shard {
       const work = [...this.deferred];
       this.deferred.clear();
       for (const [fn, activation] of work) {
+        if (activation) activation.deferred--;
         this.current = activation;
         try {
           fn();
@@ -345,7 +348,7 @@ export class Shard {
       else if (kind === 'channel') actor = new ChannelActor(id, this.ctx, this.ids, this.outbox);
       else if (kind === 'trending') actor = new TrendingActor();
       else throw new ProtocolError(ErrorCode.not_found, `no actor kind ${kind}`);
-      activation = { actor, lastActive: 0, wroteIn: 0 };
+      activation = { actor, lastActive: 0, wroteIn: 0, deferred: 0 };
       this.made++;
       this.fresh.push(address);
     }
@@ -398,12 +401,22 @@ export class Shard {
     } else {
       reply = error ? [Kind.reply, id, null, error.code, error.message] : [Kind.reply, id, value];
     }
-    // A turn that wrote nothing, by an actor whose own writes are all durable, answers from
+    // A turn that wrote nothing, by an actor whose own writes are all durable and that has no
+    // work deferred to the batch's end (which may write: thread.set's inbox row), answers from
     // durable state: it need not wait behind other actors' commits (a `history` or `inbox`
     // under load). Anything else waits for this tick's commit.
-    const readOnly = !activation || (activation.wroteIn === wroteBefore && this.outputs.isReleased(wroteBefore));
+    const readOnly = !activation || (activation.wroteIn === wroteBefore && activation.deferred === 0 && this.outputs.isReleased(wroteBefore));
+    const release = () => this.outputs.emit(() => this.send(replyTo, reply));
     if (readOnly && this.outputs.isReleased(this.orphanWrite)) this.send(replyTo, reply);
-    else this.outputs.emit(() => this.send(replyTo, reply));
+    // Emitted after the work it deferred, so whatever that writes holds the answer too.
+    else if (activation && activation.deferred > 0) this.deferFor(activation, release);
+    else release();
+  }
+
+  /** Runs `fn` at the end of this batch, after the work deferred before it, counted for `activation`. */
+  private deferFor(activation: Activation | null, fn: () => void): void {
+    this.deferred.set(fn, activation);
+    if (activation) activation.deferred++;
   }
 
   /** May this activation go now? Its own rules, and every write it made is durable. */
@@ -533,7 +546,7 @@ export class Shard {
         outputs.emit(fn);
       },
       defer: (fn) => {
-        if (!this.deferred.has(fn)) this.deferred.set(fn, this.current);
+        if (!this.deferred.has(fn)) this.deferFor(this.current, fn);
       },
     };
   }

@@ -30,6 +30,24 @@ t.test('no reply or push leaves the shard before the commit barrier resolves', a
   t.equal(h.storage.db.threadLog.get([directThreadId('ann', 'bob'), 1])?.body, 'hello', 'the message was committed before its ok left');
 });
 
+t.test('a command whose only write is deferred to the end of the batch is answered after the commit too', async (t) => {
+  const h = await shardHarness(t, ['ann', 'bob']);
+  // thread.set writes the inbox row in the user actor's end-of-batch flush, not in its turn.
+  const thread = 'g:book-club';
+  await h.storage.db.threads.put(thread, { thread, kind: 'group', members: ['ann', 'bob'], admins: ['ann'], title: 'Book club', created: Date.now(), joined: {} });
+  const requested = h.gate.nextRequest();
+  h.batch([h.command(1, 'ann', { t: 'thread.set', thread, muted: true })]);
+  await requested; // the deferred write sealed its group
+  await turnOfTheLoop();
+  await turnOfTheLoop();
+  t.equal(h.shard.transport.envelopesTo(0), 0, 'no ok while the row is not durable');
+
+  h.gate.open();
+  t.match(answerOf(await h.reply(1)), { t: ServerFrame.ok, r: 1 });
+  h.storage.refresh();
+  t.equal(h.storage.db.inbox.get(['ann', thread])?.muted, true, 'the mute was committed before its ok left');
+});
+
 t.test('turns run one at a time, in arrival order, across the batch', async (t) => {
   const h = await shardHarness(t, ['ann', 'bob']);
   h.gate.open();
