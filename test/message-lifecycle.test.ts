@@ -220,8 +220,11 @@ t.test('reply: the seq must be visible to the sender; history quotes the origina
   const { thread } = await ann.clients[0].request('group.create', { title: 'g', members: [bob.user] });
   const long = 'é'.repeat(150);
   const original = await ann.clients[0].send({ thread, body: long });
+  // Waited for from before the send: ann's copy may arrive before bob's ok (same commit).
+  const annGets = ann.clients[0].next('msg', (m) => m.thread === thread && m.body === 'indeed');
   const reply = await bob.clients[0].send({ thread, body: 'indeed', reply: original.seq });
-  const [msgEvent] = await Promise.all([ann.clients[0].next('msg', (m) => m.seq === reply.seq)]);
+  const msgEvent = await annGets;
+  t.equal(msgEvent.seq, reply.seq);
   t.match(msgEvent, { reply: original.id, replySeq: original.seq }, 'the msg names the original by id and seq');
   const page = await ann.clients[0].history({ thread });
   const shown = page.messages.find((m) => m.seq === reply.seq)!;
@@ -248,9 +251,12 @@ t.test('forward: copies a readable message into another thread, marked forwarded
   const src = await bob.clients[0].send({ to: ann.user, body: 'pass it on', media });
   const from = { thread: src.thread, seq: src.seq };
   await t.rejects(downloadMedia(s.base, carol.devices[0].token, media), { code: 'not_found' }, 'carol cannot read bob\'s media yet');
+  // Waited for from before the forward: carol's copy may arrive before ann's ok (same commit).
+  const carolGets = carol.clients[0].next('msg', (m) => m.thread === directThreadId(ann.user, carol.user) && m.forwarded === true);
   const fwd = await ann.clients[0].forward({ from, to: { to: carol.user }, cid: 'fwd-1' });
   t.equal(fwd.thread, directThreadId(ann.user, carol.user));
-  const got = await carol.clients[0].next('msg', (m) => m.thread === fwd.thread && m.seq === fwd.seq);
+  const got = await carolGets;
+  t.equal(got.seq, fwd.seq);
   t.match(got, { from: ann.user, body: 'pass it on', forwarded: true, media: { id: media } });
   t.equal((await downloadMedia(s.base, carol.devices[0].token, media)).mime, 'text/plain', 'the forwarded message carries the media: carol may read it');
   t.match((await carol.clients[0].history({ thread: fwd.thread })).messages[0], { forwarded: true, body: 'pass it on' });

@@ -40,8 +40,9 @@ t.test('receipts: delivered when the other device acks, read after read()', asyn
   const receipts: ReceiptEvent[] = [];
   a.on('receipt', (r) => receipts.push(r));
   const delivered = a.next('receipt', (r) => r.user === bob.user && (r.delivered ?? 0) >= 1, 10_000);
+  const arrived = b.next('msg', (m) => m.body === 'did you get it?'); // before the send: it may come before the ok
   const { thread, seq } = await a.send({ to: bob.user, body: 'did you get it?' });
-  await b.next('msg', (m) => m.thread === thread); // b's client acks it by itself
+  await arrived; // b's client acks it by itself
   t.match(await delivered, { t: 'receipt', thread, user: bob.user, delivered: 1 });
   const read = a.next('receipt', (r) => r.user === bob.user && (r.read ?? 0) >= seq, 10_000);
   await b.read({ thread, seq });
