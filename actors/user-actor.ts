@@ -16,7 +16,7 @@ import type {
   Ack, Attach, AttachResult, ClientCommand, Login, LoginResult, Deliver, Detach, EventDeliver, Expire, Receipt, Replay, ReplayResult, Revoke, Typing, UserActorMessage, Watch, PushRegister, PushUnregister,
   ChangePassword, SessionExpired, Touch, Ban, PresenceNow,
 } from './messages.js';
-import { AccountDeletion, liveUser, tombstone } from './account-deletion.js';
+import { AccountDeletion, goOn, liveUser, tombstone } from './account-deletion.js';
 import { cancelScheduled, listScheduled, schedule, type ScheduleFrame } from './scheduled-messages.js';
 import { searchMessages, type SearchQuery } from './message-search.js';
 import { logFloor } from '../storage/retention.js';
@@ -501,7 +501,7 @@ export class UserActor implements Actor {
     this.dirty.clear();
     this.order = null;
     this.deleted = true;
-    this.ctx.tell(this.address, { op: 'delete-continue' });
+    goOn(this.ctx, this.user);
   }
 
   /** A deleted account: fan-out is confirmed (so threads clear their marks) and nothing is stored. */
