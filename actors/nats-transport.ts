@@ -76,6 +76,7 @@ export class NatsTransport extends BatchingTransport {
   private readonly subs: Subscription[] = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private started = false;
+  private ncClosedLogged = false;
   /** (peer, epoch) pairs whose fenced traffic was logged already */
   private readonly fencedLogged = new Set<string>();
 
@@ -85,7 +86,7 @@ export class NatsTransport extends BatchingTransport {
     if (!Number.isSafeInteger(opts.epoch) || opts.epoch < 1) throw new RangeError(`NatsTransport: epoch must be an integer > 0, got ${opts.epoch}`);
     if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(opts.prefix)) throw new RangeError(`NatsTransport: prefix must be dot-separated tokens of [A-Za-z0-9_-], got '${opts.prefix}'`);
     const heartbeatMs = opts.heartbeatMs ?? 1000;
-    if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1) throw new RangeError(`NatsTransport: heartbeatMs must be >= 1, got ${heartbeatMs}`);
+    if (!Number.isInteger(heartbeatMs) || heartbeatMs < 1 || heartbeatMs > 2 ** 31 - 1) throw new RangeError(`NatsTransport: heartbeatMs must be an integer of 1..2^31-1, got ${heartbeatMs}`);
     this.nc = opts.nc;
     this.prefix = opts.prefix;
     this.epoch = opts.epoch;
@@ -123,6 +124,7 @@ export class NatsTransport extends BatchingTransport {
   }
 
   protected post(dest: PeerId, bytes: Uint8Array): Undeliverable | undefined {
+    if (this.nc.isClosed()) return 'gone'; // logged by the base, once per peer
     const subject = batchSubject(this.prefix, dest, this.peers.get(dest)!.epoch, this.self, this.epoch);
     try {
       const max = this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
@@ -137,7 +139,7 @@ export class NatsTransport extends BatchingTransport {
       }
       return undefined;
     } catch (err) {
-      // The connection is closed (or draining): no peer is reachable through it any more.
+      // Draining: no peer is reachable through this connection any more.
       this.log.error({ err, dest }, 'transport: NATS publish failed');
       return 'gone';
     }
@@ -174,11 +176,18 @@ export class NatsTransport extends BatchingTransport {
   };
 
   private signal(kind: Signal, to?: PeerId): void {
+    if (this.nc.isClosed()) {
+      // Closed under it (a kill, or the owner closed it first): peers will see this endpoint
+      // fall silent instead. Said once, not at every heartbeat.
+      if (!this.ncClosedLogged) this.log.warn({ kind }, 'transport: NATS connection closed; signals not sent');
+      this.ncClosedLogged = true;
+      return;
+    }
     const subject = to === undefined ? `${this.prefix}.peers` : `${this.prefix}.peers.${to}`;
     try {
       this.nc.publish(subject, `${kind} ${this.self} ${this.epoch}`);
     } catch (err) {
-      // Closed connection: peers will see this endpoint fall silent instead.
+      // Draining: peers will see this endpoint fall silent instead.
       this.log.warn({ err, kind }, 'transport: NATS signal not sent');
     }
   }

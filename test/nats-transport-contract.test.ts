@@ -159,6 +159,34 @@ t.test('NatsTransport', { skip: natsMissing }, async (t) => {
     t.match(logs.at('error', /could not be decoded/).map((l) => l.err?.message), [/fragment 2 of 3 arrived out of sequence/, /expected a first fragment/, /.*/, /fragment 1 of 3 missing/, /not valid/]);
   });
 
+  t.test('garbage on the peers and batch subjects is logged and dropped; bad options are refused', async (t) => {
+    const logs = captureLog();
+    const prefix = freshPrefix();
+    const a = await endpoint(t, nats, 0, prefix);
+    const b = await endpoint(t, nats, 1, prefix, { log: logs });
+    await b.rec.until('1 sees 0', () => b.rec.up.includes(0));
+    a.nc.publish(`${prefix}.peers`, 'hello 0'); // no epoch
+    a.nc.publish(`${prefix}.peers.1`, 'here x 1');
+    a.nc.publish(`${prefix}.b.1.${EPOCH}.0`, encoded([tell(1)])); // no sender epoch
+    a.nc.publish(`${prefix}.b.1.${EPOCH}.0.0`, encoded([tell(2)])); // epoch 0
+    a.nc.publish(`${prefix}.b.1.${EPOCH}.0.1.2`, encoded([tell(3)])); // a fragment count but no index
+    a.tr.send(1, tell(4));
+    await b.rec.until('the good batch', () => b.rec.batches.length > 0);
+    t.same(b.rec.envelopes().map(seqOf), [4], 'only the good batch');
+    t.equal(logs.at('error', /malformed NATS peer signal/).length, 2, 'bad signals logged');
+    t.equal(b.tr.stats.decodeFailures, 3, 'bad batch subjects counted');
+    t.same(b.rec.up, [0], 'and no peer came or went');
+    t.same(b.rec.down, []);
+    const opts = { nc: a.nc, prefix: 'ok', epoch: 1 };
+    const make = (o: Partial<typeof opts & { heartbeatMs: number }>, self = 5) => () => new NatsTransport(self, new Recorder(), logs.log, { ...opts, ...o });
+    t.throws(make({ epoch: 0 }), /epoch must be an integer > 0/);
+    t.throws(make({ epoch: 1.5 }), /epoch/);
+    t.throws(make({ prefix: 'a.*' }), /prefix must be/);
+    t.throws(make({ prefix: '' }), /prefix must be/);
+    t.throws(make({ heartbeatMs: 0 }), /heartbeatMs/);
+    t.throws(make({}, -1), /peer id/);
+  });
+
   t.test('a newcomer learns the peers from their answers to its hello, and can send at once', async (t) => {
     const prefix = freshPrefix();
     const a = await endpoint(t, nats, 0, prefix);
