@@ -134,6 +134,11 @@ export class NatsTransport extends BatchingTransport {
       }
       // Over max_payload: consecutive slices (views, not copies), put back together on receipt.
       const count = Math.ceil(bytes.length / max);
+      if (count > MAX_FRAGMENTS) {
+        // The receiver would drop it: spare the wire, and answer its asks now (rule 5).
+        this.log.error({ dest, bytes: bytes.length, fragments: count, limit: MAX_FRAGMENTS }, 'transport: batch too big for the NATS transport (MAX_FRAGMENTS x max_payload); dropped');
+        return 'gone';
+      }
       for (let index = 0; index < count; index++) {
         this.nc.publish(`${subject}.${index}.${count}`, bytes.subarray(index * max, (index + 1) * max));
       }
@@ -236,8 +241,8 @@ export class NatsTransport extends BatchingTransport {
     }
     const index = token(tail[2]);
     const count = token(tail[3]);
-    if (index === undefined || count === undefined || count < 2 || index >= count || count > MAX_FRAGMENTS) {
-      this.decodeFailed(from, new Error(`fragment ${tail[2]} of ${tail[3]} is not valid (2..${MAX_FRAGMENTS} fragments)`));
+    if (index === undefined || count === undefined || count < 2 || index >= count) {
+      this.decodeFailed(from, new Error(`fragment ${tail[2]} of ${tail[3]} is not valid`));
       peer.partial = undefined;
       return;
     }
@@ -249,6 +254,11 @@ export class NatsTransport extends BatchingTransport {
     const partial = peer.partial;
     if (index === 0) {
       if (partial) this.brokenSequence(from, peer, 'a new fragmented batch began before the last fragment');
+      if (count > MAX_FRAGMENTS) {
+        this.decodeFailed(from, new Error(`a batch of ${count} fragments is over the limit of ${MAX_FRAGMENTS}; the batch is dropped`));
+        peer.partial = { count, next: 1 }; // skip the rest, without holding it
+        return;
+      }
       peer.partial = { count, parts: [data], next: 1 };
       return;
     }

@@ -150,13 +150,14 @@ t.test('NatsTransport', { skip: natsMissing }, async (t) => {
     frag(0, 2, new Uint8Array([0x93, 0x01])); frag(1, 2, new Uint8Array([0x02])); // 3: whole, but a truncated list
     frag(0, 3, part(0)); a.nc.publish(batchSubject(prefix, 1, EPOCH, 0, EPOCH), encoded([tell(7)])); // 4: cut short by a whole batch
     frag(5, 3, part(0)); // 5: an index past the count
+    frag(0, 300, part(0)); frag(1, 300, part(1)); frag(2, 300, part(2)); // 6: more fragments than allowed (the rest skipped)
     frag(0, 3, part(0)); frag(1, 3, part(1)); frag(2, 3, part(2)); // good
     a.tr.send(1, tell(200));
     await b.rec.until('the last batch', () => b.rec.envelopes().some((e) => seqOf(e) === 200));
     t.same(b.rec.envelopes().map(seqOf), [7, 100, 101, 102, 200], 'the intact batches, in order');
-    t.equal(b.tr.stats.decodeFailures, 5, 'one per broken batch');
-    t.equal(logs.at('error', /could not be decoded/).length, 5, 'each logged');
-    t.match(logs.at('error', /could not be decoded/).map((l) => l.err?.message), [/fragment 2 of 3 arrived out of sequence/, /expected a first fragment/, /.*/, /fragment 1 of 3 missing/, /not valid/]);
+    t.equal(b.tr.stats.decodeFailures, 6, 'one per broken batch');
+    t.equal(logs.at('error', /could not be decoded/).length, 6, 'each logged');
+    t.match(logs.at('error', /could not be decoded/).map((l) => l.err?.message), [/fragment 2 of 3 arrived out of sequence/, /expected a first fragment/, /.*/, /fragment 1 of 3 missing/, /not valid/, /300 fragments is over the limit of 256/]);
   });
 
   t.test('garbage on the peers and batch subjects is logged and dropped; bad options are refused', async (t) => {
