@@ -12,7 +12,7 @@ import { natsMissing, startNats, type LocalNats } from './helpers/nats-server.js
 import { captureLog, Recorder, transportContract, type TransportFactory } from './helpers/transport-contract.js';
 
 // Small, so the suite's dead-peer case ends soon; it still waits for onPeerDown, never for time.
-const SUITE_HEARTBEAT_MS = 200;
+const SUITE_HEARTBEAT_MS = 300;
 // So long that only a hello answer or a bye can explain what a test sees within its wait.
 const NEVER_MS = 600_000;
 const EPOCH = 1;
@@ -89,10 +89,11 @@ async function endpoint(t: Test, nats: LocalNats, self: PeerId, prefix: string, 
   return { tr, rec, nc };
 }
 
-/** Two endpoints 0 and 1 that know each other. */
-async function pair(t: Test, nats: LocalNats, prefix = freshPrefix()) {
+/** Two endpoints 0 and 1 that know each other; 1 logs to `logB` if given. */
+async function pair(t: Test, nats: LocalNats, logB?: ReturnType<typeof captureLog>) {
+  const prefix = freshPrefix();
   const a = await endpoint(t, nats, 0, prefix);
-  const b = await endpoint(t, nats, 1, prefix);
+  const b = await endpoint(t, nats, 1, prefix, { log: logB });
   await a.rec.until('0 sees 1', () => a.rec.up.includes(1));
   await b.rec.until('1 sees 0', () => b.rec.up.includes(0));
   return { a, b, prefix };
@@ -134,11 +135,7 @@ t.test('NatsTransport', { skip: natsMissing }, async (t) => {
 
   t.test('a lost, stray or garbled fragment is one counted decode failure; the traffic carries on', async (t) => {
     const logs = captureLog();
-    const prefix = freshPrefix();
-    const a = await endpoint(t, nats, 0, prefix);
-    const b = await endpoint(t, nats, 1, prefix, { log: logs });
-    await b.rec.until('1 sees 0', () => b.rec.up.includes(0));
-    await a.rec.until('0 sees 1', () => a.rec.up.includes(1));
+    const { a, b, prefix } = await pair(t, nats, logs);
     const frag = (index: number, count: number, bytes: Uint8Array): void =>
       a.nc.publish(batchSubject(prefix, 1, EPOCH, 0, EPOCH, { index, count }), bytes);
     const whole = encoded([tell(100), tell(101), tell(102)]);
@@ -162,10 +159,7 @@ t.test('NatsTransport', { skip: natsMissing }, async (t) => {
 
   t.test('garbage on the peers and batch subjects is logged and dropped; bad options are refused', async (t) => {
     const logs = captureLog();
-    const prefix = freshPrefix();
-    const a = await endpoint(t, nats, 0, prefix);
-    const b = await endpoint(t, nats, 1, prefix, { log: logs });
-    await b.rec.until('1 sees 0', () => b.rec.up.includes(0));
+    const { a, b, prefix } = await pair(t, nats, logs);
     a.nc.publish(`${prefix}.peers`, 'hello 0'); // no epoch
     a.nc.publish(`${prefix}.peers.1`, 'here x 1');
     a.nc.publish(`${prefix}.b.1.${EPOCH}.0`, encoded([tell(1)])); // no sender epoch
