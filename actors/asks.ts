@@ -4,6 +4,12 @@ import { ErrorCode } from '../protocol/codes.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { LatencyStats } from './latency-stats.js';
 
+/**
+ * `retry` (ms) of an `unavailable` that says an actor could not be reached (its shard or node is
+ * down, the transport dropped the ask, no answer in time): clients try again after it.
+ */
+export const UNREACHABLE_RETRY_MS = 1000;
+
 /** Called exactly once: with the reply value, or with an error (ProtocolError, or unavailable on timeout). */
 export type ReplyCallback<T> = (err: ProtocolError | null, value?: T) => void;
 
@@ -46,7 +52,7 @@ export class PendingAsks {
     let stats = this.latency.get(p.to);
     if (!stats) this.latency.set(p.to, (stats = new LatencyStats()));
     stats.record((performance.now() - p.opened) / 1000);
-    if (errorCode) p.done(new ProtocolError(errorCode, errorMessage ?? errorCode));
+    if (errorCode) p.done(new ProtocolError(errorCode, errorMessage ?? errorCode, errorCode === ErrorCode.unavailable ? { retry: UNREACHABLE_RETRY_MS } : undefined));
     else p.done(null, value);
   }
 
@@ -59,7 +65,7 @@ export class PendingAsks {
     for (const [id, p] of this.pending) {
       if (p.deadline <= now) {
         this.pending.delete(id);
-        p.done(new ProtocolError(ErrorCode.unavailable, `no answer to ${p.what} within ${this.timeoutMs} ms`));
+        p.done(new ProtocolError(ErrorCode.unavailable, `no answer to ${p.what} within ${this.timeoutMs} ms`, { retry: UNREACHABLE_RETRY_MS }));
       }
     }
   }
@@ -70,7 +76,7 @@ export class PendingAsks {
     for (const [id, p] of this.pending) {
       if (p.to !== to) continue;
       this.pending.delete(id);
-      p.done(new ProtocolError(ErrorCode.unavailable, `${p.what}: ${reason}`));
+      p.done(new ProtocolError(ErrorCode.unavailable, `${p.what}: ${reason}`, { retry: UNREACHABLE_RETRY_MS }));
       n++;
     }
     return n;

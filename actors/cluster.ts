@@ -14,9 +14,10 @@ import type { LogLevel } from './log.js';
 import { PendingAsks, type ReplyCallback } from './asks.js';
 import { Kind, type ActorMessage, type Envelope } from './envelope.js';
 import { GATEWAY_THREAD, Router } from './router.js';
+import { openRemote, routerFor, type NodeLink, type RemoteLink } from './node-link.js';
+import { NodeTransport } from './node-transport.js';
 import type { ShardControl } from './shard-worker.js';
 import { EXIT_STORAGE_FAILED, type QuiescenceReport, type ShardStats } from './shard.js';
-import { PortTransport } from './port-transport.js';
 
 export interface ShardWorkerData {
   index: number;
@@ -34,8 +35,10 @@ export interface ShardWorkerData {
   defaultLastSeen: LastSeenVisibility;
   webhookEvents: string[];
   searchIndex: boolean;
-  /** [peer thread index, port] for the gateway and every other shard */
+  /** [PeerId, port] for the gateway and every other shard of this node */
   peers: [number, MessagePort][];
+  /** the cluster this node is part of (absent: alone) */
+  link?: NodeLink;
   control: MessagePort;
 }
 
@@ -62,6 +65,8 @@ export interface ClusterOptions {
   webhookEvents?: string[];
   /** Thread actors keep the search index (SEARCH; default on). */
   searchIndex?: boolean;
+  /** The cluster this node is part of, over NATS (absent: this process alone). */
+  link?: NodeLink;
   /** Shard deaths within a minute that make the server give up (exit non-zero) instead of restarting. */
   maxShardRestartsPerMinute: number;
   /**
@@ -81,8 +86,8 @@ export interface GatewaySink {
   beginBatch(): void;
   endBatch(): void;
   /**
-   * Shard `shard` (a thread index) died and runs again: actors re-activated from LMDB, but the
-   * sockets and watches registered with its user actors are gone. The sink closes the sockets
+   * Shard `shard` (a PeerId: this node's thread, or another node's) died and runs again: actors
+   * re-activated from LMDB, but the sockets and watches registered with its user actors are gone. The sink closes the sockets
    * concerned with a reconnect code, so their clients attach again and replay.
    */
   shardRestarted(shard: number): void;
@@ -112,7 +117,10 @@ const STOP_QUIESCENCE_LIMIT_MS = 5_000;
 
 export class ShardCluster {
   readonly router: Router;
-  private readonly transport: PortTransport;
+  private readonly transport: NodeTransport;
+  private remote: RemoteLink | null = null;
+  /** other nodes' threads seen up before: seeing one up again means that node restarted */
+  private readonly seenRemote = new Set<number>();
   private readonly asks: PendingAsks;
   /** slots[index] for shard thread index 1..N (slot 0 unused: the gateway) */
   private readonly slots: ShardSlot[] = [];
@@ -126,31 +134,48 @@ export class ShardCluster {
   lastRestartMs = 0;
 
   constructor(private readonly opts: ClusterOptions) {
-    this.router = new Router(opts.shards);
+    this.router = routerFor(opts.shards, opts.link);
     this.asks = new PendingAsks(opts.askTimeoutMs);
-    this.transport = new PortTransport(GATEWAY_THREAD, { onBatch: (_from, envelopes) => this.onBatch(envelopes) }, opts.log);
+    this.transport = new NodeTransport(this.router.gatewayPeer, {
+      onBatch: (_from, envelopes) => this.onBatch(envelopes),
+      // Another node's thread is gone: its asks will not be answered; fail them now.
+      onPeerDown: (peer) => {
+        if (!this.router.isLocalPeer(peer)) this.asks.failTo(peer, `node ${this.router.nodeOfPeer(peer)} is unreachable`);
+      },
+      // Seen again: it restarted, and the sockets and watches this gateway registered there are gone.
+      onPeerUp: (peer) => {
+        if (this.router.isLocalPeer(peer)) return;
+        if (this.seenRemote.has(peer)) this.sink?.shardRestarted(peer);
+        this.seenRemote.add(peer);
+      },
+    }, opts.log);
   }
 
   /** Starts every shard and resolves when all have opened storage and run recovery. */
   async start(sink: GatewaySink): Promise<void> {
     this.sink = sink;
     const n = this.opts.shards;
+    const peer = (thread: number) => this.router.localPeer(thread);
     const peers: [number, MessagePort][][] = Array.from({ length: n + 1 }, () => []);
     for (let a = 0; a <= n; a++) {
       for (let b = a + 1; b <= n; b++) {
         const { port1, port2 } = new MessageChannel();
-        peers[a].push([b, port1]);
-        peers[b].push([a, port2]);
+        peers[a].push([peer(b), port1]);
+        peers[b].push([peer(a), port2]);
       }
     }
-    for (const [peer, port] of peers[GATEWAY_THREAD]) this.transport.connect(peer, port);
+    for (const [p, port] of peers[GATEWAY_THREAD]) this.transport.connect(p, port);
+    if (this.opts.link) {
+      this.remote = await openRemote(this.router.gatewayPeer, this.transport.events, this.opts.log, this.opts.link);
+      this.transport.attachRemote(this.remote.transport);
+    }
     for (let index = 1; index <= n; index++) this.spawn(index, peers[index]);
     await Promise.all(this.slots.slice(1).map((s) => s.ready));
     this.started = true;
   }
 
   tell(to: string, msg: ActorMessage): void {
-    this.send(this.router.threadOf(to), [Kind.tell, to, msg]);
+    this.send(this.router.peerOf(to), [Kind.tell, to, msg]);
   }
 
   /** Asks an actor; rejects with ProtocolError (its code) or `unavailable` after the timeout. */
@@ -163,14 +188,17 @@ export class ShardCluster {
    * shard that dies before answering fails at once with `unavailable`.
    */
   askWith<T>(to: string, msg: ActorMessage, done: ReplyCallback<T>): void {
-    const thread = this.router.threadOf(to);
-    const id = this.asks.open<T>(`${msg.op} to ${to}`, done, thread);
-    this.send(thread, [Kind.ask, to, msg, GATEWAY_THREAD, id]);
+    const peer = this.router.peerOf(to);
+    const id = this.asks.open<T>(`${msg.op} to ${to}`, done, peer);
+    this.send(peer, [Kind.ask, to, msg, this.router.gatewayPeer, id]);
   }
 
   /** Answered asks per shard: open to answer, as this thread saw it (the transport's hops included). */
   askLatency(): { shard: number; latency: LatencySnapshot }[] {
-    return [...this.asks.latency].filter(([thread]) => thread !== GATEWAY_THREAD).map(([thread, s]) => ({ shard: thread - 1, latency: s.snapshot() }));
+    // This node's shards (0-based); other nodes' are left out.
+    const { router } = this;
+    return [...this.asks.latency].filter(([peer]) => router.isLocalPeer(peer) && peer !== router.gatewayPeer)
+      .map(([peer, s]) => ({ shard: peer - router.gatewayPeer - 1, latency: s.snapshot() }));
   }
 
   /** Figures of the shards that are running (a shard being restarted is left out). */
@@ -241,15 +269,16 @@ export class ShardCluster {
     for (const s of this.slots) if (s) s.control[Comlink.releaseProxy]();
     await Promise.all(this.slots.filter(Boolean).map((s) => s.worker.terminate()));
     this.transport.close();
+    await this.remote?.close();
   }
 
   /** The gateway's side of the stop protocol: its per-peer envelope counts (it holds no outputs). */
   private counts(): QuiescenceReport {
     const sent: number[] = [];
     const received: number[] = [];
-    for (let peer = 0; peer <= this.opts.shards; peer++) {
-      sent.push(this.transport.envelopesTo(peer));
-      received.push(this.transport.envelopesFrom(peer));
+    for (let thread = 0; thread <= this.opts.shards; thread++) {
+      sent.push(this.transport.envelopesTo(this.router.localPeer(thread)));
+      received.push(this.transport.envelopesFrom(this.router.localPeer(thread)));
     }
     return { shard: GATEWAY_THREAD, idle: true, sent, received, turns: 0 };
   }
@@ -272,7 +301,7 @@ export class ShardCluster {
       retentionMs: o.retentionMs ?? 0, retentionSweepMs: o.retentionSweepMs ?? 60_000,
       pushCoalesceMs: o.pushCoalesceMs ?? 3000, defaultLastSeen: o.defaultLastSeen ?? 'contacts',
       webhookEvents: o.webhookEvents ?? [], searchIndex: o.searchIndex ?? true,
-      peers, control: control.port2,
+      peers, control: control.port2, link: o.link,
     };
     const transferList: TransferListItem[] = [...peers.map(([, p]) => p), control.port2];
     const worker = new Worker(new URL('./shard-worker.js', import.meta.url), { workerData: data, transferList });
@@ -312,7 +341,7 @@ export class ShardCluster {
 
   private onExit(slot: ShardSlot, code: number): void {
     const { index } = slot;
-    const failed = this.asks.failTo(index, `shard ${index} stopped`);
+    const failed = this.asks.failTo(this.router.localPeer(index), `shard ${index} stopped`);
     if (this.stopping || this.fatal || !this.started) return; // stop() and start() handle these
     const log = this.opts.log;
     if (code === EXIT_STORAGE_FAILED) {
@@ -350,14 +379,15 @@ export class ShardCluster {
     // What the gateway queued for the dead shard leaves on the old link and is lost with it.
     this.transport.flush();
     const toGateway = new MessageChannel();
-    this.transport.connect(index, toGateway.port1);
-    const peers: [number, MessagePort][] = [[GATEWAY_THREAD, toGateway.port2]];
+    const peer = this.router.localPeer(index);
+    this.transport.connect(peer, toGateway.port1);
+    const peers: [number, MessagePort][] = [[this.router.gatewayPeer, toGateway.port2]];
     const handovers: Promise<void>[] = [];
     for (const other of this.slots) {
       if (!other || other.index === index || !other.live) continue;
       const { port1, port2 } = new MessageChannel();
-      peers.push([other.index, port1]);
-      handovers.push(this.call(other, (c) => c.reconnect(index, Comlink.transfer(port2, [port2]))));
+      peers.push([this.router.localPeer(other.index), port1]);
+      handovers.push(this.call(other, (c) => c.reconnect(peer, Comlink.transfer(port2, [port2]))));
     }
     const slot = this.spawn(index, peers);
     // A shard that dies meanwhile is restarted by its own exit handler.
@@ -373,7 +403,7 @@ export class ShardCluster {
     if (this.stopping) return;
     this.lastRestartMs = performance.now() - since;
     this.opts.log.warn({ shard: index, ms: Math.round(this.lastRestartMs) }, 'shard restarted');
-    this.sink?.shardRestarted(index);
+    this.sink?.shardRestarted(peer);
   }
 
   private onBatch(envelopes: Envelope[]): void {

@@ -4,6 +4,12 @@ import { HashRing } from './ring.js';
 
 export const GATEWAY_THREAD = 0;
 
+/**
+ * Transport PeerIds are global: node ordinal (its place in the layout) × NODE_STRIDE + thread.
+ * Alone, a node is ordinal 0, so its PeerIds are its thread indices (0 gateway, 1..N shards).
+ */
+export const NODE_STRIDE = 256;
+
 /** The id of the only node until there are several (DESIGN.md "Scale path" step 3). */
 export const LOCAL_NODE = 'local';
 
@@ -50,6 +56,13 @@ export class Router {
   private readonly first: number;
   /** this node's shard count */
   readonly shardCount: number;
+  /** this node's first PeerId (its gateway's): ordinal × NODE_STRIDE */
+  readonly base: number;
+  /** ring shard r's node ordinal, and the node ids in layout order */
+  private readonly ordinals: number[] = [];
+  readonly nodes: readonly string[];
+  /** the ring shard index of each node's first shard, in layout order */
+  private readonly firsts: number[] = [];
 
   /**
    * @param layout this node's shard count (one node), or every node's, in the same order on all
@@ -57,16 +70,54 @@ export class Router {
    */
   constructor(layout: number | readonly NodeShards[], readonly node = LOCAL_NODE) {
     const nodes = typeof layout === 'number' ? [{ node, shards: layout }] : layout;
-    for (const n of nodes) {
-      if (!Number.isInteger(n.shards) || n.shards < 1) throw new RangeError(`Router: node ${n.node} needs shards >= 1, got ${n.shards}`);
-      for (let shard = 0; shard < n.shards; shard++) this.locations.push(Object.freeze({ node: n.node, shard }));
-    }
+    nodes.forEach((n, ordinal) => {
+      if (!Number.isInteger(n.shards) || n.shards < 1 || n.shards >= NODE_STRIDE) throw new RangeError(`Router: node ${n.node} needs 1 <= shards < ${NODE_STRIDE}, got ${n.shards}`);
+      this.firsts.push(this.locations.length);
+      for (let shard = 0; shard < n.shards; shard++) {
+        this.locations.push(Object.freeze({ node: n.node, shard }));
+        this.ordinals.push(ordinal);
+      }
+    });
+    this.nodes = nodes.map((n) => n.node);
     if (new Set(nodes.map((n) => n.node)).size !== nodes.length) throw new RangeError('Router: a node is listed twice');
     const mine = nodes.findIndex((n) => n.node === node);
     if (mine < 0) throw new RangeError(`Router: this node ${node} is not in the layout`);
     this.first = nodes.slice(0, mine).reduce((sum, n) => sum + n.shards, 0);
     this.shardCount = nodes[mine].shards;
+    this.base = mine * NODE_STRIDE;
     this.ring = new HashRing(this.locations.length);
+  }
+
+  /** This node's gateway's PeerId: what its messages to actors give as `gateway`. */
+  get gatewayPeer(): number {
+    return this.base + GATEWAY_THREAD;
+  }
+
+  /** The PeerId of local shard thread `thread` (1..N). */
+  localPeer(thread: number): number {
+    return this.base + thread;
+  }
+
+  /** The ring shard index of local shard thread `thread` (1..N): unique across the nodes. */
+  ringShard(thread: number): number {
+    return this.first + thread - 1;
+  }
+
+  /** The PeerId of the shard thread that owns `address`, on this node or another. Allocation-free. */
+  peerOf(address: string): number {
+    const r = this.ring.shardOf(placementKey(address));
+    const ordinal = this.ordinals[r];
+    return ordinal * NODE_STRIDE + (r - this.firsts[ordinal]) + 1;
+  }
+
+  /** Whether `peer` is a thread of this node. */
+  isLocalPeer(peer: number): boolean {
+    return peer >= this.base && peer < this.base + NODE_STRIDE;
+  }
+
+  /** The id of the node `peer` belongs to (undefined: no such node in the layout). */
+  nodeOfPeer(peer: number): string | undefined {
+    return this.nodes[Math.floor(peer / NODE_STRIDE)];
   }
 
   /** The node and shard that own `address`. */

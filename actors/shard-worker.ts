@@ -6,14 +6,15 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { createLogger } from './log.js';
 import { openStorage } from '../storage/env.js';
-import { Router } from './router.js';
+import { openRemote, routerFor } from './node-link.js';
+import { DirectoryWriter } from '../src/cluster/directory.js';
 import { EXIT_STORAGE_FAILED, Shard, type QuiescenceReport, type ShardStats } from './shard.js';
 import type { ShardWorkerData } from './cluster.js';
 
 const data = workerData as ShardWorkerData;
 const log = createLogger(data.logLevel, { shard: data.index });
 const storage = openStorage(data.dataDir, data.durability);
-const shard = new Shard(data.index, new Router(data.shardCount), storage, log, data.boot, {
+const shard = new Shard(data.index, routerFor(data.shardCount, data.link), storage, log, data.boot, {
   passivateAfterMs: data.passivateAfterMs,
   maxActivations: data.maxActivations,
   maxCommitBacklog: data.maxCommitBacklog,
@@ -31,6 +32,13 @@ const shard = new Shard(data.index, new Router(data.shardCount), storage, log, d
   },
 });
 for (const [peer, port] of data.peers) shard.transport.connect(peer, port as MessagePort);
+// In a cluster, the other nodes' threads over NATS; a start that cannot reach it fails the worker.
+const remote = data.link ? await openRemote(shard.peer, shard.transportEvents, log, data.link) : null;
+if (remote) {
+  shard.transport.attachRemote(remote.transport);
+  // The directory rows this shard's actors write (sessions, devices...) go to every node.
+  shard.replicateTo(await DirectoryWriter.open(remote.nc, data.link!.cluster, log));
+}
 const recovered = shard.recover();
 if (recovered > 0) log.info({ threads: recovered }, 'resuming interrupted fan-outs');
 
@@ -60,6 +68,7 @@ const control: ShardControl = {
   async close() {
     await shard.stop();
     shard.transport.close();
+    await remote?.close();
     await storage.close();
   },
   stall() {

@@ -19,11 +19,12 @@ import { parseAddress, Router, threadAddress, userAddress } from './router.js';
 import { ThreadActor } from './thread-actor.js';
 import { ChannelActor } from './channel-actor.js';
 import { TrendingActor } from './trending-actor.js';
-import { PortTransport } from './port-transport.js';
-import type { TransportStats } from './transport.js';
+import { NodeTransport } from './node-transport.js';
+import type { PeerId, TransportEvents, TransportStats } from './transport.js';
 import { UserActor } from './user-actor.js';
 import { RetentionSweeper, type RetentionStats } from './retention.js';
 import { EventOutbox } from '../src/webhooks/events.js';
+import { directoryDatabases, type DirectoryTable, type DirectoryWriter } from '../src/cluster/directory.js';
 
 /** Exit code of a shard worker that stopped on a storage failure: the supervisor must not restart it. */
 export const EXIT_STORAGE_FAILED = 70;
@@ -105,7 +106,9 @@ interface Activation {
 }
 
 export class Shard {
-  readonly transport: PortTransport;
+  readonly transport: NodeTransport;
+  /** this shard's PeerId (router.localPeer(index)): what its own actors' addresses route to */
+  readonly peer: PeerId;
   /** In least-recently-used order: every activation moves to the end. */
   private readonly activations = new Map<string, Activation>();
   private readonly outputs: OutputCommit;
@@ -139,6 +142,9 @@ export class Shard {
   /** The newest group with a write made outside any turn: blocks every passivation until released. */
   private orphanWrite = 0;
   private failed = false;
+  private recoverScheduled = false;
+  /** In a cluster: where rows of the replicated directory tables go after their commit. */
+  private directory: { writer: DirectoryWriter; tables: Map<unknown, DirectoryTable> } | null = null;
 
   constructor(
     readonly index: number,
@@ -149,17 +155,19 @@ export class Shard {
     opts: Partial<ShardOptions> & Pick<ShardOptions, 'onFatal'>,
   ) {
     this.opts = { ...defaultShardOptions(), ...opts };
-    this.ids = new MessageIdGenerator(index);
+    this.peer = router.localPeer(index);
+    // Unique across the nodes of a cluster (alone: the thread index, as before).
+    this.ids = new MessageIdGenerator(router.ringShard(index) + 1);
     this.outbox = this.opts.webhookEvents.length > 0 ? new EventOutbox(index, storage, this.opts.webhookEvents) : null;
     this.outputs = new OutputCommit(storage.barrier, (err) => this.fatal(err, 'commit failed'));
-    this.transport = new PortTransport(index, { onBatch: (_from, envelopes) => this.onBatch(envelopes) }, log);
+    this.transport = new NodeTransport(this.peer, this.transportEvents, log);
     this.ctx = this.makeContext();
     this.sweeper = setInterval(() => this.passivateIdle(), Math.max(10, this.opts.passivateAfterMs / 4));
     this.sweeper.unref();
     this.retention = new RetentionSweeper(storage, log, {
       retentionMs: this.opts.retentionMs,
       sweepMs: this.opts.retentionSweepMs,
-      owns: (address) => this.router.threadOf(address) === this.index,
+      owns: (address) => this.router.peerOf(address) === this.peer,
       // Between turns: what an actor keeps of the deleted entries goes in a turn of its own.
       trimmed: (address, log, floor, cutoff) => {
         if (log === 'user') this.tellLocal(address, { op: 'expire', cutoff });
@@ -180,14 +188,14 @@ export class Shard {
     let n = 0;
     for (const thread of this.storage.db.fanout.getKeys()) {
       const address = threadAddress(thread as string);
-      if (this.router.threadOf(address) !== this.index) continue;
+      if (this.router.peerOf(address) !== this.peer) continue;
       this.deliver(address, { op: 'recover' });
       n++;
     }
     // Account deletions a crash interrupted go on (actors/account-deletion.ts).
     for (const user of this.storage.db.deletions.getKeys()) {
       const address = userAddress(user as string);
-      if (this.router.threadOf(address) === this.index) this.deliver(address, { op: 'delete-continue' });
+      if (this.router.peerOf(address) === this.peer) this.deliver(address, { op: 'delete-continue' });
     }
     this.endBatch();
     return n;
@@ -225,9 +233,9 @@ export class Shard {
     this.transport.flush();
     const sent: number[] = [];
     const received: number[] = [];
-    for (let peer = 0; peer <= this.router.shardCount; peer++) {
-      sent.push(this.transport.envelopesTo(peer));
-      received.push(this.transport.envelopesFrom(peer));
+    for (let thread = 0; thread <= this.router.shardCount; thread++) {
+      sent.push(this.transport.envelopesTo(this.router.localPeer(thread)));
+      received.push(this.transport.envelopesFrom(this.router.localPeer(thread)));
     }
     return { shard: this.index, idle: this.outputs.isIdle, sent, received, turns: this.turns };
   }
@@ -241,10 +249,47 @@ export class Shard {
     this.transport.connect(peer, port);
   }
 
+  /** From now on, committed writes to the directory tables are published to the other nodes. */
+  replicateTo(writer: DirectoryWriter): void {
+    const tables = new Map<unknown, DirectoryTable>();
+    for (const [table, db] of directoryDatabases(this.storage)) tables.set(db, table);
+    this.directory = { writer, tables };
+  }
+
+  /** A directory row written in this turn leaves for the other nodes once it is committed. */
+  private replicate(db: unknown, key: unknown, value: unknown): void {
+    const table = this.directory?.tables.get(db);
+    if (table === undefined) return;
+    const { writer } = this.directory!;
+    this.outputs.emit(() => writer.publish(table, key, value));
+  }
+
   /** Clears the timers; resolves once a retention slice being committed is. */
   stop(): Promise<unknown> {
     clearInterval(this.sweeper);
     return this.retention.stop();
+  }
+
+  /** What this shard's transports (ports, and NATS in a cluster) report to. */
+  readonly transportEvents: TransportEvents = {
+    onBatch: (_from, envelopes) => this.onBatch(envelopes),
+    // Another node's thread came (back): tells sent to it while it was away were lost (at most
+    // once), so the fan-outs still marked pending are re-sent, as after a local shard's restart.
+    onPeerUp: (peer) => {
+      if (!this.router.isLocalPeer(peer)) this.recoverSoon();
+    },
+  };
+
+  /** One recovery pass for any number of peers coming up in one tick. */
+  private recoverSoon(): void {
+    if (this.recoverScheduled) return;
+    this.recoverScheduled = true;
+    setImmediate(() => {
+      this.recoverScheduled = false;
+      if (this.failed) return;
+      const n = this.recover();
+      if (n > 0) this.log.info({ threads: n }, 'resuming fan-outs after another node came up');
+    });
   }
 
   private onBatch(envelopes: Envelope[]): void {
@@ -503,22 +548,24 @@ export class Shard {
       put<V, K extends Key>(db: Database<V, K>, key: K, value: V) {
         watch(db.put(key, value));
         wrote();
+        if (shard.directory) shard.replicate(db, key, value);
       },
       remove<V, K extends Key>(db: Database<V, K>, key: K) {
         watch(db.remove(key));
         wrote();
+        if (shard.directory) shard.replicate(db, key, undefined);
       },
       tell(to, msg) {
-        const dest = router.threadOf(to);
-        if (dest === shard.index) shard.tellLocal(to, msg);
+        const dest = router.peerOf(to);
+        if (dest === shard.peer) shard.tellLocal(to, msg);
         else outputs.emit(() => send(dest, [Kind.tell, to, msg]));
       },
       tellMany(to, msg) {
         if (to.length === 1) return this.tell(to[0], msg);
         let byThread: Map<number, string[]> | null = null;
         for (const address of to) {
-          const thread = router.threadOf(address);
-          if (thread === shard.index) {
+          const thread = router.peerOf(address);
+          if (thread === shard.peer) {
             shard.tellLocal(address, msg);
             continue;
           }

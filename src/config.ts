@@ -171,6 +171,17 @@ export interface Config {
   tlsCert: string;
   /** PEM file: the certificate's private key, unencrypted */
   tlsKey: string;
+  // ---- A cluster over NATS (issue 17, docs/cluster.md): on when CLUSTER_NATS_URL is set.
+  /** the NATS server(s) the nodes meet at ('' = this process alone) */
+  clusterNatsUrl: string;
+  /** this node's id, one of clusterNodes */
+  nodeId: string;
+  /** the cluster's name: its subjects and KV buckets carry it, so clusters can share a NATS */
+  clusterName: string;
+  /** every node's id, in the same order on every node: the ring's layout */
+  clusterNodes: string[];
+  /** a node's ownership lease (ms): renewed every third; a node that cannot renew for this long stops */
+  clusterLeaseMs: number;
 }
 
 /** One API_KEYS entry: the secret and what it may do (docs/operator-guide.md). */
@@ -577,7 +588,42 @@ const fields: { [K in keyof Config]: Field<K> } = {
   // missing or unreadable file, a key that does not match the certificate), again on SIGHUP.
   tlsCert: { key: 'tlsCert', env: 'TLS_CERT', flag: 'tls-cert', help: 'serve https and wss on PORT with this PEM certificate (chain after it); needs TLS_KEY; SIGHUP reloads both files', parse: nonEmpty, default: () => '' },
   tlsKey: { key: 'tlsKey', env: 'TLS_KEY', flag: 'tls-key', help: 'the PEM private key (unencrypted) of TLS_CERT', parse: nonEmpty, default: () => '' },
+  // ---- Cluster: NODE_ID and CLUSTER_NODES are checked together below.
+  clusterNatsUrl: { key: 'clusterNatsUrl', env: 'CLUSTER_NATS_URL', flag: 'cluster-nats-url', help: 'join a cluster through this NATS server (nats://host:port, comma-separated for several); unset: this process alone', parse: natsUrls, default: () => '' },
+  nodeId: { key: 'nodeId', env: 'NODE_ID', flag: 'node-id', help: 'this node\'s id in CLUSTER_NODES', parse: nodeName, default: () => '' },
+  clusterName: { key: 'clusterName', env: 'CLUSTER_NAME', flag: 'cluster-name', help: 'the cluster\'s name (several clusters can share one NATS)', parse: nodeName, default: () => 'parley' },
+  clusterNodes: {
+    key: 'clusterNodes', env: 'CLUSTER_NODES', flag: 'cluster-nodes', help: 'every node\'s id, comma-separated, in the same order on every node (the static ring; every node runs SHARDS shards)',
+    parse: nodeList, default: () => [], show: (v) => v.join(','),
+  },
+  clusterLeaseMs: { key: 'clusterLeaseMs', env: 'CLUSTER_LEASE_MS', flag: 'cluster-lease-ms', help: 'a node\'s ownership lease; a node that cannot renew it for this long stops', parse: int(500, 600_000), default: () => 10_000 },
 };
+
+/** Node and cluster names: they become parts of NATS subjects and KV bucket names. */
+function nodeName(raw: string): string {
+  if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(raw)) throw new ConfigError(`must be 1-32 of a-z, 0-9 and - (not first), got "${raw}"`);
+  return raw;
+}
+
+function nodeList(raw: string): string[] {
+  const nodes = raw.split(',').map((n) => nodeName(n.trim()));
+  if (new Set(nodes).size !== nodes.length) throw new ConfigError(`lists a node twice: "${raw}"`);
+  if (nodes.length > 255) throw new ConfigError('at most 255 nodes');
+  return nodes;
+}
+
+function natsUrls(raw: string): string {
+  for (const part of raw.split(',')) {
+    let url: URL;
+    try {
+      url = new URL(part.trim());
+    } catch {
+      throw new ConfigError(`must be nats://host:port URLs, got "${raw}"`);
+    }
+    if (!['nats:', 'tls:'].includes(url.protocol) || url.hostname === '') throw new ConfigError(`must be nats://host:port URLs, got "${raw}"`);
+  }
+  return raw;
+}
 
 export function configHelp(): string {
   const lines = ['Usage: parley [options]', '', 'Every option is also an environment variable.', ''];
@@ -618,6 +664,12 @@ export function loadConfig(argv: string[] = [], env: NodeJS.ProcessEnv = {}, ove
   if (result.webhookUrl !== '' && result.webhookSecret === '') throw new ConfigError('WEBHOOK_URL needs WEBHOOK_SECRET');
   if ((result.tlsCert === '') !== (result.tlsKey === '')) throw new ConfigError(result.tlsCert === '' ? 'TLS_KEY needs TLS_CERT' : 'TLS_CERT needs TLS_KEY');
   if (result.sendHookUrl !== '' && result.sendHookSecret === '' && result.webhookSecret === '') throw new ConfigError('SEND_HOOK_URL needs SEND_HOOK_SECRET (or WEBHOOK_SECRET)');
+  if (result.clusterNatsUrl !== '') {
+    if (result.nodeId === '') throw new ConfigError('CLUSTER_NATS_URL needs NODE_ID');
+    if (!result.clusterNodes.includes(result.nodeId)) throw new ConfigError(`NODE_ID ${result.nodeId} is not in CLUSTER_NODES (${result.clusterNodes.join(',') || 'empty'})`);
+  } else if (result.nodeId !== '' || result.clusterNodes.length > 0) {
+    throw new ConfigError('NODE_ID and CLUSTER_NODES need CLUSTER_NATS_URL');
+  }
   return result;
 }
 

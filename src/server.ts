@@ -13,7 +13,9 @@ import { JwtVerifier, jwtKeyOptions } from './auth/jwt-verifier.js';
 import { SessionClock } from './auth/session-clock.js';
 import { userAddress } from '../actors/router.js';
 import { PasswordHasher } from './auth/passwords.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
+import { joinCluster, type ClusterMembership } from './cluster/join.js';
+import { LeaseError } from './cluster/node-lease.js';
 import { adminApp } from './gateway/admin-app.js';
 import { mountRoutes } from './gateway/routes.js';
 import { SocketGateway } from './gateway/sockets.js';
@@ -80,10 +82,26 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   // Before any shard writes: a data directory of an earlier version gets its search blocks.
   const upgraded = upgradeSearchIndex(storage);
   if (upgraded > 0) log.info({ threads: upgraded }, 'search index upgraded to blocks');
+  // CLUSTER_NATS_URL: this node's lease and the directory first, so no shard runs without
+  // owning its partition or reads accounts the others wrote before it caught up.
+  let membership: ClusterMembership | null = null;
+  if (config.clusterNatsUrl !== '') {
+    try {
+      membership = await joinCluster(config, storage, log, (err) => {
+        log.fatal({ err: err.message }, 'this node lost its lease; stopping');
+        (hooks.onFatal ?? exitAfterStop)(err, stop);
+      });
+    } catch (err) {
+      await storage.close();
+      // A layout the other nodes disagree with, a node id held by a live process: the operator's to fix.
+      throw err instanceof LeaseError ? new ConfigError(err.message) : err;
+    }
+  }
   const passwords = new PasswordHasher(config.passwordCost);
   const accounts = new Accounts(storage, passwords);
   // The application's users (JWT sub, server API ids) bound to Parley users: one instance for all.
   const appUsers = new AppUsers(storage);
+  accounts.directory = appUsers.directory = membership?.directory ?? null;
   const jwt = new JwtSignIn(jwtVerifier, appUsers, storage);
   const cluster = new ShardCluster({
     shards: config.shards, dataDir: config.dataDir, durability: config.durability,
@@ -94,6 +112,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     // WEBHOOK_URL unset: no outbox, not a single event written.
     webhookEvents: config.webhookUrl !== '' ? config.webhookEvents : [],
     searchIndex: config.search === 'on',
+    link: membership?.link,
     onFatal: (err) => {
       log.fatal({ err }, 'the actor runtime cannot go on; stopping the server');
       (hooks.onFatal ?? exitAfterStop)(err, stop);
@@ -130,7 +149,9 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
   const history = new MetricsHistory(storage, gatewaySource(metrics, () => limits.totalRefusals(), () => shardFigures));
   const apiKeys = new ApiKeys(storage, config.apiKeys, config.adminToken);
   const idempotency = new IdempotencyStore(storage, config.idempotencyTtlMs, log);
-  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, ensureEpoch(storage), media, limits, jwt, sendHook);
+  // In a cluster the epoch is the cluster's: users' logs live on every node, cursors go anywhere.
+  const epoch = membership ? await membership.directory.clusterEpoch(ensureEpoch(storage)) : ensureEpoch(storage);
+  const sockets = new SocketGateway(config, cluster, storage, accounts, metrics, log, epoch, media, limits, jwt, sendHook);
 
   const app = tls ? tls.app : uws.App();
   app.ws('/v1/ws', sockets.behavior());
@@ -175,6 +196,7 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       sendHook?.close();
       await Promise.all([...pushProviders.values()].map((p) => p.close()));
       await cluster.stop();
+      await membership?.leave();
       await storage.barrier();
       await storage.close();
       await passwords.close();

@@ -9,6 +9,7 @@ import { newUserId } from '../../protocol/ids.js';
 import type { BodyOf } from '../../protocol/validate.js';
 import type { PasswordHasher } from './passwords.js';
 import { liveSession, type SessionClock } from './session-clock.js';
+import type { DirectoryReplica } from '../cluster/directory.js';
 
 export const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 
@@ -24,6 +25,8 @@ const publicUser = (r: UserRecord): PublicUser => ({ user: r.user, username: r.u
 export class Accounts {
   /** SESSION_TTL idle expiry (set once the actors are up; none: sessions never expire) */
   clock: SessionClock | null = null;
+  /** In a cluster: the replicated directory (src/cluster/directory.ts); null: this node alone. */
+  directory: DirectoryReplica | null = null;
 
   constructor(
     private readonly storage: StorageEnv,
@@ -42,12 +45,21 @@ export class Accounts {
     // Checked again at commit; this early look only spares a hash for a name already taken.
     if (db.usernames.get(body.username) !== undefined) throw new ProtocolError(ErrorCode.conflict, 'username taken');
     const cred = await this.passwords.hash(body.password);
+    const { directory } = this;
+    let claimed: string | undefined;
     for (let draw = 0; draw < MAX_ID_DRAWS; draw++) {
-      const record: UserRecord = { user: this.newId(), username: body.username, name: body.name ?? body.username, created: Date.now() };
+      const record: UserRecord = { user: claimed ?? this.newId(), username: body.username, name: body.name ?? body.username, created: Date.now() };
+      // In a cluster the name is claimed in the directory first: one winner across the nodes.
+      if (directory && claimed === undefined) {
+        if (!(await directory.claim('usernames', body.username, record.user))) throw new ProtocolError(ErrorCode.conflict, 'username taken');
+        claimed = record.user;
+      }
       // Check-and-set in the write transaction, where reads see every commit before ours: two
       // racing sign-ups for one name have one winner, and an id drawn twice never overwrites.
       const outcome = await db.users.transaction(() => {
-        if (db.usernames.get(body.username) !== undefined) return 'taken';
+        const owner = db.usernames.get(body.username);
+        // (Our own claim may have come back through the replica already.)
+        if (owner !== undefined && owner !== claimed) return 'taken';
         if (db.users.get(record.user) !== undefined || db.credentials.get(record.user) !== undefined) return 'id in use';
         void db.usernames.put(body.username, record.user);
         void db.users.put(record.user, record);
@@ -57,9 +69,14 @@ export class Accounts {
       if (outcome === 'taken') throw new ProtocolError(ErrorCode.conflict, 'username taken');
       if (outcome === 'created') {
         await this.storage.barrier();
+        // Every node can sign this account in once the answer is sent.
+        if (directory) await Promise.all([directory.put('users', record.user, record), directory.put('credentials', record.user, cred)]);
         return record;
       }
+      // The claimed id is taken here (an id drawn twice): the claim is given back below.
+      if (claimed !== undefined) break;
     }
+    if (directory && claimed !== undefined) await directory.unclaim('usernames', body.username);
     throw new ProtocolError(ErrorCode.internal, `no free user id in ${MAX_ID_DRAWS} draws`);
   }
 
@@ -103,6 +120,7 @@ export class Accounts {
     });
     if (!updated) throw new ProtocolError(ErrorCode.not_found, 'no such user');
     await this.storage.barrier();
+    await this.directory?.put('users', user, updated);
     return publicUser(updated);
   }
 
@@ -118,6 +136,17 @@ export class Accounts {
   }
 
   /** The session a bearer token stands for, or undefined (unknown, revoked or idle past SESSION_TTL). */
+  /**
+   * As authenticate; in a cluster a miss waits for this node's directory to catch up once (the
+   * session may have been created on another node a moment ago).
+   */
+  async authenticateFresh(token: string): Promise<SessionRecord | undefined> {
+    const found = this.authenticate(token);
+    if (found || !this.directory) return found;
+    await this.directory.sync();
+    return this.authenticate(token);
+  }
+
   authenticate(token: string): SessionRecord | undefined {
     const hash = hashToken(token);
     const { sessions } = this.storage.db;

@@ -7,6 +7,7 @@ import { ProtocolError } from '../../protocol/errors.js';
 import { newUserId } from '../../protocol/ids.js';
 import type { StorageEnv, UserRecord } from '../../storage/env.js';
 import { liveUser } from '../../actors/account-deletion.js';
+import type { DirectoryReplica } from '../cluster/directory.js';
 
 /** Application user ids: printable, no spaces, at most this long (a UUID, an e-mail, a number). */
 export const MAX_APP_ID_LENGTH = 128;
@@ -20,6 +21,9 @@ export const validAppId = (id: unknown): id is string =>
 export interface AppUserFields { name?: string; bot?: boolean }
 
 export class AppUsers {
+  /** In a cluster: the replicated directory (src/cluster/directory.ts); null: this node alone. */
+  directory: DirectoryReplica | null = null;
+
   constructor(
     private readonly storage: StorageEnv,
     /** where user ids come from; tests inject one that collides */
@@ -70,9 +74,16 @@ export class AppUsers {
   /** Creates (or, with `update`, changes) the account bound to appId, checked and set in one write transaction. */
   private async bind(appId: string, fields: AppUserFields, update: boolean): Promise<{ record: UserRecord; created: boolean }> {
     const { db } = this.storage;
+    const { directory } = this;
     for (let draw = 0; draw < MAX_ID_DRAWS; draw++) {
       const fresh: UserRecord = { user: this.newId(), username: '', name: fields.name ?? appId, created: Date.now(), appId };
       if (fields.bot) fresh.bot = true;
+      // In a cluster a new binding is claimed in the directory first: one account per app id
+      // across the nodes. Lost: another node bound it a moment ago; take that one once it is here.
+      if (directory && this.lookUp(appId) === undefined && !(await directory.claim('app-users', appId, { user: fresh.user }))) {
+        await directory.sync();
+        continue;
+      }
       const outcome = await db.users.transaction(() => {
         const binding = db.appUsers.get(appId);
         const current = binding === undefined ? undefined : db.users.get(binding.user);
@@ -96,6 +107,9 @@ export class AppUsers {
       if (outcome === 'deleted') throw new ProtocolError(ErrorCode.unauthorized, 'this account was deleted');
       if (outcome !== 'id in use') {
         await this.storage.barrier();
+        if (directory && (outcome.created || update)) {
+          await Promise.all([directory.put('users', outcome.record.user, outcome.record), ...(outcome.created ? [directory.put('app-users', appId, { user: outcome.record.user })] : [])]);
+        }
         return outcome;
       }
     }

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';
 import type { Follow, FollowResult } from '../../actors/messages.js';
-import { channelAddress, GATEWAY_THREAD } from '../../actors/router.js';
+import { channelAddress } from '../../actors/router.js';
 import { ErrorCode, ServerFrame } from '../../protocol/codes.js';
 import type { ProtocolError } from '../../protocol/errors.js';
 import { MAX_CHANNELS_PER_SOCKET, type FrameOf } from '../../protocol/validate.js';
@@ -108,7 +108,7 @@ export class ChannelHub {
     const f: Following = { state: State.joining, sentSeq: since ?? 0, counted: false, left: false, r, reset: otherEpoch };
     channels.set(frame.channel, f);
     const channel = frame.channel;
-    this.cluster.askWith<FollowResult>(channelAddress(channel), followOf(since), (err, answer) => {
+    this.cluster.askWith<FollowResult>(channelAddress(channel), followOf(this.cluster.router.gatewayPeer, since), (err, answer) => {
       this.writer.releaseAskSlot(ws);
       if (err) return this.joinFailed(ws, conn, channel, f, err);
       f.counted = true;
@@ -183,7 +183,7 @@ export class ChannelHub {
   /** Shard `shard` restarted: its channel actors forgot us. Their sockets reconnect and join again. */
   shardRestarted(shard: number, closeCode: number): void {
     for (const [channel, local] of [...this.channels]) {
-      if (this.cluster.router.threadOf(channelAddress(channel)) !== shard) continue;
+      if (this.cluster.router.peerOf(channelAddress(channel)) !== shard) continue;
       for (const ws of [...local.sockets]) this.writer.close(ws, closeCode, 'service restart, reconnect');
       for (const v of [...local.viewers]) v.end();
       this.channels.delete(channel);
@@ -205,7 +205,7 @@ export class ChannelHub {
       if (counted) this.uncount(channel);
     });
     let counted = false;
-    this.cluster.askWith<FollowResult>(channelAddress(channel), followOf(since), (err, answer) => {
+    this.cluster.askWith<FollowResult>(channelAddress(channel), followOf(this.cluster.router.gatewayPeer, since), (err, answer) => {
       if (err) {
         if (err.code === ErrorCode.unavailable) this.uncount(channel);
         if (!stream.gone) onError(err);
@@ -289,7 +289,7 @@ export class ChannelHub {
   }
 
   private uncount(channel: string): void {
-    this.cluster.tell(channelAddress(channel), { op: 'unfollow', gateway: GATEWAY_THREAD, n: 1 });
+    this.cluster.tell(channelAddress(channel), { op: 'unfollow', gateway: this.cluster.router.gatewayPeer, n: 1 });
   }
 
   /** Writes a replay page; continues with the next page, waits for drain, or goes live. */
@@ -369,8 +369,8 @@ export class ChannelHub {
 /** How long after a publish the subscribers' send buffers are looked at. */
 const LAG_CHECK_MS = 50;
 
-const followOf = (since: number | undefined): Follow =>
-  since === undefined ? { op: 'follow', gateway: GATEWAY_THREAD } : { op: 'follow', gateway: GATEWAY_THREAD, since };
+const followOf = (gateway: number, since: number | undefined): Follow =>
+  since === undefined ? { op: 'follow', gateway } : { op: 'follow', gateway, since };
 
 /** A post as one SSE event: its seq as the id, the cmsg fields without `t` as JSON. */
 function sseEvent(frame: Uint8Array): string {

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { ShardCluster } from '../../actors/cluster.js';
 import type { AttachResult, ClientCommand, ReplayResult } from '../../actors/messages.js';
-import { channelAddress, threadAddress, userAddress, GATEWAY_THREAD } from '../../actors/router.js';
+import { channelAddress, threadAddress, userAddress } from '../../actors/router.js';
 import type { StorageEnv } from '../../storage/env.js';
 import type { PresenceState } from '../../storage/presence.js';
 import type { Accounts } from '../auth/accounts.js';
@@ -263,7 +263,7 @@ export class SocketGateway {
    * 1012, so their clients attach again and replay (nothing durable is lost: the logs have it).
    */
   shardRestarted(shard: number): void {
-    const onShard = (user: string) => this.cluster.router.threadOf(userAddress(user)) === shard;
+    const onShard = (user: string) => this.cluster.router.peerOf(userAddress(user)) === shard;
     for (const ws of [...this.sockets.values()]) {
       const conn = ws.getUserData();
       // Still authenticating: its attach to the dead shard fails on its own (unavailable).
@@ -501,7 +501,7 @@ export class SocketGateway {
     // change can fall between the answer and the first event.
     const id = conn.id;
     Promise.all(
-      [...new Set(users)].map((u) => this.cluster.ask<PresenceState>(userAddress(u), { op: 'watch', gateway: GATEWAY_THREAD, conn: id, viewer: conn.user })),
+      [...new Set(users)].map((u) => this.cluster.ask<PresenceState>(userAddress(u), { op: 'watch', gateway: this.cluster.router.gatewayPeer, conn: id, viewer: conn.user })),
     ).then(
       (states) => {
         conn.inflight--;
@@ -517,7 +517,7 @@ export class SocketGateway {
 
   private presenceUnsub(ws: Socket, conn: Conn, users: string[], r: number | undefined): void {
     for (const u of users) {
-      if (conn.watching?.delete(u)) this.cluster.tell(userAddress(u), { op: 'unwatch', gateway: GATEWAY_THREAD, conn: conn.id });
+      if (conn.watching?.delete(u)) this.cluster.tell(userAddress(u), { op: 'unwatch', gateway: this.cluster.router.gatewayPeer, conn: conn.id });
     }
     if (r !== undefined) this.send(ws, { t: ServerFrame.ok, r });
   }
@@ -540,7 +540,9 @@ export class SocketGateway {
       conn.user = app.user;
       conn.device = app.device;
     } else {
-      const session = this.accounts.authenticate(frame.token!);
+      // In a cluster a miss waits for the directory once: the login may have been on another node.
+      const session = this.accounts.authenticate(frame.token!) ?? (this.accounts.directory ? await this.accounts.authenticateFresh(frame.token!) : undefined);
+      if (isClosed(conn)) return;
       if (!session) {
         this.close(ws, CloseCode.notAuthenticated, 'invalid or revoked token');
         return;
@@ -551,11 +553,11 @@ export class SocketGateway {
     let attached: AttachResult;
     try {
       attached = await this.cluster.ask<AttachResult>(userAddress(conn.user), {
-        op: 'attach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id, ...(app ? { appDevice: app.deviceName } : {}),
+        op: 'attach', device: conn.device, gateway: this.cluster.router.gatewayPeer, conn: conn.id, ...(app ? { appDevice: app.deviceName } : {}),
       });
     } catch (err) {
       // A timed-out attach may still run later (asks are not cancelled): undo it, in order.
-      this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
+      this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: this.cluster.router.gatewayPeer, conn: conn.id });
       if (isClosed(conn)) return;
       // Banned through the server API: told why (forbidden), then closed with 4004.
       if (err instanceof ProtocolError && err.code === ErrorCode.forbidden) {
@@ -569,7 +571,7 @@ export class SocketGateway {
     }
     if (isClosed(conn)) {
       // Closed while we waited: the close handler could not detach what was not attached yet.
-      this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
+      this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: this.cluster.router.gatewayPeer, conn: conn.id });
       return;
     }
     // A cursor from another lineage of the logs means nothing here: start over from the oldest
@@ -800,7 +802,7 @@ export class SocketGateway {
       if (!this.sockets.has(id)) return;
       if (err) {
         if (err.code === ErrorCode.internal) this.log.error({ err }, 'command failed');
-        this.error(ws, r, err.code, err.message);
+        this.error(ws, r, err.code, err.message, err.retry);
       } else if (answer) this.write(ws, answer);
     });
   }
@@ -871,7 +873,7 @@ export class SocketGateway {
     this.metrics.counts.connections--;
     if (conn.budget) this.limits.wsClosed(conn.ip);
     if (attached) {
-      this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: GATEWAY_THREAD, conn: conn.id });
+      this.cluster.tell(userAddress(conn.user), { op: 'detach', device: conn.device, gateway: this.cluster.router.gatewayPeer, conn: conn.id });
       const online = deviceKey(conn.user, conn.device);
       const n = (this.onlineDevices.get(online) ?? 1) - 1;
       if (n > 0) this.onlineDevices.set(online, n);
@@ -880,7 +882,7 @@ export class SocketGateway {
     this.channels.closed(ws, conn);
     // Leave no watcher behind.
     if (conn.watching) {
-      for (const u of conn.watching) this.cluster.tell(userAddress(u), { op: 'unwatch', gateway: GATEWAY_THREAD, conn: conn.id });
+      for (const u of conn.watching) this.cluster.tell(userAddress(u), { op: 'unwatch', gateway: this.cluster.router.gatewayPeer, conn: conn.id });
       conn.watching = null;
     }
   }
