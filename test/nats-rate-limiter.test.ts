@@ -78,6 +78,14 @@ t.test('NatsRateLimiter', { skip: natsMissing }, async (t) => {
     t.ok(b.consume('u') > 0, 'B counts A’s two: refused');
   });
 
+  t.test('a peer’s hits count even beyond the limit (both nodes used it within one interval)', { timeout: TIMEOUT }, async (t) => {
+    const { nodes: [a, b] } = await openCluster(t, 2, [{ limit: 3, windowMs: M }]);
+    t.same([a.consume('u'), a.consume('u'), a.consume('u'), b.consume('u'), b.consume('u'), b.consume('u')], [0, 0, 0, 0, 0, 0], 'the documented overshoot: each node allowed the limit before hearing of the other');
+    await Promise.all([a.until((s) => s.applied >= 1), b.until((s) => s.applied >= 1)]);
+    b.refund('u', 3);
+    t.ok(b.peek('u') > 0, 'B counted A’s three on top of its own: without its own, still at the limit');
+  });
+
   t.test('refunds travel too; a hit refunded before the sync is never sent', { timeout: TIMEOUT }, async (t) => {
     const { nodes: [a, b] } = await openCluster(t, 2, [{ limit: 2, windowMs: M }]);
     a.consume('u');
@@ -203,7 +211,13 @@ t.test('NatsRateLimiter', { skip: natsMissing }, async (t) => {
     const { name, nodes: [a, b] } = await openCluster(t, 2, [{ limit: 5, windowMs: M }], { maxPendingKeys: 30, maxKeysPerFlush: 20, maxMessageBytes: 256 + 10 * 16 });
     const raw = await openConnection(t);
     const sizes: number[] = [];
-    raw.subscribe(`${PREFIX}.rl.${name}`, { callback: (_err, msg) => void sizes.push(msg.data.length) });
+    const keysPerMessage: string[][] = [];
+    raw.subscribe(`${PREFIX}.rl.${name}`, {
+      callback: (_err, msg) => {
+        sizes.push(msg.data.length);
+        keysPerMessage.push((packr.unpack(msg.data).d as unknown[]).filter((x): x is string => typeof x === 'string'));
+      },
+    });
     await raw.flush();
     for (let i = 0; i < 35; i++) a.consume(`key${String(i).padStart(2, '0')}`); // 5-byte keys: 8 to a message
     t.equal(a.stats.unshared, 5, 'keys beyond maxPendingKeys are counted here only');
@@ -214,6 +228,9 @@ t.test('NatsRateLimiter', { skip: natsMissing }, async (t) => {
     t.ok(a.stats.published >= 3, `split into ${a.stats.published} messages`);
     await raw.flush(); // the server wrote the raw subscriber's copies before this round trip's answer
     t.equal(sizes.length, a.stats.published);
+    // 19 bytes counted per 5-byte key, 160 for the deltas: 8 keys a message; 20 keys a sync, then the other 10.
+    t.same(keysPerMessage.map((k) => k.length), [8, 8, 4, 8, 2], 'two syncs, each split');
+    t.same(keysPerMessage.flat(), Array.from({ length: 30 }, (_, i) => `key${String(i).padStart(2, '0')}`), 'the longest waiting first');
     t.ok(Math.max(...sizes) <= 256 + 10 * 16, `each message within the bound: ${sizes.join(', ')} bytes`);
   });
 
