@@ -98,8 +98,9 @@ export class NatsRateLimiter implements RateLimiter {
   private readonly maxMessageBytes: number | undefined;
   private readonly clock: Clock;
   private readonly log: WarnLog | undefined;
-  /** net hits per key since the last sync, in the order keys first got one (oldest first) */
-  private readonly pending = new Map<string, number>();
+  /** net hits per key since the last sync, in the order keys first got one (oldest first); a box
+   *  so that a key's later hits cost one lookup; 0 (a hit and its refund) is not sent */
+  private readonly pending = new Map<string, { n: number }>();
   private timer: NodeJS.Timeout | null = null;
   private readonly sub: Subscription;
   private readonly statusIter: AsyncIterable<Status> & { stop?: () => void };
@@ -201,15 +202,12 @@ export class NatsRateLimiter implements RateLimiter {
       this.counts.unshared++;
       return;
     }
-    const prev = this.pending.get(key);
-    if (prev === undefined) {
-      if (this.pending.size >= this.maxPendingKeys || key.length > MAX_SHARED_KEY_LENGTH) {
-        this.counts.unshared++;
-        return;
-      }
-      this.pending.set(key, n);
-    } else if (prev + n === 0) this.pending.delete(key); // a hit and its refund: nothing to tell
-    else this.pending.set(key, prev + n);
+    const box = this.pending.get(key);
+    if (box !== undefined) box.n += n;
+    else if (this.pending.size >= this.maxPendingKeys || key.length > MAX_SHARED_KEY_LENGTH) {
+      this.counts.unshared++;
+      return;
+    } else this.pending.set(key, { n });
     if (this.timer === null) {
       this.timer = setTimeout(this.onTimer, this.syncMs);
       this.timer.unref();
@@ -239,10 +237,11 @@ export class NatsRateLimiter implements RateLimiter {
     let d: (string | number)[] = [];
     let bytes = 0;
     let keys = 0;
-    for (const [key, n] of this.pending) {
+    for (const [key, { n }] of this.pending) {
       if (keys >= this.maxKeysPerFlush) break;
       this.pending.delete(key); // deleting the entry being visited is safe in a Map's iteration
       keys++;
+      if (n === 0) continue; // a hit and its refund: nothing to tell
       const size = Buffer.byteLength(key) + ENTRY_OVERHEAD;
       if (bytes + size > budget && d.length > 0) {
         this.publish(d);
