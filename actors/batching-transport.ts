@@ -117,6 +117,7 @@ export abstract class BatchingTransport implements Transport {
     this.reported.delete(`${peer}:unknown`);
     this.sentTo.set(peer, 0);
     this.receivedFrom.set(peer, 0);
+    this.contain('onPeerUp', () => this.events.onPeerUp?.(peer));
   }
 
   private sendBatch(dest: PeerId, envelopes: Envelope[]): void {

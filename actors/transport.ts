@@ -40,6 +40,11 @@ export interface TransportEvents {
   onUndeliverable?(dest: PeerId, envelopes: Envelope[], reason: Undeliverable): void;
   /** The transport saw `peer` go away; from now on batches to it are undeliverable (`gone`). */
   onPeerDown?(peer: PeerId): void;
+  /**
+   * `peer` is connected (again): a new link with fresh counts (see envelopesTo). Called for every
+   * link, the first one included; after a restart of the peer it follows that peer's onPeerDown.
+   */
+  onPeerUp?(peer: PeerId): void;
 }
 
 /**
@@ -70,6 +75,10 @@ export interface TransportEvents {
  * 9. Close. `close()` is final and idempotent: queued envelopes are dropped, links are closed (the
  *    peers see this transport go), later sends are counted as undeliverable (`closed`) without
  *    replies or callbacks: the owner fails its own pending asks before closing.
+ * 10. Links. A peer is reachable from its `onPeerUp` to its `onPeerDown`; before the first it is
+ *    `unknown`, after the second `gone`, until an `onPeerUp` again (a restarted peer). Between
+ *    threads this happens at connect; between nodes it is learnt from the wire, so it comes
+ *    asynchronously, after the transport is built.
  */
 export interface Transport {
   readonly self: PeerId;

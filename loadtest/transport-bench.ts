@@ -1,11 +1,17 @@
-// Micro-benchmark of the thread transport: envelopes/s through a real MessageChannel between two
-// worker threads (sender -> receiver), for several batch sizes (envelopes sent per tick).
-// Run: npx tsc -p tsconfig.json --outDir dist-x && node dist-x/loadtest/transport-bench.js [seconds]
+// Micro-benchmark of the transports: envelopes/s between two worker threads (sender ->
+// receiver), for several batch sizes (envelopes sent per tick): through a real MessageChannel
+// (PortTransport) and, with --nats, through a local nats-server the bench starts, one NATS
+// connection per thread (NatsTransport), as between threads of two nodes.
+// Run: npx tsc -p tsconfig.json --outDir dist-x && node dist-x/loadtest/transport-bench.js [seconds] [--nats]
+import { connect } from '@nats-io/transport-node';
 import { MessageChannel, Worker, isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Kind, type Envelope } from '../actors/envelope.js';
 import { createLogger } from '../actors/log.js';
+import { NatsTransport } from '../actors/nats-transport.js';
 import { PortTransport } from '../actors/port-transport.js';
+import type { PeerId, Transport, TransportEvents } from '../actors/transport.js';
+import { natsMissing, startNats } from '../test/helpers/nats-server.js';
 
 interface Role {
   role: 'sender' | 'receiver';
@@ -15,6 +21,8 @@ interface Role {
   credit: MessagePort;
   batch: number;
   seconds: number;
+  /** set: the transport is a NatsTransport on its own connection to this server */
+  nats?: { url: string; prefix: string };
 }
 
 interface Result {
@@ -40,9 +48,26 @@ function envelope(i: number): Envelope {
 // 'error': the receiver closing first at the end of a case is expected (a 'peer gone' warning).
 const log = createLogger('error', { bench: 'transport' });
 
-function runSender(r: Role): void {
-  const t = new PortTransport(SENDER, { onBatch: () => {} }, log);
-  t.connect(RECEIVER, r.port);
+/** This worker's transport, linked to the other worker; the parent is told once it is. */
+async function link(r: Role, self: PeerId, other: PeerId, events: TransportEvents): Promise<Transport> {
+  if (!r.nats) {
+    const t = new PortTransport(self, events, log);
+    t.connect(other, r.port);
+    parentPort!.postMessage({ ready: true });
+    return t;
+  }
+  const nc = await connect({ servers: r.nats.url });
+  let up: () => void = () => {};
+  const linked = new Promise<void>((resolve) => (up = resolve));
+  const t = new NatsTransport(self, { ...events, onPeerUp: (peer) => peer === other && up() }, log, { nc, prefix: r.nats.prefix, epoch: 1 });
+  await t.start();
+  await linked;
+  parentPort!.postMessage({ ready: true });
+  return t;
+}
+
+async function runSender(r: Role): Promise<void> {
+  const t = await link(r, SENDER, RECEIVER, { onBatch: () => {} });
   let sent = 0;
   let acked = 0;
   let stopAt = 0;
@@ -75,19 +100,18 @@ function runSender(r: Role): void {
   });
 }
 
-function runReceiver(r: Role): void {
+async function runReceiver(r: Role): Promise<void> {
   let received = 0;
   let first = 0;
   let last = 0;
-  const t = new PortTransport(RECEIVER, {
+  const t = await link(r, RECEIVER, SENDER, {
     onBatch: (_from, envelopes) => {
       if (received === 0) first = performance.now();
       received += envelopes.length;
       last = performance.now();
       r.credit.postMessage({ acked: received });
     },
-  }, log);
-  t.connect(SENDER, r.port);
+  });
   parentPort!.on('message', (m: { report?: true }) => {
     if (!m.report) return;
     const result: Result = { envelopes: received, ms: last - first, bytes: t.stats.bytesIn ?? 0 };
@@ -98,17 +122,20 @@ function runReceiver(r: Role): void {
   });
 }
 
-async function measure(batch: number, seconds: number): Promise<Result> {
+let runs = 0;
+
+async function measure(batch: number, seconds: number, natsUrl?: string): Promise<Result> {
+  const nats = natsUrl ? { url: natsUrl, prefix: `bench.transport.r${++runs}` } : undefined;
   const data = new MessageChannel();
   const credit = new MessageChannel();
   const url = new URL(import.meta.url);
   const receiver = new Worker(url, {
-    workerData: { role: 'receiver', port: data.port2, credit: credit.port2, batch, seconds } satisfies Role,
+    workerData: { role: 'receiver', port: data.port2, credit: credit.port2, batch, seconds, nats } satisfies Role,
     transferList: [data.port2, credit.port2],
   });
   const control = new MessageChannel();
   const sender = new Worker(url, {
-    workerData: { role: 'sender', port: data.port1, credit: control.port2, batch, seconds } satisfies Role,
+    workerData: { role: 'sender', port: data.port1, credit: control.port2, batch, seconds, nats } satisfies Role,
     transferList: [data.port1, control.port2],
   });
   // The parent relays credit (receiver -> sender) so it can also see "done" and start the run.
@@ -118,8 +145,8 @@ async function measure(batch: number, seconds: number): Promise<Result> {
       if (m.done !== undefined) resolve();
     });
   });
-  const online = (w: Worker) => new Promise<void>((resolve, reject) => { w.once('online', resolve); w.once('error', reject); });
-  await Promise.all([online(sender), online(receiver)]);
+  const ready = (w: Worker) => new Promise<void>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+  await Promise.all([ready(sender), ready(receiver)]);
   control.port1.postMessage({ go: true });
   await done;
   // Let the receiver take what is still in flight (at most the window), then ask for its count.
@@ -158,27 +185,50 @@ function senderCost(batch: number, batches: number): number {
   return (best * 1e6) / (batch * batches); // ns per envelope
 }
 
-async function main(): Promise<void> {
-  const seconds = Number(process.argv[2] ?? 3);
-  console.log(`transport-bench: ${seconds}s per case, window ${WINDOW_BATCHES} batches, node ${process.version}`);
-  for (const batch of [1, 16, 256, 2048]) {
-    const r = await measure(batch, seconds);
+const BATCHES = [1, 16, 256, 2048];
+
+async function cases(name: string, seconds: number, natsUrl?: string): Promise<void> {
+  for (const batch of BATCHES) {
+    const r = await measure(batch, seconds, natsUrl);
     const rate = (r.envelopes / r.ms) * 1000;
     const mbs = r.bytes ? ` ${((r.bytes / r.ms) * 1000 / 1e6).toFixed(1)} MB/s` : '';
-    console.log(`batch ${String(batch).padStart(4)}: ${Math.round(rate).toLocaleString('en-US').padStart(11)} envelopes/s${mbs}  (${r.envelopes} in ${r.ms.toFixed(0)} ms)`);
-  }
-  for (const batch of [16, 256]) {
-    console.log(`sender cost, batch ${String(batch).padStart(4)}: ${senderCost(batch, 200_000 / batch).toFixed(0)} ns/envelope (best of 5)`);
+    console.log(`${name} batch ${String(batch).padStart(4)}: ${Math.round(rate).toLocaleString('en-US').padStart(11)} envelopes/s${mbs}  (${r.envelopes} in ${r.ms.toFixed(0)} ms)`);
   }
 }
 
+/** What the bench started (the nats-server, its store), undone at the end, failure or not. */
+const teardowns: (() => unknown)[] = [];
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const seconds = Number(args.find((a) => !a.startsWith('--')) ?? 3);
+  const withNats = args.includes('--nats');
+  console.log(`transport-bench: ${seconds}s per case, window ${WINDOW_BATCHES} batches, node ${process.version}`);
+  await cases('port', seconds);
+  for (const batch of [16, 256]) {
+    console.log(`sender cost, batch ${String(batch).padStart(4)}: ${senderCost(batch, 200_000 / batch).toFixed(0)} ns/envelope (best of 5)`);
+  }
+  if (!withNats) return;
+  if (natsMissing) throw new Error(natsMissing);
+  const nats = await startNats({ teardown: (fn) => teardowns.unshift(fn) });
+  console.log(`nats: a local nats-server on port ${nats.port}, one connection per thread`);
+  await cases('nats', seconds, nats.url);
+}
+
+async function undo(): Promise<void> {
+  for (const fn of teardowns) await fn();
+}
+
 if (isMainThread) {
-  main().catch((err) => {
+  main().then(undo, async (err) => {
     console.error(err);
+    await undo();
     process.exit(1);
   });
 } else {
   const r = workerData as Role;
-  if (r.role === 'sender') runSender(r);
-  else runReceiver(r);
+  (r.role === 'sender' ? runSender(r) : runReceiver(r)).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
 }

@@ -28,6 +28,7 @@ export class Recorder implements TransportEvents {
   readonly batches: { from: PeerId; envelopes: Envelope[] }[] = [];
   readonly undeliverable: { dest: PeerId; envelopes: Envelope[]; reason: Undeliverable }[] = [];
   readonly down: PeerId[] = [];
+  readonly up: PeerId[] = [];
   /** the next batch handler call throws (after recording the batch) */
   throwNext = false;
   private readonly waiters = new Set<() => void>();
@@ -48,6 +49,11 @@ export class Recorder implements TransportEvents {
 
   onPeerDown = (peer: PeerId): void => {
     this.down.push(peer);
+    this.wake();
+  };
+
+  onPeerUp = (peer: PeerId): void => {
+    this.up.push(peer);
     this.wake();
   };
 
