@@ -58,6 +58,13 @@ t.test('NatsRateLimiter', { skip: natsMissing }, async (t) => {
     });
   });
 
+  t.test('a subject of plain tokens only', async (t) => {
+    const nc = await openConnection(t);
+    for (const [prefix, name] of [['parley.*', 'x'], [PREFIX, 'a b'], [PREFIX, '>'], ['', 'x']]) {
+      t.throws(() => new NatsRateLimiter([{ limit: 1, windowMs: M }], { nc, prefix, name, nodeId: 'a' }), RangeError, `'${prefix}', '${name}'`);
+    }
+  });
+
   t.test('hits on A count on B: B refuses once A used the limit', { timeout: TIMEOUT }, async (t) => {
     const { nodes: [a, b] } = await openCluster(t, 2, [{ limit: 3, windowMs: M }]);
     t.same([a.consume('u'), a.consume('u'), a.consume('u')], [0, 0, 0]);

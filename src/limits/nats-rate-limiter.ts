@@ -39,6 +39,8 @@ export const MAX_SHARED_KEY_LENGTH = 512;
 /** A delta beyond this is not a count of hits (a bug or a forgery): the message is dropped. */
 const MAX_DELTA = 2 ** 31;
 const MAX_FROM_LENGTH = 128;
+/** A subject of plain tokens (as actors/nats-transport.ts): no wildcard, no space. */
+const SUBJECT_TOKENS = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 // Plain msgpack, no records or extensions (as protocol/wire.ts): any node of any version reads it.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, encodeUndefinedAsNil: true, int64AsType: 'number' });
@@ -111,6 +113,9 @@ export class NatsRateLimiter implements RateLimiter {
   private readonly counts = { published: 0, publishedKeys: 0, publishedBytes: 0, applied: 0, appliedKeys: 0, dropped: 0, stale: 0, unshared: 0 };
 
   constructor(windows: readonly RateWindow[], opts: NatsRateLimiterOptions) {
+    if (!SUBJECT_TOKENS.test(opts.prefix) || !SUBJECT_TOKENS.test(opts.name)) {
+      throw new RangeError(`NatsRateLimiter: prefix and name must be dot-separated tokens of [A-Za-z0-9_-], got '${opts.prefix}', '${opts.name}'`);
+    }
     this.clock = opts.clock ?? Date.now;
     this.local = new BucketedRateLimiter(windows, { clock: this.clock, maxKeys: opts.maxKeys ?? MAX_KEYS_PER_LIMIT, sweep: opts.sweep });
     this.nc = opts.nc;
