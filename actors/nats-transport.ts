@@ -76,6 +76,7 @@ export class NatsTransport extends BatchingTransport {
   private readonly subs: Subscription[] = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private started = false;
+  private ncClosedLogged = false;
   /** (peer, epoch) pairs whose fenced traffic was logged already */
   private readonly fencedLogged = new Set<string>();
 
@@ -85,7 +86,7 @@ export class NatsTransport extends BatchingTransport {
     if (!Number.isSafeInteger(opts.epoch) || opts.epoch < 1) throw new RangeError(`NatsTransport: epoch must be an integer > 0, got ${opts.epoch}`);
     if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(opts.prefix)) throw new RangeError(`NatsTransport: prefix must be dot-separated tokens of [A-Za-z0-9_-], got '${opts.prefix}'`);
     const heartbeatMs = opts.heartbeatMs ?? 1000;
-    if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1) throw new RangeError(`NatsTransport: heartbeatMs must be >= 1, got ${heartbeatMs}`);
+    if (!Number.isInteger(heartbeatMs) || heartbeatMs < 1 || heartbeatMs > 2 ** 31 - 1) throw new RangeError(`NatsTransport: heartbeatMs must be an integer of 1..2^31-1, got ${heartbeatMs}`);
     this.nc = opts.nc;
     this.prefix = opts.prefix;
     this.epoch = opts.epoch;
@@ -123,6 +124,7 @@ export class NatsTransport extends BatchingTransport {
   }
 
   protected post(dest: PeerId, bytes: Uint8Array): Undeliverable | undefined {
+    if (this.nc.isClosed()) return 'gone'; // logged by the base, once per peer
     const subject = batchSubject(this.prefix, dest, this.peers.get(dest)!.epoch, this.self, this.epoch);
     try {
       const max = this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
@@ -132,12 +134,17 @@ export class NatsTransport extends BatchingTransport {
       }
       // Over max_payload: consecutive slices (views, not copies), put back together on receipt.
       const count = Math.ceil(bytes.length / max);
+      if (count > MAX_FRAGMENTS) {
+        // The receiver would drop it: spare the wire, and answer its asks now (rule 5).
+        this.log.error({ dest, bytes: bytes.length, fragments: count, limit: MAX_FRAGMENTS }, 'transport: batch too big for the NATS transport (MAX_FRAGMENTS x max_payload); dropped');
+        return 'gone';
+      }
       for (let index = 0; index < count; index++) {
         this.nc.publish(`${subject}.${index}.${count}`, bytes.subarray(index * max, (index + 1) * max));
       }
       return undefined;
     } catch (err) {
-      // The connection is closed (or draining): no peer is reachable through it any more.
+      // Draining: no peer is reachable through this connection any more.
       this.log.error({ err, dest }, 'transport: NATS publish failed');
       return 'gone';
     }
@@ -174,11 +181,18 @@ export class NatsTransport extends BatchingTransport {
   };
 
   private signal(kind: Signal, to?: PeerId): void {
+    if (this.nc.isClosed()) {
+      // Closed under it (a kill, or the owner closed it first): peers will see this endpoint
+      // fall silent instead. Said once, not at every heartbeat.
+      if (!this.ncClosedLogged) this.log.warn({ kind }, 'transport: NATS connection closed; signals not sent');
+      this.ncClosedLogged = true;
+      return;
+    }
     const subject = to === undefined ? `${this.prefix}.peers` : `${this.prefix}.peers.${to}`;
     try {
       this.nc.publish(subject, `${kind} ${this.self} ${this.epoch}`);
     } catch (err) {
-      // Closed connection: peers will see this endpoint fall silent instead.
+      // Draining: peers will see this endpoint fall silent instead.
       this.log.warn({ err, kind }, 'transport: NATS signal not sent');
     }
   }
@@ -227,8 +241,8 @@ export class NatsTransport extends BatchingTransport {
     }
     const index = token(tail[2]);
     const count = token(tail[3]);
-    if (index === undefined || count === undefined || count < 2 || index >= count || count > MAX_FRAGMENTS) {
-      this.decodeFailed(from, new Error(`fragment ${tail[2]} of ${tail[3]} is not valid (2..${MAX_FRAGMENTS} fragments)`));
+    if (index === undefined || count === undefined || count < 2 || index >= count) {
+      this.decodeFailed(from, new Error(`fragment ${tail[2]} of ${tail[3]} is not valid`));
       peer.partial = undefined;
       return;
     }
@@ -240,6 +254,11 @@ export class NatsTransport extends BatchingTransport {
     const partial = peer.partial;
     if (index === 0) {
       if (partial) this.brokenSequence(from, peer, 'a new fragmented batch began before the last fragment');
+      if (count > MAX_FRAGMENTS) {
+        this.decodeFailed(from, new Error(`a batch of ${count} fragments is over the limit of ${MAX_FRAGMENTS}; the batch is dropped`));
+        peer.partial = { count, next: 1 }; // skip the rest, without holding it
+        return;
+      }
       peer.partial = { count, parts: [data], next: 1 };
       return;
     }

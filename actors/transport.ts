@@ -41,8 +41,9 @@ export interface TransportEvents {
   /** The transport saw `peer` go away; from now on batches to it are undeliverable (`gone`). */
   onPeerDown?(peer: PeerId): void;
   /**
-   * `peer` is connected (again): a new link with fresh counts (see envelopesTo). Called for every
-   * link, the first one included; after a restart of the peer it follows that peer's onPeerDown.
+   * `peer` is connected (again): a new link with fresh counts (see envelopesTo). Called for each
+   * new link, the first one included: a restarted peer gets one again (after its onPeerDown when
+   * the transport saw the old link go first).
    */
   onPeerUp?(peer: PeerId): void;
 }

@@ -161,16 +161,45 @@ async function measure(batch: number, seconds: number, natsUrl?: string): Promis
   return result;
 }
 
+/** A sender transport linked to a receiver in this thread, for senderCost; `end` undoes it. */
+interface Linked { t: Transport; end(): Promise<void> }
+
+function portPair(): Promise<Linked> {
+  const { port1, port2 } = new MessageChannel();
+  const t = new PortTransport(SENDER, { onBatch: () => {} }, log);
+  t.connect(RECEIVER, port1);
+  return Promise.resolve({ t, end: async () => (t.close(), port2.close()) });
+}
+
+async function natsPair(url: string): Promise<Linked> {
+  const prefix = `bench.cost.r${++runs}`;
+  const [snc, rnc] = await Promise.all([connect({ servers: url }), connect({ servers: url })]);
+  let up: () => void = () => {};
+  const linked = new Promise<void>((resolve) => (up = resolve));
+  const t = new NatsTransport(SENDER, { onBatch: () => {}, onPeerUp: () => up() }, log, { nc: snc, prefix, epoch: 1 });
+  const receiver = new NatsTransport(RECEIVER, { onBatch: () => {} }, log, { nc: rnc, prefix, epoch: 1 });
+  await t.start();
+  await receiver.start();
+  await linked;
+  return {
+    t,
+    end: async () => {
+      await t.stop();
+      await receiver.stop();
+      await Promise.all([snc.close(), rnc.close()]);
+    },
+  };
+}
+
 /**
- * The sender's own cost, alone: time inside flush() (encode, copy, post) for `batches` batches,
- * best of 5 rounds. Less sensitive to a busy machine than the two-thread throughput above.
+ * The sender's own cost, alone: time inside flush() (encode, copy, post: for NATS, into the
+ * connection's outbound buffer) for `batches` batches, best of 5 rounds. Less sensitive to a busy
+ * machine than the two-thread throughput above.
  */
-function senderCost(batch: number, batches: number): number {
+async function senderCost(batch: number, batches: number, pair: () => Promise<Linked>): Promise<number> {
   let best = Infinity;
   for (let round = 0; round < 5; round++) {
-    const { port1, port2 } = new MessageChannel();
-    const t = new PortTransport(SENDER, { onBatch: () => {} }, log);
-    t.connect(RECEIVER, port1);
+    const { t, end } = await pair();
     let ms = 0;
     for (let b = 0; b < batches; b++) {
       for (let i = 0; i < batch; i++) t.send(RECEIVER, envelope(b * batch + i));
@@ -178,11 +207,17 @@ function senderCost(batch: number, batches: number): number {
       t.flush();
       ms += performance.now() - start;
     }
-    t.close();
-    port2.close();
+    await end();
     best = Math.min(best, ms);
   }
   return (best * 1e6) / (batch * batches); // ns per envelope
+}
+
+async function costs(name: string, pair: () => Promise<Linked>): Promise<void> {
+  for (const batch of [16, 256]) {
+    const ns = await senderCost(batch, 200_000 / batch, pair);
+    console.log(`${name} sender cost, batch ${String(batch).padStart(4)}: ${ns.toFixed(0)} ns/envelope (best of 5)`);
+  }
 }
 
 const BATCHES = [1, 16, 256, 2048];
@@ -205,14 +240,13 @@ async function main(): Promise<void> {
   const withNats = args.includes('--nats');
   console.log(`transport-bench: ${seconds}s per case, window ${WINDOW_BATCHES} batches, node ${process.version}`);
   await cases('port', seconds);
-  for (const batch of [16, 256]) {
-    console.log(`sender cost, batch ${String(batch).padStart(4)}: ${senderCost(batch, 200_000 / batch).toFixed(0)} ns/envelope (best of 5)`);
-  }
+  await costs('port', portPair);
   if (!withNats) return;
   if (natsMissing) throw new Error(natsMissing);
   const nats = await startNats({ teardown: (fn) => teardowns.unshift(fn) });
   console.log(`nats: a local nats-server on port ${nats.port}, one connection per thread`);
   await cases('nats', seconds, nats.url);
+  await costs('nats', () => natsPair(nats.url));
 }
 
 async function undo(): Promise<void> {

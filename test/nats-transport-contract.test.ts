@@ -12,7 +12,7 @@ import { natsMissing, startNats, type LocalNats } from './helpers/nats-server.js
 import { captureLog, Recorder, transportContract, type TransportFactory } from './helpers/transport-contract.js';
 
 // Small, so the suite's dead-peer case ends soon; it still waits for onPeerDown, never for time.
-const SUITE_HEARTBEAT_MS = 200;
+const SUITE_HEARTBEAT_MS = 300;
 // So long that only a hello answer or a bye can explain what a test sees within its wait.
 const NEVER_MS = 600_000;
 const EPOCH = 1;
@@ -89,10 +89,11 @@ async function endpoint(t: Test, nats: LocalNats, self: PeerId, prefix: string, 
   return { tr, rec, nc };
 }
 
-/** Two endpoints 0 and 1 that know each other. */
-async function pair(t: Test, nats: LocalNats, prefix = freshPrefix()) {
+/** Two endpoints 0 and 1 that know each other; 1 logs to `logB` if given. */
+async function pair(t: Test, nats: LocalNats, logB?: ReturnType<typeof captureLog>) {
+  const prefix = freshPrefix();
   const a = await endpoint(t, nats, 0, prefix);
-  const b = await endpoint(t, nats, 1, prefix);
+  const b = await endpoint(t, nats, 1, prefix, { log: logB });
   await a.rec.until('0 sees 1', () => a.rec.up.includes(1));
   await b.rec.until('1 sees 0', () => b.rec.up.includes(0));
   return { a, b, prefix };
@@ -134,11 +135,7 @@ t.test('NatsTransport', { skip: natsMissing }, async (t) => {
 
   t.test('a lost, stray or garbled fragment is one counted decode failure; the traffic carries on', async (t) => {
     const logs = captureLog();
-    const prefix = freshPrefix();
-    const a = await endpoint(t, nats, 0, prefix);
-    const b = await endpoint(t, nats, 1, prefix, { log: logs });
-    await b.rec.until('1 sees 0', () => b.rec.up.includes(0));
-    await a.rec.until('0 sees 1', () => a.rec.up.includes(1));
+    const { a, b, prefix } = await pair(t, nats, logs);
     const frag = (index: number, count: number, bytes: Uint8Array): void =>
       a.nc.publish(batchSubject(prefix, 1, EPOCH, 0, EPOCH, { index, count }), bytes);
     const whole = encoded([tell(100), tell(101), tell(102)]);
@@ -150,13 +147,39 @@ t.test('NatsTransport', { skip: natsMissing }, async (t) => {
     frag(0, 2, new Uint8Array([0x93, 0x01])); frag(1, 2, new Uint8Array([0x02])); // 3: whole, but a truncated list
     frag(0, 3, part(0)); a.nc.publish(batchSubject(prefix, 1, EPOCH, 0, EPOCH), encoded([tell(7)])); // 4: cut short by a whole batch
     frag(5, 3, part(0)); // 5: an index past the count
+    frag(0, 300, part(0)); frag(1, 300, part(1)); frag(2, 300, part(2)); // 6: more fragments than allowed (the rest skipped)
     frag(0, 3, part(0)); frag(1, 3, part(1)); frag(2, 3, part(2)); // good
     a.tr.send(1, tell(200));
     await b.rec.until('the last batch', () => b.rec.envelopes().some((e) => seqOf(e) === 200));
     t.same(b.rec.envelopes().map(seqOf), [7, 100, 101, 102, 200], 'the intact batches, in order');
-    t.equal(b.tr.stats.decodeFailures, 5, 'one per broken batch');
-    t.equal(logs.at('error', /could not be decoded/).length, 5, 'each logged');
-    t.match(logs.at('error', /could not be decoded/).map((l) => l.err?.message), [/fragment 2 of 3 arrived out of sequence/, /expected a first fragment/, /.*/, /fragment 1 of 3 missing/, /not valid/]);
+    t.equal(b.tr.stats.decodeFailures, 6, 'one per broken batch');
+    t.equal(logs.at('error', /could not be decoded/).length, 6, 'each logged');
+    t.match(logs.at('error', /could not be decoded/).map((l) => l.err?.message), [/fragment 2 of 3 arrived out of sequence/, /expected a first fragment/, /.*/, /fragment 1 of 3 missing/, /not valid/, /300 fragments is over the limit of 256/]);
+  });
+
+  t.test('garbage on the peers and batch subjects is logged and dropped; bad options are refused', async (t) => {
+    const logs = captureLog();
+    const { a, b, prefix } = await pair(t, nats, logs);
+    a.nc.publish(`${prefix}.peers`, 'hello 0'); // no epoch
+    a.nc.publish(`${prefix}.peers.1`, 'here x 1');
+    a.nc.publish(`${prefix}.b.1.${EPOCH}.0`, encoded([tell(1)])); // no sender epoch
+    a.nc.publish(`${prefix}.b.1.${EPOCH}.0.0`, encoded([tell(2)])); // epoch 0
+    a.nc.publish(`${prefix}.b.1.${EPOCH}.0.1.2`, encoded([tell(3)])); // a fragment count but no index
+    a.tr.send(1, tell(4));
+    await b.rec.until('the good batch', () => b.rec.batches.length > 0);
+    t.same(b.rec.envelopes().map(seqOf), [4], 'only the good batch');
+    t.equal(logs.at('error', /malformed NATS peer signal/).length, 2, 'bad signals logged');
+    t.equal(b.tr.stats.decodeFailures, 3, 'bad batch subjects counted');
+    t.same(b.rec.up, [0], 'and no peer came or went');
+    t.same(b.rec.down, []);
+    const opts = { nc: a.nc, prefix: 'ok', epoch: 1 };
+    const make = (o: Partial<typeof opts & { heartbeatMs: number }>, self = 5) => () => new NatsTransport(self, new Recorder(), logs.log, { ...opts, ...o });
+    t.throws(make({ epoch: 0 }), /epoch must be an integer > 0/);
+    t.throws(make({ epoch: 1.5 }), /epoch/);
+    t.throws(make({ prefix: 'a.*' }), /prefix must be/);
+    t.throws(make({ prefix: '' }), /prefix must be/);
+    t.throws(make({ heartbeatMs: 0 }), /heartbeatMs/);
+    t.throws(make({}, -1), /peer id/);
   });
 
   t.test('a newcomer learns the peers from their answers to its hello, and can send at once', async (t) => {
