@@ -45,3 +45,44 @@ t.test('windows parse and print', async (t) => {
   t.throws(() => parseWindows('5 per minute'));
   t.throws(() => parseWindows('0/s'));
 });
+
+t.test('record counts hits without checking (another node allowed them), negative takes them back', async (t) => {
+  const clock = fakeClock();
+  const l = new BucketedRateLimiter([{ limit: 3, windowMs: 60_000 }], { clock, sweep: false });
+  l.record('k', 5);
+  t.equal(l.size, 1, 'a key first seen in a record is tracked');
+  const wait = l.consume('k');
+  t.ok(wait > 0 && wait <= 120_000, `over the limit: consume refused (retry ${wait})`);
+  clock.advance(wait);
+  t.equal(l.consume('k'), 0, 'allowed once the retry has passed: the recorded hits left the window');
+
+  l.record('r', 3);
+  t.ok(l.peek('r') > 0, 'at the limit');
+  l.record('r', -1);
+  t.equal(l.peek('r'), 0, 'a negative record is a refund');
+  t.equal(l.consume('r'), 0);
+  t.ok(l.consume('r') > 0);
+  l.record('r', -100);
+  t.equal(l.peek('r', 3), 0, 'a refund beyond the hits takes them all, never below zero');
+  t.equal(l.consume('r', 3), 0);
+
+  const before = l.size;
+  l.record('nothing', 0);
+  l.record('nothing', NaN);
+  l.record('absent', -1);
+  t.equal(l.size, before, 'zero, NaN and a refund of an unknown key track nothing');
+});
+
+t.test('record keeps the memory bounds: maxKeys evicts the least recently hit, sweep forgets idle keys', async (t) => {
+  const clock = fakeClock();
+  const l = new BucketedRateLimiter([{ limit: 1, windowMs: 60_000 }], { clock, maxKeys: 3, sweep: false });
+  for (const k of ['a', 'b', 'c']) l.record(k, 1);
+  l.record('a', 1); // a hit: a is now the newest
+  l.record('d', 1);
+  t.equal(l.size, 3);
+  t.equal(l.consume('b'), 0, 'b (least recently hit) was forgotten');
+  t.ok(l.peek('a') > 0, 'a, recorded again, is still tracked');
+  clock.advance(60_000 + 3_600_000 + 1);
+  l.sweep();
+  t.equal(l.size, 0, 'recorded keys are swept like hit ones');
+});

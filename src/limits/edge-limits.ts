@@ -17,6 +17,9 @@ export type LimitName =
   | 'http_ip' | 'register_ip' | 'login_ip' | 'login_username' | 'ws_connect_ip' | 'ws_concurrent_ip'
   | 'socket_commands' | 'socket_sends' | 'user_sends' | 'user_costly' | 'server_api' | 'invite_guess';
 
+/** Makes the limiter of a limit kept across the cluster (EdgeLimits' `shared`). */
+export type SharedLimiters = (name: LimitName, windows: RateWindow[]) => RateLimiter;
+
 /** A per-socket token bucket, kept on the socket's own state (no map lookup on the hot path). */
 export interface SocketBudget {
   cmdTokens: number; cmdAt: number; sendTokens: number; sendAt: number;
@@ -34,25 +37,35 @@ export class EdgeLimits {
   private readonly userSends: RateLimiter;
   private readonly userCostly: RateLimiter;
   private readonly serverApi: RateLimiter;
-  /** failed invite lookups, keyed `ip:<ip>` and `user:<user>` */
-  private readonly inviteGuess: RateLimiter;
+  /** failed invite lookups per IP, and per signed-in user */
+  private readonly inviteGuessIp: RateLimiter;
+  private readonly inviteGuessUser: RateLimiter;
   /** open WebSockets per IP (only IPs with one open) */
   private readonly wsOpen = new Map<string, number>();
   private readonly counts = new Map<LimitName, number>();
 
-  constructor(private readonly config: Config, registry?: Registry, clock?: () => number) {
+  /**
+   * `shared` (a cluster: src/limits/nats-rate-limiter.ts's natsRateLimits) makes the limits on a
+   * user, a username or an API key hold across nodes: a user's devices, a guesser's logins and a
+   * key's calls can each reach any node. The limits on an IP stay per node: an IP's connections
+   * land on one node's edge, and sharing them would put every anonymous request on NATS (for
+   * millions of keys) to catch a spread that the per-user limits catch after login anyway.
+   */
+  constructor(private readonly config: Config, registry?: Registry, clock?: () => number, shared?: SharedLimiters) {
     this.on = config.rateLimits === 'on';
-    const make = (windows: RateWindow[]): RateLimiter =>
+    const local = (windows: RateWindow[]): RateLimiter =>
       this.on ? new BucketedRateLimiter(windows, { clock, maxKeys: MAX_KEYS_PER_LIMIT }) : new NoRateLimiter();
-    this.httpIp = make(config.rlHttpPerIp);
-    this.registerIp = make(config.rlRegisterPerIp);
-    this.loginIp = make(config.rlLoginPerIp);
-    this.loginUsername = make(config.rlLoginFailuresPerUsername);
-    this.wsConnectIp = make(config.rlWsConnectsPerIp);
-    this.userSends = make(config.rlSendsPerUser);
-    this.userCostly = make(config.rlCostlyPerUser);
-    this.serverApi = make(config.rlServerApi);
-    this.inviteGuess = make(config.rlInviteGuess);
+    const cluster = (name: LimitName, windows: RateWindow[]): RateLimiter => (this.on && shared ? shared(name, windows) : local(windows));
+    this.httpIp = local(config.rlHttpPerIp);
+    this.registerIp = local(config.rlRegisterPerIp);
+    this.loginIp = local(config.rlLoginPerIp);
+    this.loginUsername = cluster('login_username', config.rlLoginFailuresPerUsername);
+    this.wsConnectIp = local(config.rlWsConnectsPerIp);
+    this.userSends = cluster('user_sends', config.rlSendsPerUser);
+    this.userCostly = cluster('user_costly', config.rlCostlyPerUser);
+    this.serverApi = cluster('server_api', config.rlServerApi);
+    this.inviteGuessIp = local(config.rlInviteGuess);
+    this.inviteGuessUser = cluster('invite_guess', config.rlInviteGuess);
     if (registry) {
       const counts = this.counts;
       new Counter({
@@ -153,20 +166,20 @@ export class EdgeLimits {
    * too: otherwise the limit would not stop guessing. Throws rate_limited with retry.
    */
   inviteLookup(ip: string, user: string | undefined): void {
-    this.take(this.inviteGuess, `ip:${ip}`, 'invite_guess', 'too many invite lookups that found nothing; retry later');
+    this.take(this.inviteGuessIp, ip, 'invite_guess', 'too many invite lookups that found nothing; retry later');
     if (user === undefined) return;
     try {
-      this.take(this.inviteGuess, `user:${user}`, 'invite_guess', 'too many invite lookups that found nothing; retry later');
+      this.take(this.inviteGuessUser, user, 'invite_guess', 'too many invite lookups that found nothing; retry later');
     } catch (err) {
-      this.inviteGuess.refund(`ip:${ip}`);
+      this.inviteGuessIp.refund(ip);
       throw err;
     }
   }
 
   /** The lookup found a live invite: it was not a guess. */
   inviteFound(ip: string, user: string | undefined): void {
-    this.inviteGuess.refund(`ip:${ip}`);
-    if (user !== undefined) this.inviteGuess.refund(`user:${user}`);
+    this.inviteGuessIp.refund(ip);
+    if (user !== undefined) this.inviteGuessUser.refund(user);
   }
 
   // ---- WebSocket ----
@@ -243,7 +256,7 @@ export class EdgeLimits {
   }
 
   stop(): void {
-    for (const l of [this.httpIp, this.registerIp, this.loginIp, this.loginUsername, this.wsConnectIp, this.userSends, this.userCostly, this.serverApi, this.inviteGuess]) l.stop();
+    for (const l of [this.httpIp, this.registerIp, this.loginIp, this.loginUsername, this.wsConnectIp, this.userSends, this.userCostly, this.serverApi, this.inviteGuessIp, this.inviteGuessUser]) l.stop();
   }
 }
 

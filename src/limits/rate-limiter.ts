@@ -1,6 +1,7 @@
 // Rate limits with several windows at once (e.g. 2/s, 5/min, 10/h, 100/day) per key, behind an
-// interface: in memory now; a cluster-wide store later (a local counter reconciled with the shared
-// store in the background keeps the hot path free of round trips, so the interface is synchronous).
+// interface: in memory here; cluster-wide in src/limits/nats-rate-limiter.ts (this counter, with the
+// other nodes' hits added in the background: no round trip on the hot path, so the interface is
+// synchronous).
 //
 // The bucketed counter (BucketedRateLimiter): every hit is counted in one bucket per granularity
 // (second, minute, hour). A window is read as the second buckets back to the last whole minute, the
@@ -92,12 +93,25 @@ export class BucketedRateLimiter implements RateLimiter {
       return 0;
     }
     for (const w of this.windows) if (cost > w.limit) return w.windowMs;
-    const max = this.opts.maxKeys ?? Infinity;
-    if (this.keys.size >= max) this.keys.delete(this.keys.keys().next().value as string);
-    const fresh: Entry = { levels: this.units.map(() => ({ idx: [], n: [] })), last: now };
-    this.keys.set(key, fresh);
-    this.add(fresh, now, cost);
+    this.add(this.create(key, now), now, cost);
     return 0;
+  }
+
+  /**
+   * Counts `cost` hits for `key` without checking: hits another node already allowed (a cluster's
+   * limiter, src/limits/nats-rate-limiter.ts), so a key may go over its limit and then waits as
+   * long as its windows say. A negative cost takes hits back, as refund does; 0 or a non-number
+   * does nothing.
+   */
+  record(key: string, cost: number): void {
+    if (cost < 0) return this.refund(key, -cost);
+    if (!(cost > 0)) return;
+    const now = this.now();
+    const e = this.keys.get(key);
+    if (!e) return this.add(this.create(key, now), now, cost);
+    this.keys.delete(key); // a hit: the key moves to the newest end of the hit order
+    this.keys.set(key, e);
+    this.add(e, now, cost);
   }
 
   peek(key: string, cost = 1): number {
@@ -130,6 +144,14 @@ export class BucketedRateLimiter implements RateLimiter {
 
   stop(): void {
     if (this.sweeper) clearInterval(this.sweeper);
+  }
+
+  /** A new key, the newest in hit order; beyond `maxKeys` the least recently hit one is forgotten. */
+  private create(key: string, now: number): Entry {
+    if (this.keys.size >= (this.opts.maxKeys ?? Infinity)) this.keys.delete(this.keys.keys().next().value as string);
+    const fresh: Entry = { levels: this.units.map(() => ({ idx: [], n: [] })), last: now };
+    this.keys.set(key, fresh);
+    return fresh;
   }
 
   /** 0 when `cost` more hits fit every window, else the ms until they would. */
