@@ -22,6 +22,7 @@ import { SocketGateway } from './gateway/sockets.js';
 import { uws } from './gateway/uws.js';
 import { TlsApps } from './gateway/tls-apps.js';
 import { EdgeLimits } from './limits/edge-limits.js';
+import { natsRateLimits } from './limits/nats-rate-limiter.js';
 import { Metrics } from './metrics.js';
 import { gatewaySource, MetricsHistory } from './metrics-history.js';
 import type { ShardStats } from '../actors/shard.js';
@@ -141,7 +142,9 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
     touch: (user, device, at) => cluster.tell(userAddress(user), { op: 'touch', device, at }),
     expire: (user, device) => cluster.tell(userAddress(user), { op: 'session-expired', device, ttl: config.sessionTtlMs }),
   });
-  const limits = new EdgeLimits(config, metrics.registry);
+  // In a cluster the per-user limits hold across the nodes (src/limits/nats-rate-limiter.ts).
+  const sharedLimits = membership ? natsRateLimits(membership.nc, { prefix: `parley.${config.clusterName}`, nodeId: config.nodeId, log }) : undefined;
+  const limits = new EdgeLimits(config, metrics.registry, undefined, sharedLimits);
   // The history's sampler is synchronous: the shards' figures are fetched each second beside it.
   let shardFigures: ShardStats[] = [];
   const shardPoll = setInterval(() => void cluster.stats().then((s) => (shardFigures = s), () => undefined), 1000);

@@ -206,3 +206,20 @@ t.test('admin options: token alphabet and length, port, host; the token is never
   t.throws(() => loadConfig([], { ADMIN_PORT: '70000' }), { message: /ADMIN_PORT/ });
   t.match(printableConfig(loadConfig([], { ADMIN_TOKEN: token })), { adminToken: '***' });
 });
+
+t.test('cluster options: parsed, and checked together', async (t) => {
+  const ok = loadConfig([], { CLUSTER_NATS_URL: 'nats://127.0.0.1:4222,nats://10.0.0.2:4222', NODE_ID: 'n2', CLUSTER_NODES: 'n1, n2,n3', CLUSTER_LEASE_MS: '5000' });
+  t.match(ok, { clusterNatsUrl: 'nats://127.0.0.1:4222,nats://10.0.0.2:4222', nodeId: 'n2', clusterNodes: ['n1', 'n2', 'n3'], clusterName: 'parley', clusterLeaseMs: 5000 });
+  t.match(loadConfig([], {}), { clusterNatsUrl: '', nodeId: '', clusterNodes: [] }, 'alone by default');
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ CLUSTER_NATS_URL: 'http://127.0.0.1:4222', NODE_ID: 'n1', CLUSTER_NODES: 'n1' }, /CLUSTER_NATS_URL: must be nats:\/\/host:port URLs/],
+    [{ CLUSTER_NATS_URL: 'nats://127.0.0.1:4222', CLUSTER_NODES: 'n1' }, /CLUSTER_NATS_URL needs NODE_ID/],
+    [{ CLUSTER_NATS_URL: 'nats://127.0.0.1:4222', NODE_ID: 'n4', CLUSTER_NODES: 'n1,n2' }, /NODE_ID n4 is not in CLUSTER_NODES \(n1,n2\)/],
+    [{ CLUSTER_NATS_URL: 'nats://127.0.0.1:4222', NODE_ID: 'n1', CLUSTER_NODES: 'n1,n1' }, /CLUSTER_NODES: lists a node twice/],
+    [{ CLUSTER_NATS_URL: 'nats://127.0.0.1:4222', NODE_ID: 'N1', CLUSTER_NODES: 'n1' }, /NODE_ID: must be 1-32 of a-z/],
+    [{ CLUSTER_NATS_URL: 'nats://127.0.0.1:4222', NODE_ID: 'n1', CLUSTER_NODES: 'n1', CLUSTER_NAME: 'a.b' }, /CLUSTER_NAME: must be 1-32/],
+    [{ CLUSTER_NATS_URL: 'nats://127.0.0.1:4222', NODE_ID: 'n1', CLUSTER_NODES: 'n1', CLUSTER_LEASE_MS: '100' }, /CLUSTER_LEASE_MS/],
+    [{ NODE_ID: 'n1', CLUSTER_NODES: 'n1' }, /NODE_ID and CLUSTER_NODES need CLUSTER_NATS_URL/],
+  ];
+  for (const [e, message] of bad) t.throws(() => loadConfig([], e), { name: 'ConfigError', message }, JSON.stringify(e));
+});

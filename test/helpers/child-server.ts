@@ -55,7 +55,10 @@ export function startChildServer(dataDir: string, env: Record<string, string> = 
       proc.kill('SIGKILL');
       reject(new Error(`server did not become ready: ${stderr.join('')}`));
     }, timeoutMs);
-    void exited.then(({ code }) => reject(new Error(`server exited with ${code} before ready: ${stderr.join('')}`)));
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before ready: ${stderr.join('')}`));
+    });
     // The server logs JSON lines; the `ready` line carries the port it got.
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       let entry: { msg?: string; port?: number };
