@@ -3,7 +3,7 @@
 // restart and a kill -9: nothing acknowledged is lost, and the other nodes keep serving.
 import t, { type Test } from 'tap';
 import { WebSocket } from 'ws';
-import { login, ParleyClient, type ParleyError } from '../client/index.js';
+import { login, ParleyClient, register } from '../client/index.js';
 import { threadAddress, userAddress } from '../actors/router.js';
 import { directThreadId } from '../protocol/ids.js';
 import { startCluster } from './helpers/cluster.js';
@@ -44,6 +44,18 @@ t.test('three nodes', { skip: natsMissing }, async (t) => {
     t.match(await delivered, { thread: sent.thread, delivered: 1 }, 'bob\'s ack comes back to ann as a receipt');
     const history = await b.history({ thread: sent.thread });
     t.same(history.messages.map((m) => m.body), ['across']);
+  });
+
+  t.test('the directory: a name taken on one node is taken on all; an account made on one signs in on every node', async (t) => {
+    const username = `same${process.pid}`;
+    const password = 'correct horse battery';
+    const results = await Promise.allSettled(c.nodes.map((n) => register(n.base, { username, password })));
+    t.equal(results.filter((r) => r.status === 'fulfilled').length, 1, 'one registration of the name wins, cluster-wide');
+    t.match(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason), [{ status: 409 }, { status: 409 }]);
+    for (let i = 0; i < c.nodes.length; i++) {
+      const client = await connectTo(t, i, await device(i, { username, password }));
+      t.ok(client.user, `signed in and connected through ${c.nodes[i].id}`);
+    }
   });
 
   t.test('a group with members on every node: each message reaches each member once', async (t) => {
