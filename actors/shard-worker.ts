@@ -6,7 +6,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { createLogger } from './log.js';
 import { openStorage } from '../storage/env.js';
-import { openRemote, routerFor } from './node-link.js';
+import { openRemote, routerFor, type NodeLink, type RemoteLink } from './node-link.js';
 import { DirectoryWriter } from '../src/cluster/directory.js';
 import { EXIT_STORAGE_FAILED, Shard, type QuiescenceReport, type ShardStats } from './shard.js';
 import type { ShardWorkerData } from './cluster.js';
@@ -32,15 +32,14 @@ const shard = new Shard(data.index, routerFor(data.shardCount, data.link), stora
   },
 });
 for (const [peer, port] of data.peers) shard.transport.connect(peer, port as MessagePort);
-// In a cluster, the other nodes' threads over NATS; a start that cannot reach it fails the worker.
-const remote = data.link ? await openRemote(shard.peer, shard.transportEvents, log, data.link) : null;
-if (remote) {
+let remote: RemoteLink | null = null;
+
+/** In a cluster: the other nodes' threads over NATS, and this shard's directory rows to them. */
+async function joinNodes(link: NodeLink): Promise<void> {
+  remote = await openRemote(shard.peer, shard.transportEvents, log, link);
   shard.transport.attachRemote(remote.transport);
-  // The directory rows this shard's actors write (sessions, devices...) go to every node.
-  shard.replicateTo(await DirectoryWriter.open(remote.nc, data.link!.cluster, log));
+  shard.replicateTo(await DirectoryWriter.open(remote.nc, link.cluster, log));
 }
-const recovered = shard.recover();
-if (recovered > 0) log.info({ threads: recovered }, 'resuming interrupted fan-outs');
 
 export interface ShardControl {
   stats(): ShardStats;
@@ -77,5 +76,17 @@ const control: ShardControl = {
   },
 };
 
-Comlink.expose(control, nodeEndpoint(data.control as MessagePort));
-parentPort?.postMessage('ready');
+// Not a top-level await: the single binary runs this file as CommonJS.
+void (data.link ? joinNodes(data.link) : Promise.resolve()).then(
+  () => {
+    const recovered = shard.recover();
+    if (recovered > 0) log.info({ threads: recovered }, 'resuming interrupted fan-outs');
+    Comlink.expose(control, nodeEndpoint(data.control as MessagePort));
+    parentPort?.postMessage('ready');
+  },
+  (err: unknown) => {
+    // The supervisor sees the exit before 'ready': the start fails with this in the log.
+    log.fatal({ err }, 'shard could not join the cluster');
+    process.exit(1);
+  },
+);
