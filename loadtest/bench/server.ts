@@ -32,6 +32,8 @@ export interface ServerOptions {
   rateLimits?: boolean;
   /** an existing data directory (e.g. of an earlier start) instead of a fresh temp one */
   dataDir?: string;
+  /** Parley: more environment, set last (cluster-connections.ts: JWT sign-in, cluster settings) */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface Server {
@@ -69,6 +71,7 @@ export async function startServer(kind: TargetKind, opts: ServerOptions, abort: 
       mkdirSync(opts.cpuProfDir, { recursive: true });
       execArgv.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir);
     }
+    Object.assign(env, opts.env);
   } else {
     env.BENCH_EXIT_ON_STDIN_END = '1';
   }
