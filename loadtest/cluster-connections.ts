@@ -37,6 +37,8 @@ const HELP = `node dist/loadtest/cluster-connections.js [options]
   --window W           sends unanswered per sender (default 4)
   --seconds S          measured window of each traffic run (default 10)
   --durability D       fsync (default) or relaxed
+  --overfill           open every socket even beyond a node's file headroom (limit − open at idle − 32):
+                       a node at its limit spins in accept and answers nothing until clients give up
   --max-minutes M      watchdog for the whole run (default 45)
   --out FILE           JSON results (default loadtest/results/cluster-connections-<time>.json)`;
 
@@ -45,7 +47,7 @@ const { values: a } = parseArgs({
     conns: { type: 'string' }, nodes: { type: 'string' }, shards: { type: 'string' }, cluster: { type: 'boolean' },
     'per-generator': { type: 'string' }, sources: { type: 'string' }, concurrency: { type: 'string' },
     'ramp-minutes': { type: 'string' }, 'hold-seconds': { type: 'string' }, pairs: { type: 'string' }, window: { type: 'string' },
-    seconds: { type: 'string' }, durability: { type: 'string' }, 'max-minutes': { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
+    seconds: { type: 'string' }, durability: { type: 'string' }, 'max-minutes': { type: 'string' }, out: { type: 'string' }, overfill: { type: 'boolean' }, help: { type: 'boolean' },
   },
 });
 if (a.help) {
@@ -81,6 +83,8 @@ const WINDOW = int(a.window, 4, 1, 64, 'window');
 const SECONDS = int(a.seconds, 10, 1, 300, 'seconds');
 const DURABILITY = (a.durability ?? 'fsync') as 'fsync' | 'relaxed';
 if (DURABILITY !== 'fsync' && DURABILITY !== 'relaxed') throw new Error('--durability must be fsync or relaxed');
+/** files a node keeps free below its limit: /metrics, the inspector, NATS reconnects, LMDB */
+const FILE_RESERVE = 32;
 const MAX_MS = int(a['max-minutes'], 45, 1, 240, 'max-minutes') * 60_000;
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // <repo>/dist/loadtest
@@ -100,9 +104,10 @@ let natsKill: (() => Promise<void>) | undefined;
 /** The test helper's nats-server (free port, JetStream in a temp store); its teardowns run at cleanup. */
 async function startLocalNats(): Promise<string> {
   const n = await startNats({ teardown: (fn) => void natsTeardowns.push(fn) });
-  n.proc.once('exit', (code, signal) => abort.fire(new Error(`nats-server exited: code ${code} signal ${signal}`)));
+  let stopping = false;
+  n.proc.once('exit', (code, signal) => stopping || abort.fire(new Error(`nats-server exited: code ${code} signal ${signal}`)));
   natsKill = () => {
-    n.proc.removeAllListeners('exit');
+    stopping = true;
     return n.kill();
   };
   return n.url;
@@ -152,7 +157,15 @@ const notes: string[] = [];
 async function readNodes(settled: string | false): Promise<NodeReading[]> {
   const out: NodeReading[] = [];
   for (const [k, n] of nodes.entries()) {
-    const rssKiB = settled ? (await settledReading(n, abort, `n${k + 1} ${settled}`, notes)).rss : memKiB(n.pid).rss;
+    let rssKiB = memKiB(n.pid).rss;
+    if (settled) {
+      try {
+        rssKiB = (await settledReading(n, abort, `n${k + 1} ${settled}`, notes)).rss;
+      } catch (err) {
+        if (abort.reason) throw err;
+        notes.push(`n${k + 1} ${settled}: no forced GC (${(err as Error).message}); RSS as it was`);
+      }
+    }
     const m = await serverMetrics(n.base, 10_000).catch(() => ({}) as Record<string, number>);
     const f = files(n.pid);
     out.push({ node: `n${k + 1}`, pid: n.pid, connections: m.parley_connections ?? NaN, rssMiB: rssKiB / 1024, openFiles: f.open, fileLimit: f.limit });
@@ -171,13 +184,17 @@ function cleanup(): Promise<void> {
   })();
   return cleaning;
 }
+// A signal aborts the running phase; main's finally then stops everything. If that hangs, the
+// exit handler of bench/children.ts still SIGKILLs every child.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     log(`${sig}: stopping everything`);
     abort.fire(new Error(`interrupted by ${sig}`));
-    void cleanup().finally(() => process.exit(130));
+    setTimeout(() => process.exit(130), 60_000).unref();
   });
 }
+// A node stopped under a pending inspector or /metrics request: not a reason to skip the cleanup.
+process.on('unhandledRejection', (err) => log(`unhandled rejection (ignored): ${(err as Error)?.message ?? String(err)}`));
 const watchdog = setTimeout(() => {
   log(`watchdog: the run exceeded --max-minutes (${MAX_MS / 60_000})`);
   abort.fire(new Error('watchdog: --max-minutes exceeded'));
@@ -264,18 +281,23 @@ async function main(): Promise<void> {
     log(`node n${k + 1}: pid ${nodes[k]!.pid}, port ${nodes[k]!.port}`);
   }
   const before = await readNodes('before');
-  const fileHeadroom = Math.min(...before.map((r) => r.fileLimit - r.openFiles));
-  if (perNodeWanted > fileHeadroom) log(`warning: ${perNodeWanted} sockets per node exceed the nodes' file headroom (${fileHeadroom} = limit − files open at idle): each node can hold at most that many`);
+  // A node at its file limit cannot accept: uWS then retries the accept in a busy loop (a core at
+  // 100 % until the client gives up) and nothing reaches /metrics or the inspector. Keep a reserve.
+  const capPerNode = Math.min(...before.map((r) => r.fileLimit - r.openFiles - FILE_RESERVE));
+  if (perNodeWanted > capPerNode) {
+    log(`warning: ${perNodeWanted} sockets per node exceed the nodes' file headroom: limit ${before[0]!.fileLimit} − ${before[0]!.openFiles} open at idle − ${FILE_RESERVE} reserve = ${capPerNode}; each node gets at most ${capPerNode} (--overfill to try anyway)`);
+  }
 
   const tag = `cc${runTag()}`;
   const rampStart = Date.now();
   const deadline = rampStart + RAMP_MS;
+  const perGen = Math.ceil(CONNS / genCount); // evenly: 100,000 → 12 × 8,334, not 11 × 9,000 + 1,000
   for (let g = 0; g < genCount; g++) {
-    const first = g * PER_GEN;
-    const count = Math.min(PER_GEN, CONNS - first);
+    const first = g * perGen;
+    const count = Math.min(perGen, CONNS - first);
     const gen = new Gen<ToGen, FromGen>(`g${g + 1}`, GENERATOR, abort, {});
     gens.push(gen);
-    gen.tell({ type: 'connect', first, count, nodes: nodes.map((n) => n.port), sources, secret: SECRET, tag, concurrency: CONCURRENCY, handshakeTimeoutMs: 60_000, deadline });
+    gen.tell({ type: 'connect', first, count, capPerNode: a.overfill ? Number.MAX_SAFE_INTEGER : capPerNode, nodes: nodes.map((n) => n.port), sources, secret: SECRET, tag, concurrency: CONCURRENCY, handshakeTimeoutMs: 60_000, deadline });
   }
   const lastProgress = new Map<Gen<ToGen, FromGen>, { synced: number; failed: number }>();
   for (const g of gens) {
@@ -430,4 +452,4 @@ try {
   clearTimeout(watchdog);
   for (const n of nodes) removeDir(n.dataDir);
 }
-process.exit(code);
+process.exit(abort.reason?.message.startsWith('interrupted') ? 130 : code);

@@ -20,6 +20,8 @@ export interface ConnectJob {
   count: number;
   /** node ports on 127.0.0.1; socket i goes to nodes[i % nodes.length] */
   nodes: number[];
+  /** sockets per node at most: socket i is the floor(i / nodes)-th of its node; beyond this it is not opened */
+  capPerNode: number;
   /** source addresses; socket i binds to sources[i % sources.length] */
   sources: string[];
   secret: string;
@@ -272,6 +274,10 @@ async function connect(job: ConnectJob): Promise<void> {
   await pool(indices, job.concurrency, async (i) => {
     if (Date.now() >= job.deadline) {
       bump(hold.failed, 'not started: ramp deadline');
+      return;
+    }
+    if (Math.floor(i / job.nodes.length) >= job.capPerNode) {
+      bump(hold.failed, "not opened: over the node's file headroom");
       return;
     }
     const jwt = await new SignJWT({ device: 'd1' }).setProtectedHeader({ alg: 'HS256' }).setSubject(`${job.tag}-${i}`).setExpirationTime(exp).sign(key);
