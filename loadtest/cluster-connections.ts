@@ -323,6 +323,8 @@ async function main(): Promise<void> {
   const ramped = await readNodes(false);
   await abort.phase('hold', HOLD_MS + 5000, sleep(HOLD_MS));
   const holding = await readNodes('holding');
+  for (const g of gens) g.tell({ type: 'status' });
+  const status = await abort.phase('generators\' status after the hold', 30_000, Promise.all(gens.map((g) => g.expect('status'))));
   const failed: Record<string, number> = {};
   const closedWhileHeld: Record<string, number> = {};
   const connect = new LogHistogram();
@@ -332,10 +334,10 @@ async function main(): Promise<void> {
     connect.merge(h.connect);
     h.perNode.forEach((c, k) => (perNode[k]! += c));
   }
-  // Sockets closed after synced, reported by the generators at the "closed" or traffic reports; ask now.
   const genRss = gens.map((g) => ({ gen: g.label, pid: g.proc.pid!, sockets: 0, rssMiB: round(memKiB(g.proc.pid!).rss / 1024, 1) }));
   holds.forEach((h, k) => (genRss[k]!.sockets = h.synced));
-  for (const h of holds) merge(closedWhileHeld, h.closedWhileHeld);
+  for (const st of status) merge(closedWhileHeld, st.closedWhileHeld);
+  const openAfterHold = sum(status.map((st) => st.open));
   const nodeRows = holding.map((r, k) => {
     const b = before[k]!;
     const rssDelta = r.rssMiB - b.rssMiB;
@@ -370,6 +372,7 @@ async function main(): Promise<void> {
     options: { conns: CONNS, nodes: NODES, shards: SHARDS, cluster: CLUSTER, generators: genCount, perGenerator: PER_GEN, sources: SOURCES, concurrency: CONCURRENCY, holdSeconds: HOLD_MS / 1000, pairs: PAIRS, window: WINDOW, seconds: SECONDS, durability: DURABILITY },
     held,
     synced,
+    openAfterHold,
     rampSeconds: round(rampS, 1),
     rampPerSecond: round(synced / rampS, 0),
     connectMs: { p50: round(connect.quantile(0.5), 0), p99: round(connect.quantile(0.99), 0), max: round(connect.max, 0) },
@@ -420,7 +423,7 @@ function print(r: Record<string, any>): void {
   lines.push('');
   lines.push(`held: **${r.held}** (parley_connections summed) of ${o.conns}; synced by the generators ${r.synced}; ramp ${r.rampSeconds} s (${r.rampPerSecond}/s), open→synced p50 ${r.connectMs.p50} ms, p99 ${r.connectMs.p99} ms, max ${r.connectMs.max} ms`);
   lines.push(`RSS per connection (all nodes): **${r.kibPerConnectionAll} KiB**; generators' RSS ${r.generatorsRssMiB} MiB in all`);
-  lines.push(`failures: ${Object.keys(r.failed).length ? Object.entries(r.failed).map(([k, v]) => `${k}: ${v}`).join(', ') : 'none'}; closed while held: ${Object.keys(r.closedWhileHeld).length ? JSON.stringify(r.closedWhileHeld) : 'none'}`);
+  lines.push(`failures: ${Object.keys(r.failed).length ? Object.entries(r.failed).map(([k, v]) => `${k}: ${v}`).join(', ') : 'none'}; after the ${o.holdSeconds} s hold ${r.openAfterHold} still open, closed by the server while held: ${Object.keys(r.closedWhileHeld).length ? JSON.stringify(r.closedWhileHeld) : 'none'}`);
   lines.push('');
   lines.push('| node | connections (ramp end → after hold) | RSS before MiB | RSS holding MiB | KiB / conn | open files / limit |');
   lines.push('|---|---:|---:|---:|---:|---:|');

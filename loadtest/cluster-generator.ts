@@ -53,7 +53,7 @@ export interface GoJob {
   drainTimeoutMs: number;
 }
 
-export type ToGen = ConnectJob | TrafficJob | GoJob | { type: 'close' };
+export type ToGen = ConnectJob | TrafficJob | GoJob | { type: 'status' } | { type: 'close' };
 
 export interface HoldStats {
   synced: number;
@@ -91,6 +91,8 @@ export type FromGen =
   | { type: 'progress'; synced: number; failed: number; pending: number }
   | { type: 'held'; stats: HoldStats }
   | { type: 'warm'; pairs: number; failed: number }
+  /** after the hold: held sockets still open, and those the server closed since synced (by code) */
+  | { type: 'status'; open: number; closedWhileHeld: Record<string, number> }
   | { type: 'traffic-done'; stats: TrafficStats }
   | { type: 'closed' }
   | { type: 'fatal'; error: string };
@@ -465,6 +467,7 @@ process.on('message', (m: ToGen) => {
       await connect(m);
     } else if (m.type === 'traffic') await warmUp(m, nodeCount);
     else if (m.type === 'go') await go(m);
+    else if (m.type === 'status') post({ type: 'status', open: held.filter((s) => s.ws.readyState === WebSocket.OPEN).length, closedWhileHeld: hold.closedWhileHeld });
     else if (m.type === 'close') {
       closing = true;
       clearInterval(pingTimer);
