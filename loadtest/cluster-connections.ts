@@ -90,6 +90,8 @@ const MAX_MS = int(a['max-minutes'], 45, 1, 240, 'max-minutes') * 60_000;
 const here = path.dirname(fileURLToPath(import.meta.url)); // <repo>/dist/loadtest
 const repo = path.resolve(here, '..', '..');
 const GENERATOR = path.join(here, 'cluster-generator.js');
+/** one name for every node of the run (the NATS subjects' prefix) */
+const CLUSTER_NAME = `load${runTag()}`.slice(0, 16);
 const SECRET = `cluster-loadtest-${runTag()}-${runTag()}-${runTag()}`;
 const log = (m: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${m}`);
 
@@ -119,7 +121,7 @@ function nodeEnv(k: number, natsUrl: string): NodeJS.ProcessEnv {
     Object.assign(env, {
       CLUSTER_NATS_URL: natsUrl,
       NODE_ID: `n${k + 1}`,
-      CLUSTER_NAME: `load${runTag()}`.slice(0, 16),
+      CLUSTER_NAME,
       CLUSTER_NODES: Array.from({ length: NODES }, (_, j) => `n${j + 1}`).join(','),
     });
   }
