@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import type { LogLevel } from '../actors/log.js';
 import type { Durability } from '../storage/env.js';
 import { formatWindows, parseWindows, type RateWindow } from './limits/rate-limiter.js';
+import { defaultMaxSockets, FILE_RESERVE } from './limits/open-files.js';
 import { API_KEY_PATTERN, API_SCOPES, type ApiScope } from '../protocol/validate.js';
 import { parseEventTypes, WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhooks/events.js';
 
@@ -31,6 +32,8 @@ export interface Config {
   maxShardRestarts: number;
   maxAsksPerSocket: number;
   maxBufferedBytes: number;
+  /** WebSockets open at once on this process; beyond, upgrades are answered 503 */
+  maxSockets: number;
   channelPostsPerSecond: number;
   sseKeepaliveSeconds: number;
   /** fs: files under DATA_DIR/media; s3: an S3-compatible bucket */
@@ -391,6 +394,11 @@ const fields: { [K in keyof Config]: Field<K> } = {
   maxBufferedBytes: {
     key: 'maxBufferedBytes', env: 'MAX_BUFFERED_BYTES', flag: 'max-buffered-bytes',
     help: 'bytes buffered for slow sockets across the process; beyond, the largest offenders are closed with 4009', parse: int(1 << 20, 2 ** 40), default: () => 256 * 1024 * 1024,
+  },
+  maxSockets: {
+    key: 'maxSockets', env: 'MAX_SOCKETS', flag: 'max-sockets',
+    help: `WebSockets open at once; beyond, upgrades get 503 with Retry-After (default: the open-file limit less ${FILE_RESERVE}, so a full node still answers)`,
+    parse: int(1, 100_000_000), default: () => defaultMaxSockets(),
   },
   channelPostsPerSecond: {
     key: 'channelPostsPerSecond', env: 'CHANNEL_POSTS_PER_SECOND', flag: 'channel-posts-per-second',

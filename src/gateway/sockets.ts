@@ -81,6 +81,9 @@ const INFLIGHT_RETRY_MS = 100;
 const TOKEN_CLOSE_GRACE_MS = 1000;
 /** How often the process-wide bound on buffered bytes is checked. */
 const BUFFER_SWEEP_MS = 1000;
+/** `retry` of an upgrade refused at MAX_SOCKETS, and how often that refusal is logged. */
+const FULL_RETRY_MS = 5000;
+const FULL_LOG_EVERY_MS = 10_000;
 
 export class SocketGateway {
   private readonly sockets = new Map<number, Socket>();
@@ -92,6 +95,7 @@ export class SocketGateway {
   private readonly bufferSweep: NodeJS.Timeout;
   /** New sockets are refused until the server is ready, and again once it drains. */
   private accepting = false;
+  private fullLoggedAt = 0;
   /**
    * Frames produced while handling a batch from the shards, per socket. Outside uWS's own
    * callbacks every send would be its own syscall; written at the batch's end, one cork each.
@@ -171,6 +175,7 @@ export class SocketGateway {
           res.writeStatus('503 Service Unavailable').end('not ready');
           return;
         }
+        if (this.sockets.size >= this.config.maxSockets) return this.refuseFull(res);
         const ip = this.limits.on ? this.limits.clientIp(res, req) : '';
         const refused = this.limits.on ? this.limits.wsConnect(ip) : null;
         if (refused) {
@@ -271,6 +276,20 @@ export class SocketGateway {
       if (onShard(conn.user) || (conn.watching && [...conn.watching].some(onShard))) this.close(ws, CloseCode.serviceRestart, 'service restart, reconnect');
     }
     this.channels.shardRestarted(shard, CloseCode.serviceRestart);
+  }
+
+  /**
+   * MAX_SOCKETS reached: 503 with Retry-After, so the client tries later (or another node) and
+   * this process keeps the files it needs to go on answering everyone it holds.
+   */
+  private refuseFull(res: UWS.HttpResponse): void {
+    const now = Date.now();
+    if (now - this.fullLoggedAt > FULL_LOG_EVERY_MS) {
+      this.fullLoggedAt = now;
+      this.log.warn({ sockets: this.sockets.size, maxSockets: this.config.maxSockets }, 'MAX_SOCKETS reached: refusing new WebSockets (logged at most every 10 s)');
+    }
+    res.cork(() => res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', String(FULL_RETRY_MS / 1000)).writeHeader('Content-Type', 'application/json')
+      .end(JSON.stringify({ error: ErrorCode.unavailable, message: 'this server holds as many connections as it may; try again later', retry: FULL_RETRY_MS })));
   }
 
   /** The shards are up: accept sockets. */
