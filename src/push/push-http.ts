@@ -3,6 +3,7 @@
 // let us do), given up when an AbortSignal aborts, with a capped response body; and Retry-After.
 import http from 'node:http';
 import https from 'node:https';
+import type { DevicePushPayload } from '../../protocol/push-payload.js';
 
 export interface HttpAnswer {
   status: number;
@@ -86,8 +87,8 @@ export function failureReason(err: unknown, signal: AbortSignal): string {
 }
 
 /** The notification JSON the device itself receives (webpush payload, apns `parley`, fcm `data`). */
-export function devicePayload(n: { id: string; u: number; thread: string; from: string; name: string; unread: number; preview?: string }): Record<string, string | number> {
-  const out: Record<string, string | number> = { id: n.id, u: n.u, thread: n.thread, from: n.from, name: n.name, unread: n.unread };
+export function devicePayload(n: DevicePushPayload): DevicePushPayload {
+  const out: DevicePushPayload = { id: n.id, u: n.u, thread: n.thread, from: n.from, name: n.name, unread: n.unread };
   if (n.preview !== undefined) out.preview = n.preview;
   return out;
 }

@@ -24,24 +24,15 @@
 //   `send` is not called after it.
 
 import { PUSH_PROVIDER_NAMES } from '../../protocol/validate.js';
+import type { DevicePushPayload } from '../../protocol/push-payload.js';
 
 export const PUSH_PROVIDERS = PUSH_PROVIDER_NAMES;
 export type PushProviderName = (typeof PUSH_PROVIDERS)[number];
 
-/** What a notification says (docs/protocol.md §8.5); `preview` only with PUSH_PREVIEW=on. */
-export interface PushNotification {
-  /** `<device>:<u>`: the idempotency key */
-  id: string;
+/** What a notification says, and to whom (docs/protocol.md §8.5). */
+export interface PushNotification extends DevicePushPayload {
   user: string;
   device: string;
-  u: number;
-  thread: string;
-  from: string;
-  /** the sender's display name */
-  name: string;
-  /** the thread's unread count for this user when the notification was made */
-  unread: number;
-  preview?: string;
 }
 
 export type PushOutcome =

@@ -1,19 +1,10 @@
-// What a Web Push notification says. The server sends the JSON of src/push/push-http.ts
-// devicePayload — {id, u, thread, from, name, unread, preview?} — and without PUSH_PREVIEW=on no
-// message text at all; the service worker turns it into a notification here.
+// What a Web Push notification says: the JSON of protocol/push-payload.ts's DevicePushPayload
+// (src/push/push-http.ts devicePayload), without PUSH_PREVIEW=on no message text at all; the
+// service worker turns it into a notification here.
+import type { DevicePushPayload } from '../../protocol/push-payload.js';
 
-export interface PushPayload {
-  /** `<device>:<u>`: the same id twice is the same notification (Web Push may deliver twice) */
-  id: string;
-  u: number;
-  thread: string;
-  /** sender's user id and display name */
-  from: string;
-  name: string;
-  /** unread messages in the thread */
-  unread: number;
-  preview?: string;
-}
+/** Web Push may deliver one twice: `id` says so. */
+export type PushPayload = DevicePushPayload;
 
 /** What the worker needs to remember on the notification: a click opens `thread`. */
 export interface NotificationData { id: string; thread: string }
