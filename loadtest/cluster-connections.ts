@@ -38,7 +38,7 @@ const HELP = `node dist/loadtest/cluster-connections.js [options]
   --seconds S          measured window of each traffic run (default 10)
   --durability D       fsync (default) or relaxed
   --overfill           open every socket even beyond a node's file headroom (limit − open at idle − 32):
-                       a node at its limit spins in accept and answers nothing until clients give up
+                       the node answers them 503 at MAX_SOCKETS (its file limit − 64)
   --max-minutes M      watchdog for the whole run (default 45)
   --out FILE           JSON results (default loadtest/results/cluster-connections-<time>.json)`;
 
@@ -283,8 +283,8 @@ async function main(): Promise<void> {
     log(`node n${k + 1}: pid ${nodes[k]!.pid}, port ${nodes[k]!.port}`);
   }
   const before = await readNodes('before');
-  // A node at its file limit cannot accept: uWS then retries the accept in a busy loop (a core at
-  // 100 % until the client gives up) and nothing reaches /metrics or the inspector. Keep a reserve.
+  // A node at its file limit could not accept (uWS retried in a busy loop); it now refuses at
+  // MAX_SOCKETS (limit − 64) with 503. Stay under both: what is counted is what a node can hold.
   const capPerNode = Math.min(...before.map((r) => r.fileLimit - r.openFiles - FILE_RESERVE));
   if (perNodeWanted > capPerNode) {
     log(`warning: ${perNodeWanted} sockets per node exceed the nodes' file headroom: limit ${before[0]!.fileLimit} − ${before[0]!.openFiles} open at idle − ${FILE_RESERVE} reserve = ${capPerNode}; each node gets at most ${capPerNode} (--overfill to try anyway)`);
