@@ -18,6 +18,7 @@ import { openRemote, routerFor, type NodeLink, type RemoteLink } from './node-li
 import { NodeTransport } from './node-transport.js';
 import type { ShardControl } from './shard-worker.js';
 import { EXIT_STORAGE_FAILED, type QuiescenceReport, type ShardStats } from './shard.js';
+import type { TransportStats } from './transport.js';
 
 export interface ShardWorkerData {
   index: number;
@@ -199,6 +200,11 @@ export class ShardCluster {
     const { router } = this;
     return [...this.asks.latency].filter(([peer]) => router.isLocalPeer(peer) && peer !== router.gatewayPeer)
       .map(([peer, s]) => ({ shard: peer - router.gatewayPeer - 1, latency: s.snapshot() }));
+  }
+
+  /** The gateway thread's transport figures: batches and envelopes to and from the shards (and nodes). */
+  get transportStats(): TransportStats {
+    return this.transport.stats;
   }
 
   /** Figures of the shards that are running (a shard being restarted is left out). */

@@ -69,7 +69,7 @@ import { summarizeAll } from './bench/latency.js';
 import { ensureBaselineInstall } from './baselines/install.js';
 import { parseOptions, type Options } from './bench/options.js';
 import { allProcTicks, cmdlineOf, cpuBetween, CLK_TCK, dirSizeKiB, memKiB, round, sleep, snap, threadTicks, waitQuiet, type Snap } from './bench/proc.js';
-import { idleReport, limitedBy, problemsOf, report, type TargetResult } from './bench/report.js';
+import { coalescingReport, idleReport, limitedBy, problemsOf, report, type TargetResult } from './bench/report.js';
 import { baselineStats, connectionsGone, parleyCounters, repo, SERVER_MAIN, settledReading, startServer, stopServer, type Reading, type Server } from './bench/server.js';
 import { profileFiles, renderProfiles, summarizeProfile } from './profile-summary.js';
 
@@ -305,6 +305,17 @@ async function runTarget(kind: TargetKind, run: Run): Promise<TargetResult> {
     if (counters0 && counters1) {
       const gauges = new Set(['connections', 'rss', 'heapUsed', 'uptimeMs', 'loopActiveMs', 'loopIdleMs', 'parley_connections', 'parley_nodejs_heap_size_used_bytes']);
       result.serverCounters = Object.fromEntries(Object.keys(counters1).map((k) => [k, gauges.has(k) ? counters1[k]! : counters1[k]! - (counters0[k] ?? 0)]));
+      const c = result.serverCounters;
+      if (parley && c.storageTransactions !== undefined && c.shardBatchesIn !== undefined) {
+        const msgs = Math.max(1, totals.recvInWindow);
+        result.coalescing = {
+          shardBatchesPerSec: round(c.shardBatchesIn / opts.seconds, 0),
+          envelopesPerShardBatch: round(c.shardEnvelopesIn! / Math.max(1, c.shardBatchesIn), 1),
+          shardBatchesPerMessage: round(c.shardBatchesIn / msgs, 2),
+          transactionsPerSec: round(c.storageTransactions / opts.seconds, 0),
+          transactionsPerMessage: round(c.storageTransactions / msgs, 3),
+        };
+      }
       // Both readings are the server's own clock: the share of its wall time spent inside commits.
       if (kind === 'socketio') {
         const wall = Math.max(1, counters1.uptimeMs! - counters0.uptimeMs!);
@@ -470,6 +481,8 @@ async function main(): Promise<void> {
     rep.detail,
     '',
   ];
+  const hops = coalescingReport(results);
+  if (hops) parts.push(hops, '');
   if (idleRun?.idle) parts.push(idleReport(idleRun.idle), '');
   const retained = results.find((r) => r.retained)?.retained;
   if (retained) parts.push(`Parley memory retained after the load: anon ${(retained.beforeKiB.anon / 1024).toFixed(0)} → ${(retained.afterKiB.anon / 1024).toFixed(0)} MiB = ${retained.anonBytesPerMessage} B per message sent (main-thread heap ${retained.mainHeapBytesPerMessage} B)${retained.gc === 'inspector' ? ', after forced GCs' : ''}`, '');

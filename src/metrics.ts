@@ -5,6 +5,15 @@ import { OutcomeHistogram } from './outcome-histogram.js';
 import { histogramSeries, type LatencySnapshot, type SeriesValue } from '../actors/latency-stats.js';
 
 import type { ShardStats } from '../actors/shard.js';
+import type { TransportStats } from '../actors/transport.js';
+
+/** Figures read at scrape from parts other than the shards. */
+export interface MetricSources {
+  /** the gateway thread's transport (to and from the shards, and other nodes in a cluster) */
+  gatewayTransport(): TransportStats;
+  /** LMDB write transactions committed in the data directory since it was created */
+  storageTransactions(): number;
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -32,6 +41,7 @@ export class Metrics {
     shardStats: () => Promise<ShardStats[]>,
     supervision: () => { restarts: number; lastRestartMs: number },
     askLatency: () => { shard: number; latency: LatencySnapshot }[] = () => [],
+    sources?: MetricSources,
   ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
     const registry = this.registry;
@@ -123,6 +133,25 @@ export class Metrics {
           this.inc((await shardStats()).reduce((sum, s) => sum + pick(s), 0));
         },
       });
+    // Batches between threads and what they carry: envelopes ÷ batches is how well a tick
+    // coalesces (small batches mean each message pays a thread hop and a commit of its own).
+    const transportTotal = (name: string, help: string, pick: (t: TransportStats, direction: 'in' | 'out') => number) =>
+      new Counter({
+        name, help, labelNames: ['thread', 'direction'], registers: [registry],
+        async collect() {
+          this.reset();
+          const threads: [string, TransportStats][] = (await shardStats()).map((s) => [String(s.shard), s.transport]);
+          if (sources) threads.push(['gateway', sources.gatewayTransport()]);
+          for (const [thread, t] of threads) {
+            for (const direction of ['in', 'out'] as const) this.inc({ thread, direction }, pick(t, direction));
+          }
+        },
+      });
+    transportTotal('parley_transport_batches_total', 'batches a thread sent (out) and received (in), by thread (a shard\'s number, or gateway)',
+      (t, d) => (d === 'in' ? t.batchesIn : t.batchesOut));
+    transportTotal('parley_transport_envelopes_total', 'envelopes (tells, asks, replies) in those batches: ÷ the batches = the batch size',
+      (t, d) => (d === 'in' ? t.envelopesIn : t.envelopesOut));
+    if (sources) counter('parley_storage_transactions_total', 'LMDB write transactions committed in the data directory since it was made (each one commit, and with DURABILITY=fsync one flush)', () => sources.storageTransactions());
     // Per run of each shard: a restarted shard counts from zero again.
     shardTotal('parley_activations_total', 'actor activations made', (s) => s.activations);
     shardTotal('parley_passivations_total', 'actor activations dropped (idle, empty, or over the bound)', (s) => s.passivations);

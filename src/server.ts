@@ -119,7 +119,10 @@ export async function startServer(config: Config, log: Logger, hooks: ServerHook
       (hooks.onFatal ?? exitAfterStop)(err, stop);
     },
   });
-  const metrics = new Metrics(() => cluster.stats(), () => ({ restarts: cluster.restarts, lastRestartMs: cluster.lastRestartMs }), () => cluster.askLatency());
+  const metrics = new Metrics(() => cluster.stats(), () => ({ restarts: cluster.restarts, lastRestartMs: cluster.lastRestartMs }), () => cluster.askLatency(), {
+    gatewayTransport: () => cluster.transportStats,
+    storageTransactions: () => storage.transactions(),
+  });
   const blobs = openBlobStore(config);
   const media = new MediaLibrary(storage, blobs, new UrlSigner(loadSigningKey(config.signingSecret, config.dataDir)), config.mediaMaxBytes);
   const staging = new UploadStaging(join(config.dataDir, 'media-uploads'));

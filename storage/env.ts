@@ -267,6 +267,8 @@ export interface StorageEnv {
   writeBatch(fn: () => void): Promise<unknown>;
   /** Moves this thread's read snapshot to the newest commit (writes from other threads). */
   refresh(): void;
+  /** Write transactions committed in this data directory since it was made, by every thread (LMDB's last txn id). */
+  transactions(): number;
   close(): Promise<void>;
 }
 
@@ -340,6 +342,7 @@ export function openStorage(dataDir: string, durability: Durability, options: { 
     barrier: () => (durability === 'fsync' ? root.flushed : root.committed) as unknown as Promise<unknown>,
     writeBatch: (fn) => root.batch(fn) as Promise<unknown>,
     refresh: () => root.resetReadTxn(),
+    transactions: () => (root.getStats() as { lastTxnId: number }).lastTxnId,
     close: () => root.close(),
   };
 }

@@ -52,3 +52,27 @@ t.test('commands and HTTP routes are counted by result and timed', async (t) => 
   const asks = [...text.matchAll(/^parley_ask_seconds_count\{shard="\d+"\} (\d+)$/gm)].map((m) => Number(m[1]));
   t.ok(asks.length > 0 && asks.reduce((a, b) => a + b, 0) >= 2, 'asks to the shards are timed (at least the two sends)');
 });
+
+t.test('thread hops and LMDB transactions are counted: batches and envelopes per thread and direction', async (t) => {
+  const s = await startTestServer(t);
+  const ann = await newDevice(s, await newUser(s, 'ann'));
+  const bob = await newUser(s, 'bob');
+  const a = await connect(t, s, ann);
+  const read = async () => {
+    const text = await (await fetch(`${s.base}/metrics`)).text();
+    const series = (name: string) => new Map([...text.matchAll(new RegExp(`^${name}\\{thread="(\\w+)",direction="(in|out)"\\} (\\d+)$`, 'gm'))]
+      .map((m) => [`${m[1]} ${m[2]}`, Number(m[3])]));
+    const txns = text.match(/^parley_storage_transactions_total (\d+)$/m);
+    return { batches: series('parley_transport_batches_total'), envelopes: series('parley_transport_envelopes_total'), txns: txns ? Number(txns[1]) : NaN };
+  };
+  const before = await read();
+  await a.send({ to: bob.user, body: 'hi' });
+  const after = await read();
+  const shards = [...new Set([...after.batches.keys()].map((k) => k.split(' ')[0]).filter((k) => k !== 'gateway'))];
+  t.equal(shards.length, 2, 'a series per shard (labelled as in parley_commit_seconds)');
+  t.same([...after.batches.keys()].sort(), [...shards, 'gateway'].flatMap((k) => [`${k} in`, `${k} out`]).sort(), 'and the gateway, each way');
+  t.ok(after.envelopes.get('gateway out')! > (before.envelopes.get('gateway out') ?? 0), 'the send went to a shard from the gateway');
+  t.ok(after.envelopes.get('gateway in')! > (before.envelopes.get('gateway in') ?? 0), 'and its answer came back');
+  for (const [key, batches] of after.batches) t.ok(after.envelopes.get(key)! >= batches, `${key}: every batch carries at least one envelope`);
+  t.ok(after.txns > before.txns, 'the send was committed in an LMDB transaction');
+});

@@ -45,6 +45,11 @@ export interface TargetResult {
   totals?: Omit<GenStats, 'latency' | 'ackLatency' | 'scheduleLag' | 'errorSamples' | 'recvPer100ms'>;
   /** baselines: their GET /stats over the window; Parley: /metrics counters over the window */
   serverCounters?: Record<string, number>;
+  /**
+   * Parley over the window: batches the shards took in and LMDB write transactions, per second and
+   * per delivered message, and envelopes per batch (how much each thread hop and commit carries).
+   */
+  coalescing?: { shardBatchesPerSec: number; envelopesPerShardBatch: number; shardBatchesPerMessage: number; transactionsPerSec: number; transactionsPerMessage: number };
   /** Parley: the server counted no connections within 20 s of the clients closing */
   connectionsGone?: boolean;
   /** Parley: allocated size of the data directory after the window */
@@ -177,6 +182,14 @@ export function report(results: TargetResult[], opts: Options): { main: string; 
     lines.push(`Socket.IO+SQLite / uWS relay ceiling: ${ratios.socketioOverUwsThroughput}×`);
   }
   return { main, detail, ratios, ratioText: lines.join('\n') };
+}
+
+/** Parley's hops and commits over the window, one line per target that has them. */
+export function coalescingReport(results: TargetResult[]): string {
+  return results
+    .filter((r) => r.ok && r.coalescing)
+    .map(({ label, coalescing: c }) => `${label}, thread hops and commits: ${f(c!.shardBatchesPerSec, 0)} batches/s into the shards (${f(c!.envelopesPerShardBatch, 1)} envelopes each, ${f(c!.shardBatchesPerMessage, 2)} per delivered message); ${f(c!.transactionsPerSec, 0)} LMDB write transactions/s (${f(c!.transactionsPerMessage, 3)} per delivered message)`)
+    .join('\n');
 }
 
 export function idleReport(idle: IdleResult): string {

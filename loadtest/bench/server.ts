@@ -160,10 +160,20 @@ export async function baselineStats(s: Server): Promise<Record<string, number> |
 
 const PARLEY_COUNTERS = ['parley_connections', 'parley_frames_in_total', 'parley_frames_out_total', 'parley_slow_consumer_pauses_total', 'parley_nodejs_heap_size_used_bytes'];
 
-/** A few of Parley's /metrics (connections, frames, slow-consumer pauses, main-thread heap). */
+/**
+ * A few of Parley's /metrics (connections, frames, slow-consumer pauses, main-thread heap), the
+ * LMDB write transactions, and the batches and envelopes the shards took in (summed over shards).
+ */
 export async function parleyCounters(s: Server): Promise<Record<string, number>> {
   const m = await serverMetrics(s.base, 10_000);
-  return Object.fromEntries(PARLEY_COUNTERS.filter((k) => k in m).map((k) => [k, m[k]!]));
+  const counters = Object.fromEntries(PARLEY_COUNTERS.filter((k) => k in m).map((k) => [k, m[k]!]));
+  if ('parley_storage_transactions_total' in m) counters.storageTransactions = m.parley_storage_transactions_total!;
+  const intoShards = (name: string) => Object.entries(m)
+    .filter(([k]) => k.startsWith(`${name}{`) && k.includes('direction="in"') && !k.includes('thread="gateway"'))
+    .reduce((sum, [, v]) => sum + v, 0);
+  counters.shardBatchesIn = intoShards('parley_transport_batches_total');
+  counters.shardEnvelopesIn = intoShards('parley_transport_envelopes_total');
+  return counters;
 }
 
 export interface Reading extends Mem {
