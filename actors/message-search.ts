@@ -13,7 +13,7 @@
 // large the inbox.
 import { ErrorCode } from '../protocol/codes.js';
 import { fail } from '../protocol/errors.js';
-import { highlights, queryTerms, wordsOf } from '../protocol/search-words.js';
+import { eachWord, highlights, queryTerms } from '../protocol/search-words.js';
 import type { StorageEnv, StoredMessage } from '../storage/env.js';
 import { logFloor } from '../storage/retention.js';
 import { blocksBelow, mayHoldAll, messageMayHold, signatureOf, termProbes } from '../storage/search-blocks.js';
@@ -122,8 +122,9 @@ function resultView({ thread, msg }: Hit, user: string, terms: ReadonlySet<strin
 function holdsAll(body: string | undefined, terms: ReadonlySet<string>): boolean {
   if (body === undefined) return false;
   const left = new Set(terms);
-  for (const w of wordsOf(body)) if (left.delete(w.term) && left.size === 0) return true;
-  return false;
+  let all = false;
+  eachWord(body, (term) => (all = left.delete(term) && left.size === 0));
+  return all;
 }
 
 /**
