@@ -34,6 +34,11 @@ export const BLOCK_BYTES = SIGNATURES + 8 * BLOCK_MESSAGES;
 
 /** The probe positions of a term: double hashing over two FNV-1a hashes of its UTF-16 units. */
 export function termProbes(term: string): number[] {
+  return Array.from(probesInto(term, new Uint16Array(BLOOM_PROBES)));
+}
+
+/** termProbes into `out` (BLOOM_PROBES long), allocating nothing: the send path indexes every term. */
+function probesInto(term: string, out: Uint16Array): Uint16Array {
   let h1 = 0x811c9dc5;
   let h2 = 0x01000193 ^ term.length;
   for (let i = 0; i < term.length; i++) {
@@ -43,10 +48,12 @@ export function termProbes(term: string): number[] {
   }
   h1 >>>= 0;
   h2 = (h2 | 1) >>> 0; // odd: no i·h2 (i < BLOOM_PROBES) is a multiple of BLOOM_BITS (2¹²), so the probes are distinct
-  const probes: number[] = [];
-  for (let i = 0; i < BLOOM_PROBES; i++) probes.push((h1 + i * h2) % BLOOM_BITS);
-  return probes;
+  for (let i = 0; i < BLOOM_PROBES; i++) out[i] = (h1 + i * h2) % BLOOM_BITS;
+  return out;
 }
+
+/** BlockBuilder.add's probes, reused term after term. */
+const scratchProbes = new Uint16Array(BLOOM_PROBES);
 
 /** A block being filled (or rebuilt) in memory. */
 export class BlockBuilder {
@@ -79,13 +86,14 @@ export class BlockBuilder {
     const bloom = this.bytes;
     const signature = SIGNATURES + 8 * this.messages++;
     for (const term of terms) {
-      const probes = termProbes(term);
+      const probes = probesInto(term, scratchProbes);
       for (let i = 0; i < SIGNATURE_PROBES; i++) {
         const bit = probes[i] & 63;
         bloom[signature + (bit >>> 3)] |= 1 << (bit & 7);
       }
       let fresh = false;
-      for (const bit of probes) {
+      for (let i = 0; i < BLOOM_PROBES; i++) {
+        const bit = probes[i];
         const at = HEADER + (bit >>> 3);
         const mask = 1 << (bit & 7);
         if ((bloom[at] & mask) === 0) {
