@@ -243,7 +243,9 @@ t.test('an acknowledged message is found after kill -9', async (t) => {
     if (!page.more) break;
     before = page.cursor;
   }
-  for (const i of acked) t.ok(found.has(`durable word${i}`), `acknowledged message ${i} is found`);
+  // One assertion, whatever number of acks arrived before the kill took effect (40 or a few more).
+  t.ok(acked.length >= 40, `${acked.length} messages acknowledged before the kill`);
+  t.same(acked.filter((i) => !found.has(`durable word${i}`)), [], 'every acknowledged message is found');
 });
 
 async function sweptMessages(s: TestServer): Promise<number> {
